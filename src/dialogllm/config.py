@@ -1,0 +1,113 @@
+"""Settings read from the environment (prefix ``DIALOGLLM_``), validated once.
+
+This module owns the process-wide settings that are not specific to one layer: where
+Redis is, the key prefix, logging. The LLM layer keeps its own settings next to its
+code (``dialogllm.llm.settings``) under the prefix ``DIALOGLLM_LLM_``.
+
+>>> import os
+>>> os.environ["DIALOGLLM_REDIS_URL"] = "redis://127.0.0.1:6379/2"
+>>> get_settings(reload=True).redis_url
+'redis://127.0.0.1:6379/2'
+>>> del os.environ["DIALOGLLM_REDIS_URL"]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dialogllm.errors import ConfigError
+
+__all__ = ["DEFAULT_REDIS_URL", "Settings", "get_settings"]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class Settings(BaseSettings):
+    """Process-wide settings.
+
+    Every field maps to an environment variable: ``redis_url`` is
+    ``DIALOGLLM_REDIS_URL``, ``key_prefix`` is ``DIALOGLLM_KEY_PREFIX``, and so on.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIALOGLLM_", extra="ignore", frozen=True
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis URL (redis://, rediss:// with TLS, unix://). Unset: "
+            f"{DEFAULT_REDIS_URL}."
+        ),
+    )
+    key_prefix: str = Field(
+        default="dialogllm",
+        min_length=1,
+        max_length=64,
+        description="Prefix of every Redis key, so several apps can share a Redis.",
+    )
+    data_dir: Path = Field(
+        default=Path(".dialogllm"),
+        description="Where local state lives (the local model file, embedded Redis).",
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="console", description="json in production, console for people."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    checkpoint_ttl_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Expire a thread's checkpoints this long after its last write.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_REDIS_SCHEMES):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if any(ch in value for ch in "{}") or value != value.strip():
+            raise ValueError("must not contain braces or surrounding spaces")
+        return value
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis URL to connect to (the default when none is configured)."""
+        return self.redis_url or DEFAULT_REDIS_URL
+
+
+@lru_cache(maxsize=1)
+def _cached_settings() -> Settings:
+    return _load()
+
+
+def _load() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DIALOGLLM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def get_settings(*, reload: bool = False) -> Settings:
+    """Return the settings, read from the environment on first use.
+
+    ``reload=True`` reads the environment again (tests, long-lived shells).
+    Raises :class:`~dialogllm.errors.ConfigError` naming each bad variable.
+    """
+    if reload:
+        _cached_settings.cache_clear()
+    return _cached_settings()

@@ -1,0 +1,156 @@
+"""The exception hierarchy users catch.
+
+Every error DialogueLLM raises derives from :class:`DialogueLLMError`. Each says what
+happened, to what (thread id, run id, graph, URL with the password masked), and what
+to do about it. Messages never contain secrets: pass URLs through
+:func:`dialogllm.logging.mask_url` before putting them in a message.
+
+>>> try:
+...     raise ThreadNotFoundError("no checkpoints for thread 't-1'")
+... except DialogueLLMError as exc:
+...     print(type(exc).__name__)
+ThreadNotFoundError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "CorruptCheckpointError",
+    "DialogueLLMError",
+    "DuplicateRunError",
+    "FencedWriteError",
+    "GraphNotFoundError",
+    "InputValidationError",
+    "InvalidCheckpointConfigError",
+    "LLMError",
+    "LLMRateLimitedError",
+    "LLMRequestError",
+    "LLMUnavailableError",
+    "PayloadTooLargeError",
+    "QueueError",
+    "RedisUnavailableError",
+    "ResumeError",
+    "RunNotFoundError",
+    "StructuredOutputError",
+    "ThreadBusyError",
+    "ThreadNotFoundError",
+]
+
+
+class DialogueLLMError(Exception):
+    """Root of every error DialogueLLM raises on purpose."""
+
+
+class ConfigError(DialogueLLMError):
+    """A setting (environment variable or argument) has an invalid value."""
+
+
+class RedisUnavailableError(DialogueLLMError):
+    """Redis could not be reached, or the connection broke during a call.
+
+    The message names the URL with its password masked. Nothing half-written is left
+    behind: every multi-key write is one atomic Redis call.
+    """
+
+
+class PayloadTooLargeError(DialogueLLMError):
+    """A value is larger than the configured limit and was refused before writing."""
+
+
+# --- checkpointer -------------------------------------------------------------------
+
+
+class CheckpointError(DialogueLLMError):
+    """Base of the checkpointer's errors."""
+
+
+class InvalidCheckpointConfigError(CheckpointError, ValueError):
+    """A ``RunnableConfig`` lacks what the call needs (e.g. ``thread_id``)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """Stored data could not be decoded; the key and field are named in the message."""
+
+
+class FencedWriteError(CheckpointError):
+    """A write carried a fencing token that no longer holds the thread's lease.
+
+    The writer was superseded (its lease lapsed and another worker took the thread).
+    The write changed nothing; the writer must stop working on the thread.
+    """
+
+
+class ThreadNotFoundError(CheckpointError):
+    """The thread has no checkpoints."""
+
+
+# --- graphs and runs ----------------------------------------------------------------
+
+
+class GraphNotFoundError(DialogueLLMError):
+    """A graph reference did not resolve to a compiled or compilable LangGraph graph."""
+
+
+class InputValidationError(DialogueLLMError, ValueError):
+    """Input failed the graph's (or a command's) schema; nothing was written."""
+
+
+class ResumeError(DialogueLLMError):
+    """A thread cannot be resumed as asked (not interrupted, wrong value type, ...)."""
+
+
+# --- queue --------------------------------------------------------------------------
+
+
+class QueueError(DialogueLLMError):
+    """Base of the queue's errors."""
+
+
+class RunNotFoundError(QueueError):
+    """No run record exists for the run id (it never existed or has expired)."""
+
+
+class ThreadBusyError(QueueError):
+    """A run was enqueued with ``multitask="reject"`` on a thread that is busy."""
+
+
+class DuplicateRunError(QueueError):
+    """An idempotency key was reused with a different graph or input."""
+
+
+# --- LLM ----------------------------------------------------------------------------
+
+
+class LLMError(DialogueLLMError):
+    """Base of the LLM layer's errors."""
+
+
+class LLMUnavailableError(LLMError):
+    """The LLM endpoint could not be reached (after retries), or the local model
+    could not be started."""
+
+
+class LLMRequestError(LLMError):
+    """The endpoint refused the request in a way retrying cannot fix (bad key,
+    unknown model, malformed request)."""
+
+
+class LLMRateLimitedError(LLMError):
+    """The endpoint kept answering 429 until the retry budget was spent."""
+
+
+class StructuredOutputError(LLMError):
+    """The model's output never validated against the schema within the budget.
+
+    ``raw_outputs`` holds each raw reply (text) in order; ``errors`` the validation
+    error of each.
+    """
+
+    def __init__(
+        self, message: str, *, raw_outputs: list[str], errors: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.raw_outputs = raw_outputs
+        self.errors = errors
