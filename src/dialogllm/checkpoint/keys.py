@@ -1,0 +1,127 @@
+"""The Redis key schema of the checkpointer (and of thread leases).
+
+Every key of one thread carries the hash tag ``{<thread>}``, so a thread lives in one
+Redis Cluster slot and every multi-key write stays one atomic Lua call. Keys are built
+here and nowhere else; nothing ever parses a key by splitting it.
+
+Per thread (``P`` is the key prefix, ``T`` the escaped thread id)::
+
+    P:t:{T}:idx     ZSET  checkpoint members (score 0, lexicographic): ns_part + id
+    P:t:{T}:cp      HASH  member -> checkpoint record (checkpoint + metadata)
+    P:t:{T}:cps     HASH  member -> skeleton (parent id, run id, channel -> blob field)
+    P:t:{T}:blobs   HASH  ns_part + lp(channel) + version -> typed blob ("" = empty)
+    P:t:{T}:w       HASH  ns_part + lp(checkpoint id) + lp(task id) + idx -> write
+    P:t:{T}:wi      ZSET  the fields of ``w`` (score 0), for ranges per checkpoint
+    P:t:{T}:runs    ZSET  lp(run id) + member, for delete_for_runs
+    P:t:{T}:meta    HASH  per-thread settings: ``ttl_ms`` (-1 = pinned)
+    P:t:{T}:lease   HASH  the queue's lease on the thread: ``id``, ``fence``
+    P:t:{T}:fence   STRING the thread's fencing counter (only grows)
+
+Global::
+
+    P:r:{R}         SET   thread ids that hold checkpoints of run R
+
+``ns_part`` is ``lp(checkpoint_ns)``: a length-prefixed string (``"<bytes>:<ns>"``), so
+namespaces, which contain ``:`` and ``|``, stay opaque and no member of one namespace
+can be read as one of another.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "THREAD_KEY_SUFFIXES",
+    "blob_field",
+    "checkpoint_member",
+    "escape_tag",
+    "glob_escape",
+    "lp",
+    "ns_part",
+    "run_threads",
+    "thread_base",
+    "thread_fence_counter",
+    "thread_key",
+    "thread_lease",
+    "write_field",
+    "write_prefix",
+]
+
+#: The per-thread keys that hold checkpoint data (all expire together under a TTL).
+THREAD_KEY_SUFFIXES: Final = ("idx", "cp", "cps", "blobs", "w", "wi", "runs", "meta")
+
+
+def lp(value: str | bytes) -> bytes:
+    """Length-prefix ``value``: ``b"<len in bytes>:<value>"``.
+
+    >>> lp("a:b")
+    b'3:a:b'
+    """
+    raw = value.encode() if isinstance(value, str) else value
+    return str(len(raw)).encode() + b":" + raw
+
+
+def escape_tag(value: str) -> str:
+    """Escape ``value`` for use inside a hash tag (no braces, injective).
+
+    >>> escape_tag("a{b}%")
+    'a%7Bb%7D%25'
+    """
+    return value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def glob_escape(value: str) -> str:
+    """Escape the glob characters of ``value`` for ``SCAN MATCH``."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in value)
+
+
+def thread_base(prefix: str, thread_id: str) -> str:
+    """``P:t:{T}``: the common start of every key of one thread."""
+    return f"{prefix}:t:{{{escape_tag(thread_id)}}}"
+
+
+def thread_key(prefix: str, thread_id: str, suffix: str) -> str:
+    """One of the thread's keys, e.g. ``thread_key(p, t, "idx")``."""
+    return f"{thread_base(prefix, thread_id)}:{suffix}"
+
+
+def thread_lease(prefix: str, thread_id: str) -> str:
+    """HASH ``id``/``fence`` of the lease a queue worker holds on the thread."""
+    return thread_key(prefix, thread_id, "lease")
+
+
+def thread_fence_counter(prefix: str, thread_id: str) -> str:
+    """STRING counter from which each new lease on the thread takes its fence number."""
+    return thread_key(prefix, thread_id, "fence")
+
+
+def run_threads(prefix: str, run_id: str) -> str:
+    """SET of thread ids that hold checkpoints written by run ``run_id``."""
+    return f"{prefix}:r:{{{escape_tag(run_id)}}}"
+
+
+def ns_part(checkpoint_ns: str) -> bytes:
+    """The length-prefixed namespace that starts every member and field."""
+    return lp(checkpoint_ns)
+
+
+def checkpoint_member(checkpoint_ns: str, checkpoint_id: str) -> bytes:
+    """Member of ``idx`` (and field of ``cp``/``cps``) for one checkpoint."""
+    return ns_part(checkpoint_ns) + checkpoint_id.encode()
+
+
+def blob_field(checkpoint_ns: str, channel: str, version: str) -> bytes:
+    """Field of ``blobs`` holding one channel's value at one version."""
+    return ns_part(checkpoint_ns) + lp(channel) + version.encode()
+
+
+def write_prefix(checkpoint_ns: str, checkpoint_id: str) -> bytes:
+    """Start of every ``w`` field of one checkpoint (a ``wi`` range)."""
+    return ns_part(checkpoint_ns) + lp(checkpoint_id)
+
+
+def write_field(
+    checkpoint_ns: str, checkpoint_id: str, task_id: str, idx: int
+) -> bytes:
+    """Field of ``w`` for one pending write, keyed by (task id, idx)."""
+    return write_prefix(checkpoint_ns, checkpoint_id) + lp(task_id) + str(idx).encode()
