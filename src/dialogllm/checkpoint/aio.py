@@ -1,0 +1,400 @@
+"""``AsyncRedisSaver``: LangGraph's checkpointer on plain Redis, async first.
+
+It stores blobs per (channel, version), answers ``aget_tuple``/``aput``/
+``aput_writes``/``aget_delta_channel_history`` in one round trip each, keeps every key
+of a thread in one Cluster slot, and refuses fenced writes (see
+:mod:`dialogllm.checkpoint.fencing`). The operations themselves live in
+:mod:`dialogllm.checkpoint.operations`; this module only sends them.
+
+>>> async with AsyncRedisSaver.from_conn_string("redis://127.0.0.1:6379/0") as saver:
+...     graph = builder.compile(checkpointer=saver)           # doctest: +SKIP
+...     await graph.ainvoke(inputs, {"configurable": {"thread_id": "t-1"}})
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
+
+from dialogllm.checkpoint.base import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    RecordCodec,
+    SaverOptions,
+    default_serde,
+    next_version,
+)
+from dialogllm.checkpoint.connection import (
+    check_binary_client,
+    map_redis_error,
+    url_of,
+)
+from dialogllm.checkpoint.fencing import FencingToken
+from dialogllm.checkpoint.operations import (
+    Batch,
+    Command,
+    Eval,
+    Op,
+    Operations,
+    Request,
+)
+from dialogllm.errors import CheckpointError
+
+__all__ = ["AsyncRedisSaver"]
+
+T = TypeVar("T")
+AsyncRedisClient = Redis | RedisCluster
+
+
+class AsyncRedisSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer on plain Redis 6.2+ / Valkey (no modules needed).
+
+    Args:
+        client: a ``redis.asyncio.Redis`` or ``RedisCluster`` with
+            ``decode_responses=False`` (values are binary; nothing is base64'd).
+        key_prefix: prefix of every key, so several apps share one Redis.
+        ttl: seconds after its last write at which a thread's keys expire
+            (``None``: never). Per-thread overrides: :meth:`aset_thread_ttl`,
+            :meth:`apin_thread`.
+        refresh_on_read: reads refresh the TTL too.
+        serde: serializer; default LangGraph's JSON+msgpack with no pickle fallback.
+            Pass an ``EncryptedSerializer`` to encrypt values at rest.
+        max_payload_bytes: refuse (``PayloadTooLargeError``) larger values.
+        fencing_token: a lease token every write of this saver carries (a token in
+            the config, key ``dialogllm_fence``, wins).
+
+    >>> saver = AsyncRedisSaver(Redis.from_url(url), key_prefix="app1", ttl=86400)
+    """
+
+    def __init__(
+        self,
+        client: AsyncRedisClient,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        ttl: float | None = None,
+        refresh_on_read: bool = False,
+        serde: SerializerProtocol | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        fencing_token: FencingToken | None = None,
+    ) -> None:
+        super().__init__(serde=serde or default_serde())
+        check_binary_client(client)
+        self.client = client
+        self.is_cluster = isinstance(client, RedisCluster)
+        self.url = url_of(client)
+        self.options = SaverOptions(
+            key_prefix=key_prefix,
+            ttl_seconds=ttl,
+            refresh_on_read=refresh_on_read,
+            max_payload_bytes=max_payload_bytes,
+            fencing_token=fencing_token,
+        )
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    @property
+    def ops(self) -> Operations:
+        """The shared operations, built on this saver's current serializer."""
+        ops: Operations | None = self.__dict__.get("_ops")
+        if (
+            ops is None
+            or ops.codec.serde is not self.serde
+            or ops.options is not self.options
+        ):
+            ops = Operations(RecordCodec(self.serde, self.options), self.options)
+            self.__dict__["_ops"] = ops
+        return ops
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls, url: str, **options: Any
+    ) -> AsyncIterator[AsyncRedisSaver]:
+        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``), yield a saver,
+        close the connection pool on exit. ``cluster=True`` uses Redis Cluster.
+
+        >>> async with AsyncRedisSaver.from_conn_string(url, ttl=3600) as saver:
+        ...     ...
+        """
+        cluster = bool(options.pop("cluster", False))
+        client: AsyncRedisClient
+        if cluster:
+            client = RedisCluster.from_url(url, decode_responses=False)
+        else:
+            client = Redis.from_url(url, decode_responses=False)
+        try:
+            yield cls(client, **options)
+        finally:
+            await client.aclose()
+
+    def with_fencing(self, token: FencingToken | None) -> AsyncRedisSaver:
+        """A shallow copy whose every write carries ``token``."""
+        clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        clone.options = SaverOptions(
+            key_prefix=self.options.key_prefix,
+            ttl_seconds=self.options.ttl_seconds,
+            refresh_on_read=self.options.refresh_on_read,
+            max_payload_bytes=self.options.max_payload_bytes,
+            fencing_token=token,
+        )
+        return clone
+
+    # --- driving operations -------------------------------------------------------
+
+    async def _send(self, request: Request) -> Any:
+        if isinstance(request, Eval):
+            return await self._eval(request)
+        if isinstance(request, Command):
+            return await self._command(request)
+        return await self._batch(request)
+
+    async def _eval(self, request: Eval) -> Any:
+        nkeys = len(request.keys)
+        try:
+            return await self.client.evalsha(
+                request.script.sha, nkeys, *request.keys, *request.args
+            )
+        except NoScriptError:
+            return await self.client.eval(
+                request.script.source, nkeys, *request.keys, *request.args
+            )
+
+    async def _command(self, request: Command) -> Any:
+        name = request.args[0]
+        if name == "__SCAN__":
+            return [
+                k async for k in self.client.scan_iter(match=request.args[1], count=500)
+            ]
+        return await self.client.execute_command(*request.args)
+
+    async def _batch(self, batch: Batch) -> list[Any]:
+        requests = list(batch.requests)
+        transactional = (
+            bool(requests)
+            and isinstance(requests[0], Command)
+            and requests[0].args[0] == "__MULTI__"
+        )
+        if transactional:
+            requests = requests[1:-1]
+        if self.is_cluster and not transactional:
+            return list(await asyncio.gather(*(self._send(r) for r in requests)))
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=transactional)
+            for r in requests:
+                if isinstance(r, Eval):
+                    pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
+                else:
+                    pipe.execute_command(*r.args)
+            results = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(x, NoScriptError) for x in results):
+                for r in requests:
+                    if isinstance(r, Eval):
+                        await self.client.script_load(r.script.source)
+                continue
+            for x in results:
+                if isinstance(x, Exception):
+                    raise x
+            return list(results)
+        raise CheckpointError("scripts could not be loaded")  # pragma: no cover
+
+    async def _drive(self, op: Op) -> Any:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = await self._send(request)
+                except RedisError as exc:
+                    raise map_redis_error(exc, self.url) from exc
+                request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    # --- BaseCheckpointSaver: async -----------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by ``config`` (the latest when it has no id)."""
+        result: CheckpointTuple | None = await self._drive(self.ops.get_tuple(config))
+        return result
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first; ``before``/``limit`` use the sorted index.
+
+        ``config=None`` lists every thread under the prefix (a SCAN: admin use).
+        Without ``checkpoint_ns`` in the config, every namespace of the thread.
+        """
+        results: list[CheckpointTuple] = await self._drive(
+            self.ops.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+        for tup in results:
+            yield tup
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the blobs of ``new_versions`` in one atomic call."""
+        result: RunnableConfig = await self._drive(
+            self.ops.put(config, checkpoint, metadata, new_versions)
+        )
+        return result
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes (special channels overwrite)."""
+        await self._drive(self.ops.put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of the thread, all namespaces."""
+        await self._drive(self.ops.delete_thread(thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete what the runs wrote, keeping what live delta channels still need."""
+        await self._drive(self.ops.delete_for_runs(list(run_ids)))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread (all namespaces, the whole parent chain) to another id."""
+        await self._drive(self.ops.copy_thread(source_thread_id, target_thread_id))
+
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """``keep_latest``: the newest checkpoint per namespace survives, with the
+        ancestors its delta channels need; ``delete``: everything goes."""
+        await self._drive(self.ops.prune(list(thread_ids), strategy))
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The parent chain's writes and seeds of ``channels``, in one round trip."""
+        result: Mapping[str, DeltaChannelHistory] = await self._drive(
+            self.ops.delta_history(config, channels)
+        )
+        return result
+
+    async def aset_thread_ttl(self, thread_id: str, ttl: float | None) -> None:
+        """Give one thread its own TTL in seconds (``None``: back to the default)."""
+        await self._drive(self.ops.set_thread_ttl(thread_id, ttl))
+
+    async def apin_thread(self, thread_id: str) -> None:
+        """Keep a thread forever, whatever the TTL."""
+        await self._drive(self.ops.set_thread_ttl(thread_id, -1))
+
+    async def aunpin_thread(self, thread_id: str) -> None:
+        """Undo :meth:`apin_thread`: the saver's TTL applies again."""
+        await self._drive(self.ops.set_thread_ttl(thread_id, None))
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """String versions that stay unique across forks (see ``next_version``)."""
+        return next_version(current)
+
+    # --- sync bridge -----------------------------------------------------------------
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise CheckpointError(
+                "AsyncRedisSaver's sync methods run on the event loop it was created "
+                "in, and it has none; use RedisSaver in sync code"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise CheckpointError(
+                "a sync method of AsyncRedisSaver was called on its own event loop "
+                "thread; use the async method (aget_tuple, alist, aput, ...) instead"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync twin for other threads (e.g. a sync subgraph); see the async method."""
+        return self._sync(self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Sync twin for other threads; see :meth:`alist`."""
+
+        async def collect() -> list[CheckpointTuple]:
+            return [
+                t
+                async for t in self.alist(
+                    config, filter=filter, before=before, limit=limit
+                )
+            ]
+
+        yield from self._sync(collect())
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Sync twin for other threads; see :meth:`aput`."""
+        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Sync twin for other threads; see :meth:`aput_writes`."""
+        self._sync(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Sync twin for other threads; see :meth:`adelete_thread`."""
+        self._sync(self.adelete_thread(thread_id))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Sync twin for other threads; see :meth:`aget_delta_channel_history`."""
+        return self._sync(
+            self.aget_delta_channel_history(config=config, channels=channels)
+        )

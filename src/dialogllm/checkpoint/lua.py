@@ -1,0 +1,309 @@
+"""The checkpointer's Lua scripts: each is one atomic round trip on one thread.
+
+Every script receives the thread's keys in the order of :data:`THREAD_KEYS_ORDER`
+(all under the thread's hash tag, so each call touches one Cluster slot) and never
+builds a key name itself. Records stored in hashes are sequences of length-prefixed
+items (``"<bytes>:<item>"``, see :func:`dialogllm.checkpoint.keys.lp`); the scripts
+parse only the skeleton records and the first items of a write record.
+
+Errors a script raises on purpose start with ``DIALOGLLM_`` so the Python side can
+map them to typed exceptions (``DIALOGLLM_FENCED`` -> ``FencedWriteError``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["DELETE_MEMBERS", "GET", "HISTORY", "LIST", "PUT", "PUT_WRITES", "Script"]
+
+#: KEYS[1..10] of every script.
+THREAD_KEYS_ORDER: Final = (
+    "idx",
+    "cp",
+    "cps",
+    "blobs",
+    "w",
+    "wi",
+    "runs",
+    "meta",
+    "lease",
+    "fence",
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script and its SHA1 (for EVALSHA)."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+_PRELUDE = r"""
+local K_IDX, K_CP, K_CPS, K_BLOBS, K_W, K_WI, K_RUNS, K_META, K_LEASE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local DATA_KEYS = {K_IDX, K_CP, K_CPS, K_BLOBS, K_W, K_WI, K_RUNS, K_META}
+
+local function lp(s) return #s .. ':' .. s end
+
+-- parse up to `limit` length-prefixed items of s (all when limit is nil)
+local function lp_items(s, limit)
+  local out, pos, n = {}, 1, #s
+  while pos <= n do
+    if limit and #out >= limit then break end
+    local colon = string.find(s, ':', pos, true)
+    local len = tonumber(string.sub(s, pos, colon - 1))
+    out[#out + 1] = string.sub(s, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  return out
+end
+
+local function check_fence(lease_id, fence)
+  if lease_id == '' then return end
+  local cur = redis.call('HMGET', K_LEASE, 'id', 'fence')
+  if cur[1] ~= lease_id or cur[2] ~= fence then
+    return redis.error_reply('DIALOGLLM_FENCED lease ' .. lease_id .. ' fence ' ..
+      fence .. ' no longer holds the thread (holder: ' .. tostring(cur[1]) ..
+      ' fence ' .. tostring(cur[2]) .. ')')
+  end
+end
+
+-- ttl_ms: '' = no default TTL. A per-thread 'ttl_ms' in meta wins; -1 pins.
+local function apply_ttl(default_ttl)
+  local ttl = redis.call('HGET', K_META, 'ttl_ms')
+  if not ttl then ttl = default_ttl end
+  if ttl == '' or ttl == false then return end
+  local n = tonumber(ttl)
+  if n == nil or n <= 0 then return end
+  for _, k in ipairs(DATA_KEYS) do redis.call('PEXPIRE', k, n) end
+end
+
+local function latest_member(nsp)
+  local r = redis.call('ZREVRANGEBYLEX', K_IDX, '(' .. nsp .. '\255', '[' .. nsp,
+    'LIMIT', 0, 1)
+  return r[1]
+end
+
+-- everything a CheckpointTuple needs for one member
+local function bundle(nsp, member)
+  local rec = redis.call('HGET', K_CP, member)
+  if not rec then return nil end
+  local skel = redis.call('HGET', K_CPS, member) or ''
+  local items = lp_items(skel)
+  local fields = {}
+  for k = 3, #items, 2 do fields[#fields + 1] = items[k + 1] end
+  local blobs = {}
+  if #fields > 0 then blobs = redis.call('HMGET', K_BLOBS, unpack(fields)) end
+  for i = 1, #blobs do if not blobs[i] then blobs[i] = '' end end
+  local cid = string.sub(member, #nsp + 1)
+  local wp = nsp .. lp(cid)
+  local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
+  local writes = {}
+  if #wf > 0 then
+    local vals = redis.call('HMGET', K_W, unpack(wf))
+    for i = 1, #vals do if vals[i] then writes[#writes + 1] = vals[i] end end
+  end
+  return {member, rec, skel, blobs, writes}
+end
+"""
+
+# ARGV: lease_id, fence, default_ttl_ms, member, cp_record, skeleton, run_member,
+#       thread_id, then (blob_field, blob_value) pairs
+PUT = Script(
+    "put",
+    _PRELUDE
+    + r"""
+local err = check_fence(ARGV[1], ARGV[2])
+if err then return err end
+local member = ARGV[4]
+redis.call('ZADD', K_IDX, 0, member)
+redis.call('HSET', K_CP, member, ARGV[5])
+redis.call('HSET', K_CPS, member, ARGV[6])
+if ARGV[7] ~= '' then redis.call('ZADD', K_RUNS, 0, ARGV[7]) end
+redis.call('HSETNX', K_META, 'tid', ARGV[8])
+for i = 9, #ARGV, 2 do
+  redis.call('HSET', K_BLOBS, ARGV[i], ARGV[i + 1])
+end
+apply_ttl(ARGV[3])
+return 1
+""",
+)
+
+# ARGV: lease_id, fence, default_ttl_ms, thread_id, then (field, record, special)
+PUT_WRITES = Script(
+    "put_writes",
+    _PRELUDE
+    + r"""
+local err = check_fence(ARGV[1], ARGV[2])
+if err then return err end
+local written = 0
+for i = 5, #ARGV, 3 do
+  local f = ARGV[i]
+  if ARGV[i + 2] == '1' then
+    redis.call('HSET', K_W, f, ARGV[i + 1])
+    written = written + 1
+  else
+    written = written + redis.call('HSETNX', K_W, f, ARGV[i + 1])
+  end
+  redis.call('ZADD', K_WI, 0, f)
+end
+redis.call('HSETNX', K_META, 'tid', ARGV[4])
+apply_ttl(ARGV[3])
+return written
+""",
+)
+
+# ARGV: ns_part, checkpoint_id ('' = latest), refresh_ttl_ms ('' = no refresh)
+GET = Script(
+    "get",
+    _PRELUDE
+    + r"""
+local nsp = ARGV[1]
+local member
+if ARGV[2] == '' then member = latest_member(nsp) else member = nsp .. ARGV[2] end
+if not member then return nil end
+local b = bundle(nsp, member)
+if b and ARGV[3] ~= '' then apply_ttl(ARGV[3]) end
+return b
+""",
+)
+
+# ARGV: ns_part, before_checkpoint_id ('' = none), limit, refresh_ttl_ms
+LIST = Script(
+    "list",
+    _PRELUDE
+    + r"""
+local nsp = ARGV[1]
+local max
+if ARGV[2] == '' then max = '(' .. nsp .. '\255' else max = '(' .. nsp .. ARGV[2] end
+local members = redis.call('ZREVRANGEBYLEX', K_IDX, max, '[' .. nsp, 'LIMIT', 0,
+  tonumber(ARGV[3]))
+local out = {}
+for _, m in ipairs(members) do
+  local b = bundle(nsp, m)
+  if b then out[#out + 1] = b end
+end
+if #out > 0 and ARGV[4] ~= '' then apply_ttl(ARGV[4]) end
+return out
+""",
+)
+
+# Walk the parent chain of a checkpoint for delta channels.
+# ARGV: ns_part, checkpoint_id ('' = latest), max_depth, members_only ('1'/'0'),
+#       channels...
+# Returns {target_member, {ancestor_member, {write records}, {ch, blob, ...}}...}
+HISTORY = Script(
+    "history",
+    _PRELUDE
+    + r"""
+local nsp = ARGV[1]
+local member
+if ARGV[2] == '' then member = latest_member(nsp) else member = nsp .. ARGV[2] end
+if not member then return {} end
+local skel = redis.call('HGET', K_CPS, member)
+if not skel then return {} end
+local members_only = ARGV[4] == '1'
+local remaining, nrem = {}, 0
+for i = 5, #ARGV do
+  if not remaining[ARGV[i]] then remaining[ARGV[i]] = true; nrem = nrem + 1 end
+end
+local out = {member}
+local parent = lp_items(skel, 1)[1]
+local depth, maxd = 0, tonumber(ARGV[3])
+while parent and parent ~= '' and nrem > 0 and depth < maxd do
+  local am = nsp .. parent
+  local askel = redis.call('HGET', K_CPS, am)
+  if not askel then break end
+  local items = lp_items(askel)
+  local ws = {}
+  if not members_only then
+    local wp = nsp .. lp(parent)
+    local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
+    if #wf > 0 then
+      local vals = redis.call('HMGET', K_W, unpack(wf))
+      for _, v in ipairs(vals) do
+        if v then
+          local head = lp_items(v, 2)
+          if remaining[head[2]] then ws[#ws + 1] = v end
+        end
+      end
+    end
+  end
+  local seeds = {}
+  for k = 3, #items, 2 do
+    local ch = items[k]
+    if remaining[ch] then
+      local b = redis.call('HGET', K_BLOBS, items[k + 1])
+      if b and #b > 0 then
+        seeds[#seeds + 1] = ch
+        if members_only then seeds[#seeds + 1] = '' else seeds[#seeds + 1] = b end
+        remaining[ch] = nil
+        nrem = nrem - 1
+      end
+    end
+  end
+  out[#out + 1] = {am, ws, seeds}
+  parent = items[1]
+  depth = depth + 1
+end
+return out
+""",
+)
+
+# Delete checkpoint members (with their writes and run-index entries), then drop
+# blobs no remaining checkpoint refers to. ARGV: ns_part_len_unused, members...
+# Each ARGV member is given as (member, ns_part) pairs.
+DELETE_MEMBERS = Script(
+    "delete_members",
+    _PRELUDE
+    + r"""
+local deleted = 0
+for i = 1, #ARGV, 2 do
+  local member, nsp = ARGV[i], ARGV[i + 1]
+  local skel = redis.call('HGET', K_CPS, member)
+  if skel then
+    local items = lp_items(skel, 2)
+    if items[2] and items[2] ~= '' then
+      redis.call('ZREM', K_RUNS, lp(items[2]) .. member)
+    end
+  end
+  deleted = deleted + redis.call('ZREM', K_IDX, member)
+  redis.call('HDEL', K_CP, member)
+  redis.call('HDEL', K_CPS, member)
+  local cid = string.sub(member, #nsp + 1)
+  local wp = nsp .. lp(cid)
+  local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
+  for j = 1, #wf, 500 do
+    local chunk = {}
+    for k = j, math.min(j + 499, #wf) do chunk[#chunk + 1] = wf[k] end
+    redis.call('HDEL', K_W, unpack(chunk))
+    redis.call('ZREM', K_WI, unpack(chunk))
+  end
+end
+-- garbage-collect blobs that no remaining checkpoint refers to
+local referenced = {}
+local skels = redis.call('HVALS', K_CPS)
+for _, s in ipairs(skels) do
+  local items = lp_items(s)
+  for k = 4, #items, 2 do referenced[items[k]] = true end
+end
+local fields = redis.call('HKEYS', K_BLOBS)
+local drop = {}
+for _, f in ipairs(fields) do
+  if not referenced[f] then drop[#drop + 1] = f end
+  if #drop >= 500 then redis.call('HDEL', K_BLOBS, unpack(drop)); drop = {} end
+end
+if #drop > 0 then redis.call('HDEL', K_BLOBS, unpack(drop)) end
+if redis.call('ZCARD', K_IDX) == 0 and redis.call('HLEN', K_W) == 0 then
+  redis.call('DEL', K_META)
+end
+return deleted
+""",
+)

@@ -1,0 +1,279 @@
+"""``RedisSaver``: the sync twin of :class:`~dialogllm.checkpoint.aio.AsyncRedisSaver`.
+
+Same storage, same operations (:mod:`dialogllm.checkpoint.operations`), sent with a
+blocking ``redis.Redis`` (or ``redis.cluster.RedisCluster``) client. Use it in sync
+code (``graph.invoke``); use the async saver with ``ainvoke``/``astream``.
+
+>>> with RedisSaver.from_conn_string("redis://127.0.0.1:6379/0") as saver:
+...     graph = builder.compile(checkpointer=saver)             # doctest: +SKIP
+...     graph.invoke(inputs, {"configurable": {"thread_id": "t-1"}})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from redis import Redis
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
+
+from dialogllm.checkpoint.base import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    RecordCodec,
+    SaverOptions,
+    default_serde,
+    next_version,
+)
+from dialogllm.checkpoint.connection import check_binary_client, map_redis_error, url_of
+from dialogllm.checkpoint.fencing import FencingToken
+from dialogllm.checkpoint.operations import (
+    Batch,
+    Command,
+    Eval,
+    Op,
+    Operations,
+    Request,
+)
+from dialogllm.errors import CheckpointError
+
+__all__ = ["RedisSaver"]
+
+SyncRedisClient = Redis | RedisCluster
+
+
+class RedisSaver(BaseCheckpointSaver[str]):
+    """Sync LangGraph checkpointer on plain Redis; options as ``AsyncRedisSaver``.
+
+    >>> saver = RedisSaver(Redis.from_url(url), key_prefix="app1")
+    """
+
+    def __init__(
+        self,
+        client: SyncRedisClient,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        ttl: float | None = None,
+        refresh_on_read: bool = False,
+        serde: SerializerProtocol | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        fencing_token: FencingToken | None = None,
+    ) -> None:
+        super().__init__(serde=serde or default_serde())
+        check_binary_client(client)
+        self.client = client
+        self.is_cluster = isinstance(client, RedisCluster)
+        self.url = url_of(client)
+        self.options = SaverOptions(
+            key_prefix=key_prefix,
+            ttl_seconds=ttl,
+            refresh_on_read=refresh_on_read,
+            max_payload_bytes=max_payload_bytes,
+            fencing_token=fencing_token,
+        )
+
+    @property
+    def ops(self) -> Operations:
+        """The shared operations, built on this saver's current serializer."""
+        ops: Operations | None = self.__dict__.get("_ops")
+        if (
+            ops is None
+            or ops.codec.serde is not self.serde
+            or ops.options is not self.options
+        ):
+            ops = Operations(RecordCodec(self.serde, self.options), self.options)
+            self.__dict__["_ops"] = ops
+        return ops
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(cls, url: str, **options: Any) -> Iterator[RedisSaver]:
+        """Connect to ``url``, yield a saver, close the pool on exit.
+
+        >>> with RedisSaver.from_conn_string(url, ttl=3600) as saver:
+        ...     ...
+        """
+        cluster = bool(options.pop("cluster", False))
+        client: SyncRedisClient
+        if cluster:
+            client = RedisCluster.from_url(url, decode_responses=False)
+        else:
+            client = Redis.from_url(url, decode_responses=False)
+        try:
+            yield cls(client, **options)
+        finally:
+            client.close()
+
+    def with_fencing(self, token: FencingToken | None) -> RedisSaver:
+        """A shallow copy whose every write carries ``token``."""
+        clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.pop("_ops", None)
+        clone.options = SaverOptions(
+            key_prefix=self.options.key_prefix,
+            ttl_seconds=self.options.ttl_seconds,
+            refresh_on_read=self.options.refresh_on_read,
+            max_payload_bytes=self.options.max_payload_bytes,
+            fencing_token=token,
+        )
+        return clone
+
+    # --- driving operations -------------------------------------------------------
+
+    def _send(self, request: Request) -> Any:
+        if isinstance(request, Eval):
+            n = len(request.keys)
+            try:
+                return self.client.evalsha(
+                    request.script.sha, n, *request.keys, *request.args
+                )
+            except NoScriptError:
+                return self.client.eval(
+                    request.script.source, n, *request.keys, *request.args
+                )
+        if isinstance(request, Command):
+            if request.args[0] == "__SCAN__":
+                return list(self.client.scan_iter(match=request.args[1], count=500))
+            return self.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+        return self._batch(request)
+
+    def _batch(self, batch: Batch) -> list[Any]:
+        requests = list(batch.requests)
+        transactional = _is_transaction(requests)
+        if transactional:
+            requests = requests[1:-1]
+        if self.is_cluster and not transactional:
+            return [self._send(r) for r in requests]
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=transactional)
+            for r in requests:
+                if isinstance(r, Eval):
+                    pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
+                else:
+                    pipe.execute_command(*r.args)
+            results = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(x, NoScriptError) for x in results):
+                for r in requests:
+                    if isinstance(r, Eval):
+                        self.client.script_load(r.script.source)
+                continue
+            for x in results:
+                if isinstance(x, Exception):
+                    raise x
+            return list(results)
+        raise CheckpointError("scripts could not be loaded")  # pragma: no cover
+
+    def _drive(self, op: Op) -> Any:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = self._send(request)
+                except RedisError as exc:
+                    raise map_redis_error(exc, self.url) from exc
+                request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    # --- BaseCheckpointSaver ---------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by ``config`` (the latest when it has no id)."""
+        result: CheckpointTuple | None = self._drive(self.ops.get_tuple(config))
+        return result
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first (see ``AsyncRedisSaver.alist``)."""
+        yield from self._drive(
+            self.ops.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the blobs of ``new_versions`` in one atomic call."""
+        result: RunnableConfig = self._drive(
+            self.ops.put(config, checkpoint, metadata, new_versions)
+        )
+        return result
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes (special channels overwrite)."""
+        self._drive(self.ops.put_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of the thread, all namespaces."""
+        self._drive(self.ops.delete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete what the runs wrote, keeping what live delta channels still need."""
+        self._drive(self.ops.delete_for_runs(list(run_ids)))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread (all namespaces, the whole parent chain) to another id."""
+        self._drive(self.ops.copy_thread(source_thread_id, target_thread_id))
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """See ``AsyncRedisSaver.aprune``."""
+        self._drive(self.ops.prune(list(thread_ids), strategy))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The parent chain's writes and seeds of ``channels``, in one round trip."""
+        result: Mapping[str, DeltaChannelHistory] = self._drive(
+            self.ops.delta_history(config, channels)
+        )
+        return result
+
+    def set_thread_ttl(self, thread_id: str, ttl: float | None) -> None:
+        """Give one thread its own TTL in seconds (``None``: back to the default)."""
+        self._drive(self.ops.set_thread_ttl(thread_id, ttl))
+
+    def pin_thread(self, thread_id: str) -> None:
+        """Keep a thread forever, whatever the TTL."""
+        self._drive(self.ops.set_thread_ttl(thread_id, -1))
+
+    def unpin_thread(self, thread_id: str) -> None:
+        """Undo :meth:`pin_thread`."""
+        self._drive(self.ops.set_thread_ttl(thread_id, None))
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """String versions that stay unique across forks (see ``next_version``)."""
+        return next_version(current)
+
+
+def _is_transaction(requests: Sequence[Eval | Command]) -> bool:
+    first = requests[0] if requests else None
+    return isinstance(first, Command) and first.args[0] == "__MULTI__"
