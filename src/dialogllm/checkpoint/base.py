@@ -8,10 +8,11 @@ builds.
 
 Record formats (items are length-prefixed, see :func:`~dialogllm.checkpoint.keys.lp`):
 
-* checkpoint record: ``lp(type) lp(checkpoint) lp(type) lp(metadata)``
-* skeleton: ``lp(parent id) lp(run id)`` then ``lp(channel) lp(blob field)`` pairs
-* blob: ``lp(type) + bytes``; the empty string marks a channel with no value
-* write: ``lp(task id) lp(channel) lp(task path) lp(idx) lp(type) lp(bytes)``
+* checkpoint record: ``lp(skeleton) lp(type) lp(checkpoint) lp(type) lp(metadata)``
+* skeleton: ``lp(parent id) lp(run id)`` then ``lp(channel) lp(version)`` pairs
+* blob: ``lp(type) + bytes``; a channel version with no value has no blob at all
+* writes of a checkpoint: ``lp(write) lp(write) ...``, each write being
+  ``lp(task id) lp(idx) lp(channel) lp(task path) lp(type) lp(bytes)``
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def default_serde() -> SerializerProtocol:
 def next_version(current: str | int | float | None) -> str:
     """A channel version that sorts after ``current`` and stays unique across forks.
 
-    Versions are ``"<32-digit counter>.<16-digit random>"`` strings, as LangGraph's
-    in-memory and Postgres savers make them; integer versions written by other savers
-    are read as the counter.
+    Versions are ``"<16-digit counter>.<8 hex random>"`` strings (shorter than the
+    in-memory saver's 32+16 digits: they are stored in every checkpoint). Versions
+    written by other savers (integers, 32-digit strings) are read as their counter,
+    and a narrower zero-padded counter still compares greater than a wider one of a
+    smaller value, so threads migrate.
 
     >>> next_version(None).split(".")[0]
-    '00000000000000000000000000000001'
+    '0000000000000001'
     """
     if current is None:
         counter = 0
@@ -82,7 +85,7 @@ def next_version(current: str | int | float | None) -> str:
         counter = int(current)
     else:
         counter = int(current.split(".", 1)[0])
-    return f"{counter + 1:032}.{random.random():016}"
+    return f"{counter + 1:016}.{random.getrandbits(32):08x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,28 +213,25 @@ class RecordCodec:
         md = get_checkpoint_metadata(config, metadata)
         cp_type, cp_data = self._dump(stored, "checkpoint")
         md_type, md_data = self._dump(md, "checkpoint metadata")
-        record = lp_join([cp_type, cp_data, md_type, md_data])
         run_id = md.get("run_id")
         run_id_s = str(run_id) if run_id else ""
         skeleton_items: list[str | bytes] = [ref.checkpoint_id or "", run_id_s]
         for channel, version in checkpoint["channel_versions"].items():
             skeleton_items.append(channel)
-            skeleton_items.append(keys.blob_field(ns, channel, str(version)))
+            skeleton_items.append(str(version))
+        record = lp_join([lp_join(skeleton_items), cp_type, cp_data, md_type, md_data])
         member = keys.checkpoint_member(ns, checkpoint["id"])
         args: list[bytes | str] = [
             member,
             record,
-            lp_join(skeleton_items),
             keys.lp(run_id_s) + member if run_id_s else b"",
             ref.thread_id,
         ]
         for channel, version in new_versions.items():
-            args.append(keys.blob_field(ns, channel, str(version)))
             if channel in values:
                 type_, data = self._dump(values[channel], f"channel {channel!r}")
+                args.append(keys.blob_field(ns, channel, str(version)))
                 args.append(keys.lp(type_) + data)
-            else:
-                args.append(b"")
         return ref, run_id_s or None, args
 
     def put_writes_args(
@@ -241,19 +241,21 @@ class RecordCodec:
         task_id: str,
         task_path: str,
     ) -> list[bytes | str]:
-        """Script arguments of PUT_WRITES after the fencing triple and thread id."""
+        """Script arguments of PUT_WRITES after the fencing triple and thread id:
+        the checkpoint member, then (task id, idx, record, special) per write."""
         if ref.checkpoint_id is None:
             raise InvalidCheckpointConfigError(
                 "put_writes needs config['configurable']['checkpoint_id']"
             )
-        args: list[bytes | str] = []
+        args: list[bytes | str] = [
+            keys.checkpoint_member(ref.checkpoint_ns, ref.checkpoint_id)
+        ]
         for position, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, position)
             type_, data = self._dump(value, f"write to channel {channel!r}")
-            args.append(
-                keys.write_field(ref.checkpoint_ns, ref.checkpoint_id, task_id, idx)
-            )
-            args.append(lp_join([task_id, channel, task_path, str(idx), type_, data]))
+            args.append(task_id)
+            args.append(str(idx))
+            args.append(lp_join([task_id, str(idx), channel, task_path, type_, data]))
             args.append("1" if channel in WRITES_IDX_MAP else "0")
         return args
 
@@ -272,28 +274,35 @@ class RecordCodec:
     ) -> tuple[tuple[str, str, int], PendingWrite]:
         """A stored write as (sort key, pending write)."""
         try:
-            task_id, channel, task_path, idx, type_, data = lp_split(record)
+            task_id, idx, channel, task_path, type_, data = lp_split(record)
         except ValueError as exc:
             raise CorruptCheckpointError(f"malformed write record in {where}") from exc
         value = self._load(type_, data, f"write in {where}")
         key = writes_sort_key(task_path.decode(), task_id.decode(), int(idx))
         return key, (task_id.decode(), channel.decode(), value)
 
-    def decode_writes(self, records: Sequence[bytes], where: str) -> list[PendingWrite]:
-        """Stored writes in ``writes_sort_key`` order."""
+    def decode_writes(
+        self, records: Sequence[bytes] | bytes, where: str
+    ) -> list[PendingWrite]:
+        """Stored writes (a list, or one concatenated value) in sort-key order."""
+        if isinstance(records, bytes):
+            try:
+                records = lp_split(records)
+            except ValueError as exc:
+                raise CorruptCheckpointError(f"malformed writes of {where}") from exc
         decoded = [self.decode_write(r, where) for r in records]
         decoded.sort(key=lambda item: item[0])
         return [w for _, w in decoded]
 
     def decode_bundle(self, ref: ThreadRef, bundle: Sequence[Any]) -> CheckpointTuple:
         """A GET/LIST script bundle as a :class:`CheckpointTuple`."""
-        member, record, skeleton, blobs, writes = bundle
+        member, record, blobs, writes = bundle
         ns = ref.checkpoint_ns
         prefix_len = len(keys.ns_part(ns))
         checkpoint_id = to_str(member[prefix_len:])
         where = f"thread {ref.thread_id!r} ns {ns!r} checkpoint {checkpoint_id!r}"
         try:
-            cp_type, cp_data, md_type, md_data = lp_split(record)
+            skeleton, cp_type, cp_data, md_type, md_data = lp_split(record)
             skel = lp_split(skeleton)
         except ValueError as exc:
             raise CorruptCheckpointError(f"malformed record of {where}") from exc
@@ -375,7 +384,7 @@ class RecordCodec:
     def decode_metadata(self, record: bytes, where: str) -> dict[str, Any]:
         """Only the metadata of a checkpoint record."""
         try:
-            _, _, md_type, md_data = lp_split(record)
+            _, _, _, md_type, md_data = lp_split(record)
         except ValueError as exc:
             raise CorruptCheckpointError(f"malformed record of {where}") from exc
         metadata = self._load(md_type, md_data, f"metadata of {where}")

@@ -7,11 +7,10 @@ here and nowhere else; nothing ever parses a key by splitting it.
 Per thread (``P`` is the key prefix, ``T`` the escaped thread id)::
 
     P:t:{T}:idx     ZSET  checkpoint members (score 0, lexicographic): ns_part + id
-    P:t:{T}:cp      HASH  member -> checkpoint record (checkpoint + metadata)
-    P:t:{T}:cps     HASH  member -> skeleton (parent id, run id, channel -> blob field)
-    P:t:{T}:blobs   HASH  ns_part + lp(channel) + version -> typed blob ("" = empty)
-    P:t:{T}:w       HASH  ns_part + lp(checkpoint id) + lp(task id) + idx -> write
-    P:t:{T}:wi      ZSET  the fields of ``w`` (score 0), for ranges per checkpoint
+    P:t:{T}:cp      HASH  member -> skeleton (parent, run, channel versions) + record
+    P:t:{T}:blobs   HASH  ns_part + lp(channel) + version -> typed blob (only values;
+                          a channel version with no value has no field)
+    P:t:{T}:w       HASH  member -> the checkpoint's pending writes, concatenated
     P:t:{T}:runs    ZSET  lp(run id) + member, for delete_for_runs
     P:t:{T}:meta    HASH  per-thread settings: ``ttl_ms`` (-1 = pinned)
     P:t:{T}:lease   HASH  the queue's lease on the thread: ``id``, ``fence``
@@ -43,12 +42,10 @@ __all__ = [
     "thread_fence_counter",
     "thread_key",
     "thread_lease",
-    "write_field",
-    "write_prefix",
 ]
 
 #: The per-thread keys that hold checkpoint data (all expire together under a TTL).
-THREAD_KEY_SUFFIXES: Final = ("idx", "cp", "cps", "blobs", "w", "wi", "runs", "meta")
+THREAD_KEY_SUFFIXES: Final = ("idx", "cp", "blobs", "w", "runs", "meta")
 
 
 def lp(value: str | bytes) -> bytes:
@@ -106,22 +103,10 @@ def ns_part(checkpoint_ns: str) -> bytes:
 
 
 def checkpoint_member(checkpoint_ns: str, checkpoint_id: str) -> bytes:
-    """Member of ``idx`` (and field of ``cp``/``cps``) for one checkpoint."""
+    """Member of ``idx`` (and field of ``cp`` and ``w``) for one checkpoint."""
     return ns_part(checkpoint_ns) + checkpoint_id.encode()
 
 
 def blob_field(checkpoint_ns: str, channel: str, version: str) -> bytes:
     """Field of ``blobs`` holding one channel's value at one version."""
     return ns_part(checkpoint_ns) + lp(channel) + version.encode()
-
-
-def write_prefix(checkpoint_ns: str, checkpoint_id: str) -> bytes:
-    """Start of every ``w`` field of one checkpoint (a ``wi`` range)."""
-    return ns_part(checkpoint_ns) + lp(checkpoint_id)
-
-
-def write_field(
-    checkpoint_ns: str, checkpoint_id: str, task_id: str, idx: int
-) -> bytes:
-    """Field of ``w`` for one pending write, keyed by (task id, idx)."""
-    return write_prefix(checkpoint_ns, checkpoint_id) + lp(task_id) + str(idx).encode()

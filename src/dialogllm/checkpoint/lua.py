@@ -18,19 +18,8 @@ from typing import Final
 
 __all__ = ["DELETE_MEMBERS", "GET", "HISTORY", "LIST", "PUT", "PUT_WRITES", "Script"]
 
-#: KEYS[1..10] of every script.
-THREAD_KEYS_ORDER: Final = (
-    "idx",
-    "cp",
-    "cps",
-    "blobs",
-    "w",
-    "wi",
-    "runs",
-    "meta",
-    "lease",
-    "fence",
-)
+#: KEYS[1..8] of every script.
+THREAD_KEYS_ORDER: Final = ("idx", "cp", "blobs", "w", "runs", "meta", "lease", "fence")
 
 
 @dataclass(frozen=True)
@@ -46,9 +35,9 @@ class Script:
 
 
 _PRELUDE = r"""
-local K_IDX, K_CP, K_CPS, K_BLOBS, K_W, K_WI, K_RUNS, K_META, K_LEASE =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local DATA_KEYS = {K_IDX, K_CP, K_CPS, K_BLOBS, K_W, K_WI, K_RUNS, K_META}
+local K_IDX, K_CP, K_BLOBS, K_W, K_RUNS, K_META, K_LEASE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local DATA_KEYS = {K_IDX, K_CP, K_BLOBS, K_W, K_RUNS, K_META}
 
 local function lp(s) return #s .. ':' .. s end
 
@@ -65,6 +54,19 @@ local function lp_items(s, limit)
   return out
 end
 
+-- the skeleton (first item of a cp record): parent, run, then (channel, version)
+local function skeleton(rec) return lp_items(lp_items(rec, 1)[1]) end
+
+-- blob fields of a skeleton's channels: nsp .. lp(channel) .. version
+local function blob_fields(nsp, items)
+  local fields, channels = {}, {}
+  for k = 3, #items, 2 do
+    channels[#channels + 1] = items[k]
+    fields[#fields + 1] = nsp .. lp(items[k]) .. items[k + 1]
+  end
+  return fields, channels
+end
+
 local function check_fence(lease_id, fence)
   if lease_id == '' then return end
   local cur = redis.call('HMGET', K_LEASE, 'id', 'fence')
@@ -79,7 +81,7 @@ end
 local function apply_ttl(default_ttl)
   local ttl = redis.call('HGET', K_META, 'ttl_ms')
   if not ttl then ttl = default_ttl end
-  if ttl == '' or ttl == false then return end
+  if ttl == '' then return end
   local n = tonumber(ttl)
   if n == nil or n <= 0 then return end
   for _, k in ipairs(DATA_KEYS) do redis.call('PEXPIRE', k, n) end
@@ -91,31 +93,20 @@ local function latest_member(nsp)
   return r[1]
 end
 
--- everything a CheckpointTuple needs for one member
+-- everything a CheckpointTuple needs for one member: member, record, blobs, writes
 local function bundle(nsp, member)
   local rec = redis.call('HGET', K_CP, member)
   if not rec then return nil end
-  local skel = redis.call('HGET', K_CPS, member) or ''
-  local items = lp_items(skel)
-  local fields = {}
-  for k = 3, #items, 2 do fields[#fields + 1] = items[k + 1] end
+  local fields = blob_fields(nsp, skeleton(rec))
   local blobs = {}
   if #fields > 0 then blobs = redis.call('HMGET', K_BLOBS, unpack(fields)) end
-  for i = 1, #blobs do if not blobs[i] then blobs[i] = '' end end
-  local cid = string.sub(member, #nsp + 1)
-  local wp = nsp .. lp(cid)
-  local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
-  local writes = {}
-  if #wf > 0 then
-    local vals = redis.call('HMGET', K_W, unpack(wf))
-    for i = 1, #vals do if vals[i] then writes[#writes + 1] = vals[i] end end
-  end
-  return {member, rec, skel, blobs, writes}
+  for i = 1, #fields do if not blobs[i] then blobs[i] = '' end end
+  return {member, rec, blobs, redis.call('HGET', K_W, member) or ''}
 end
 """
 
-# ARGV: lease_id, fence, default_ttl_ms, member, cp_record, skeleton, run_member,
-#       thread_id, then (blob_field, blob_value) pairs
+# ARGV: lease_id, fence, default_ttl_ms, member, record, run_member, thread_id,
+#       then (blob_field, blob_value) pairs of the channels that have a value
 PUT = Script(
     "put",
     _PRELUDE
@@ -125,10 +116,9 @@ if err then return err end
 local member = ARGV[4]
 redis.call('ZADD', K_IDX, 0, member)
 redis.call('HSET', K_CP, member, ARGV[5])
-redis.call('HSET', K_CPS, member, ARGV[6])
-if ARGV[7] ~= '' then redis.call('ZADD', K_RUNS, 0, ARGV[7]) end
-redis.call('HSETNX', K_META, 'tid', ARGV[8])
-for i = 9, #ARGV, 2 do
+if ARGV[6] ~= '' then redis.call('ZADD', K_RUNS, 0, ARGV[6]) end
+redis.call('HSETNX', K_META, 'tid', ARGV[7])
+for i = 8, #ARGV, 2 do
   redis.call('HSET', K_BLOBS, ARGV[i], ARGV[i + 1])
 end
 apply_ttl(ARGV[3])
@@ -136,23 +126,42 @@ return 1
 """,
 )
 
-# ARGV: lease_id, fence, default_ttl_ms, thread_id, then (field, record, special)
+# A checkpoint's writes are one hash value: a concatenation of lp(write record),
+# each record starting lp(task_id) lp(idx). Special channels (idx < 0) overwrite,
+# regular writes are first-writer-wins per (task_id, idx).
+# ARGV: lease_id, fence, default_ttl_ms, thread_id, member,
+#       then (task_id, idx, record, special) per write
 PUT_WRITES = Script(
     "put_writes",
     _PRELUDE
     + r"""
 local err = check_fence(ARGV[1], ARGV[2])
 if err then return err end
+local member = ARGV[5]
+local current = redis.call('HGET', K_W, member) or ''
+local order, records = {}, {}
+for _, rec in ipairs(lp_items(current)) do
+  local head = lp_items(rec, 2)
+  local key = head[1] .. '\0' .. head[2]
+  order[#order + 1] = key
+  records[key] = rec
+end
 local written = 0
-for i = 5, #ARGV, 3 do
-  local f = ARGV[i]
-  if ARGV[i + 2] == '1' then
-    redis.call('HSET', K_W, f, ARGV[i + 1])
+for i = 6, #ARGV, 4 do
+  local key = ARGV[i] .. '\0' .. ARGV[i + 1]
+  if records[key] == nil then
+    order[#order + 1] = key
+    records[key] = ARGV[i + 2]
     written = written + 1
-  else
-    written = written + redis.call('HSETNX', K_W, f, ARGV[i + 1])
+  elseif ARGV[i + 3] == '1' then
+    records[key] = ARGV[i + 2]
+    written = written + 1
   end
-  redis.call('ZADD', K_WI, 0, f)
+end
+if written > 0 then
+  local parts = {}
+  for j, key in ipairs(order) do parts[j] = lp(records[key]) end
+  redis.call('HSET', K_W, member, table.concat(parts))
 end
 redis.call('HSETNX', K_META, 'tid', ARGV[4])
 apply_ttl(ARGV[3])
@@ -198,7 +207,8 @@ return out
 # Walk the parent chain of a checkpoint for delta channels.
 # ARGV: ns_part, checkpoint_id ('' = latest), max_depth, members_only ('1'/'0'),
 #       channels...
-# Returns {target_member, {ancestor_member, {write records}, {ch, blob, ...}}...}
+# Returns {target_member, {ancestor_member, {write records}, {ch, blob, ...}}...},
+# ancestors nearest first; a channel stops at the first ancestor holding a value.
 HISTORY = Script(
     "history",
     _PRELUDE
@@ -207,40 +217,37 @@ local nsp = ARGV[1]
 local member
 if ARGV[2] == '' then member = latest_member(nsp) else member = nsp .. ARGV[2] end
 if not member then return {} end
-local skel = redis.call('HGET', K_CPS, member)
-if not skel then return {} end
+local rec = redis.call('HGET', K_CP, member)
+if not rec then return {} end
 local members_only = ARGV[4] == '1'
 local remaining, nrem = {}, 0
 for i = 5, #ARGV do
   if not remaining[ARGV[i]] then remaining[ARGV[i]] = true; nrem = nrem + 1 end
 end
 local out = {member}
-local parent = lp_items(skel, 1)[1]
+local parent = skeleton(rec)[1]
 local depth, maxd = 0, tonumber(ARGV[3])
 while parent and parent ~= '' and nrem > 0 and depth < maxd do
   local am = nsp .. parent
-  local askel = redis.call('HGET', K_CPS, am)
-  if not askel then break end
-  local items = lp_items(askel)
+  local arec = redis.call('HGET', K_CP, am)
+  if not arec then break end
+  local items = skeleton(arec)
   local ws = {}
   if not members_only then
-    local wp = nsp .. lp(parent)
-    local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
-    if #wf > 0 then
-      local vals = redis.call('HMGET', K_W, unpack(wf))
-      for _, v in ipairs(vals) do
-        if v then
-          local head = lp_items(v, 2)
-          if remaining[head[2]] then ws[#ws + 1] = v end
-        end
+    local wv = redis.call('HGET', K_W, am)
+    if wv then
+      for _, w in ipairs(lp_items(wv)) do
+        local head = lp_items(w, 3)
+        if remaining[head[3]] then ws[#ws + 1] = w end
       end
     end
   end
   local seeds = {}
-  for k = 3, #items, 2 do
-    local ch = items[k]
+  local fields, channels = blob_fields(nsp, items)
+  for k = 1, #channels do
+    local ch = channels[k]
     if remaining[ch] then
-      local b = redis.call('HGET', K_BLOBS, items[k + 1])
+      local b = redis.call('HGET', K_BLOBS, fields[k])
       if b and #b > 0 then
         seeds[#seeds + 1] = ch
         if members_only then seeds[#seeds + 1] = '' else seeds[#seeds + 1] = b end
@@ -258,45 +265,33 @@ return out
 )
 
 # Delete checkpoint members (with their writes and run-index entries), then drop
-# blobs no remaining checkpoint refers to. ARGV: ns_part_len_unused, members...
-# Each ARGV member is given as (member, ns_part) pairs.
+# blobs no remaining checkpoint refers to. ARGV: (member, ns_part) pairs.
 DELETE_MEMBERS = Script(
     "delete_members",
     _PRELUDE
     + r"""
 local deleted = 0
 for i = 1, #ARGV, 2 do
-  local member, nsp = ARGV[i], ARGV[i + 1]
-  local skel = redis.call('HGET', K_CPS, member)
-  if skel then
-    local items = lp_items(skel, 2)
-    if items[2] and items[2] ~= '' then
-      redis.call('ZREM', K_RUNS, lp(items[2]) .. member)
-    end
+  local member = ARGV[i]
+  local rec = redis.call('HGET', K_CP, member)
+  if rec then
+    local run = skeleton(rec)[2]
+    if run and run ~= '' then redis.call('ZREM', K_RUNS, lp(run) .. member) end
   end
   deleted = deleted + redis.call('ZREM', K_IDX, member)
   redis.call('HDEL', K_CP, member)
-  redis.call('HDEL', K_CPS, member)
-  local cid = string.sub(member, #nsp + 1)
-  local wp = nsp .. lp(cid)
-  local wf = redis.call('ZRANGEBYLEX', K_WI, '[' .. wp, '(' .. wp .. '\255')
-  for j = 1, #wf, 500 do
-    local chunk = {}
-    for k = j, math.min(j + 499, #wf) do chunk[#chunk + 1] = wf[k] end
-    redis.call('HDEL', K_W, unpack(chunk))
-    redis.call('ZREM', K_WI, unpack(chunk))
-  end
+  redis.call('HDEL', K_W, member)
 end
 -- garbage-collect blobs that no remaining checkpoint refers to
 local referenced = {}
-local skels = redis.call('HVALS', K_CPS)
-for _, s in ipairs(skels) do
-  local items = lp_items(s)
-  for k = 4, #items, 2 do referenced[items[k]] = true end
+local all = redis.call('HGETALL', K_CP)
+for i = 1, #all, 2 do
+  local nsp = lp(lp_items(all[i], 1)[1])
+  local fields = blob_fields(nsp, skeleton(all[i + 1]))
+  for _, f in ipairs(fields) do referenced[f] = true end
 end
-local fields = redis.call('HKEYS', K_BLOBS)
 local drop = {}
-for _, f in ipairs(fields) do
+for _, f in ipairs(redis.call('HKEYS', K_BLOBS)) do
   if not referenced[f] then drop[#drop + 1] = f end
   if #drop >= 500 then redis.call('HDEL', K_BLOBS, unpack(drop)); drop = {} end
 end

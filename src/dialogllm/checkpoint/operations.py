@@ -261,10 +261,10 @@ class Operations:
     def delete_thread(self, thread_id: str) -> Op:
         """Delete every key of the thread (all namespaces) and its run-index entries."""
         thread_keys_ = self._keys(thread_id)
-        runs_key = thread_keys_[6]
+        runs_key = thread_keys_[4]
         run_members = yield Command(("ZRANGE", runs_key, 0, -1))
         run_ids = {_lp_head(m) for m in run_members}
-        requests: list[Eval | Command] = [Command(("DEL", *thread_keys_[:8]))]
+        requests: list[Eval | Command] = [Command(("DEL", *thread_keys_[:6]))]
         yield Batch(requests)
         if run_ids:
             yield Batch(
@@ -319,14 +319,14 @@ class Operations:
     def _parents_of(self, thread_id: str, pairs: Sequence[tuple[str, str]]) -> Op:
         if not pairs:
             return {}
-        cps_key = keys.thread_key(self.options.key_prefix, thread_id, "cps")
-        skels = yield Command(
-            ("HMGET", cps_key, *(keys.checkpoint_member(ns, cid) for ns, cid in pairs))
+        cp_key = keys.thread_key(self.options.key_prefix, thread_id, "cp")
+        records = yield Command(
+            ("HMGET", cp_key, *(keys.checkpoint_member(ns, cid) for ns, cid in pairs))
         )
         return {
-            pair: _lp_head(skel)
-            for pair, skel in zip(pairs, skels, strict=True)
-            if skel
+            pair: _lp_head(_lp_head_bytes(rec))
+            for pair, rec in zip(pairs, records, strict=True)
+            if rec
         }
 
     def prune(self, thread_ids: Sequence[str], strategy: str) -> Op:
@@ -406,27 +406,25 @@ class Operations:
         prefix = self.options.key_prefix
         src = {
             s: keys.thread_key(prefix, source_thread_id, s)
-            for s in ("idx", "cp", "cps", "blobs", "w", "wi", "runs")
+            for s in ("idx", "cp", "blobs", "w", "runs")
         }
         dst = {s: keys.thread_key(prefix, target_thread_id, s) for s in src}
         reads: list[Eval | Command] = [
             Command(("ZRANGE", src["idx"], 0, -1)),
             Command(("HGETALL", src["cp"])),
-            Command(("HGETALL", src["cps"])),
             Command(("HGETALL", src["blobs"])),
             Command(("HGETALL", src["w"])),
-            Command(("ZRANGE", src["wi"], 0, -1)),
             Command(("ZRANGE", src["runs"], 0, -1)),
         ]
-        idx, cp, cps, blobs, w, wi, runs = yield Batch(reads)
+        idx, cp, blobs, w, runs = yield Batch(reads)
         if not idx and not w:
             return None
         writes: list[Eval | Command] = []
-        for name, mapping in (("cp", cp), ("cps", cps), ("blobs", blobs), ("w", w)):
+        for name, mapping in (("cp", cp), ("blobs", blobs), ("w", w)):
             if mapping:
                 flat = [x for kv in mapping.items() for x in kv]
                 writes.append(Command(("HSET", dst[name], *flat)))
-        for name, members in (("idx", idx), ("wi", wi), ("runs", runs)):
+        for name, members in (("idx", idx), ("runs", runs)):
             if members:
                 writes.append(
                     Command(("ZADD", dst[name], *(x for m in members for x in (0, m))))
@@ -583,8 +581,13 @@ class Operations:
         return out
 
 
-def _lp_head(data: bytes) -> str:
-    """First length-prefixed item of a record, decoded."""
+def _lp_head_bytes(data: bytes) -> bytes:
+    """First length-prefixed item of a record."""
     colon = data.index(b":")
     length = int(data[:colon])
-    return data[colon + 1 : colon + 1 + length].decode()
+    return data[colon + 1 : colon + 1 + length]
+
+
+def _lp_head(data: bytes) -> str:
+    """First length-prefixed item of a record, decoded."""
+    return _lp_head_bytes(data).decode()
