@@ -22,6 +22,7 @@ from redis.exceptions import (
 
 from dialogllm.errors import (
     CheckpointError,
+    CorruptCheckpointError,
     FencedWriteError,
     InvalidCheckpointConfigError,
     RedisUnavailableError,
@@ -77,5 +78,10 @@ def map_redis_error(exc: RedisError, url: str) -> Exception:
         return FencedWriteError(
             f"write refused: {detail}; this worker lost the thread's lease and must "
             "stop writing to it"
+        )
+    if isinstance(exc, ResponseError) and "DIALOGLLM_CORRUPT" in text:
+        return CorruptCheckpointError(
+            f"stored checkpoint data at {url} is corrupt ({text}); the thread needs "
+            "repair or deletion"
         )
     return CheckpointError(f"Redis at {url} refused a checkpointer call: {text}")

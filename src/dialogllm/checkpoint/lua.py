@@ -47,7 +47,10 @@ local function lp_items(s, limit)
   while pos <= n do
     if limit and #out >= limit then break end
     local colon = string.find(s, ':', pos, true)
-    local len = tonumber(string.sub(s, pos, colon - 1))
+    local len = colon and tonumber(string.sub(s, pos, colon - 1))
+    if not len or colon + len > n then
+      error('DIALOGLLM_CORRUPT malformed stored record')
+    end
     out[#out + 1] = string.sub(s, colon + 1, colon + len)
     pos = colon + len + 1
   end

@@ -358,6 +358,7 @@ class Operations:
         surviving checkpoint's delta channels still need."""
         if not run_ids:
             return None
+        run_ids = [str(r) for r in run_ids]
         prefix = self.options.key_prefix
         run_keys = [keys.run_threads(prefix, r) for r in run_ids]
         thread_sets = yield Batch([Command(("SMEMBERS", k)) for k in run_keys])
@@ -394,7 +395,7 @@ class Operations:
                 doomed -= yield from self._needed_ancestors(thread_id, ns, cid, md)
             if doomed:
                 yield from self._delete_members(thread_id, sorted(doomed))
-        yield Command(("DEL", *run_keys))
+        yield Batch([Command(("DEL", k)) for k in run_keys])  # one slot each
         return None
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Op:
