@@ -1,0 +1,47 @@
+"""The dialogue state: what a dialogue graph's nodes read and write.
+
+:class:`DialogueState` is a ``TypedDict`` for ``StateGraph``; extend it by subclassing.
+Its ``transcript`` lives in a LangGraph ``DeltaChannel`` reduced by
+:func:`~dialogllm.models.transcript.append_entries`: nodes return only the *new*
+entries (``{"transcript": [entry]}``), and each checkpoint stores only those. The rule:
+never return the whole transcript from a node, it would be appended again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+from langgraph.channels.delta import DeltaChannel
+
+from dialogllm.models.persona import Persona
+from dialogllm.models.transcript import TranscriptEntry, append_entries
+
+__all__ = ["DialogueState", "TranscriptChannel"]
+
+TranscriptChannel = Annotated[list[TranscriptEntry], DeltaChannel(append_entries)]
+"""The annotation of a transcript field: a list of entries in a ``DeltaChannel``."""
+
+
+class DialogueState(TypedDict, total=False):
+    """State shared by the dialogue building blocks.
+
+    - ``transcript``: the entries so far (append-only, see the module docstring);
+    - ``topic`` / ``scenario``: what the dialogue is about, shown in prompts;
+    - ``personas``: participants whose turns are taken from state (dynamic casts);
+    - ``next_speaker``: name set by a turn-taking policy;
+    - ``concluded``: set true by a director or judge to end the dialogue;
+    - ``stop_reason``: why the dialogue ended, written by the closing node.
+
+    >>> from langgraph.graph import StateGraph
+    >>> class MyState(DialogueState):
+    ...     mood: str
+    >>> builder = StateGraph(MyState)
+    """
+
+    transcript: TranscriptChannel
+    topic: str
+    scenario: str
+    personas: list[Persona]
+    next_speaker: str | None
+    concluded: bool
+    stop_reason: str | None
