@@ -42,9 +42,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description=(
-            "Redis URL (redis://, rediss:// with TLS, unix://). Unset: "
-            f"{DEFAULT_REDIS_URL}."
+            "Redis URL (redis://, rediss:// with TLS, unix://; user:password@ for "
+            "ACL users). Unset: the embedded Redis in the data directory."
         ),
+    )
+    redis_cluster: bool = Field(
+        default=False, description="Treat DIALOGLLM_REDIS_URL as a Redis Cluster node."
     )
     key_prefix: str = Field(
         default="dialogllm",
@@ -82,7 +85,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_redis_url(self) -> str:
-        """The Redis URL to connect to (the default when none is configured)."""
+        """The configured Redis URL, else ``DEFAULT_REDIS_URL``.
+
+        Prefer :func:`dialogllm.connect.redis_url`, which starts the embedded Redis
+        when no URL is configured.
+        """
         return self.redis_url or DEFAULT_REDIS_URL
 
 
