@@ -1,0 +1,524 @@
+"""The producer side of the queue: enqueue runs, read, follow, cancel and retry them.
+
+:class:`Queue` talks to Redis only through the scripts of :mod:`dialogllm.queue.lua`:
+``enqueue`` is one round trip (one ``EVALSHA``), and so are ``cancel`` and
+``dlq_retry``. Waiting never polls: :meth:`Queue.wait` and :meth:`Queue.events` block
+on the run's event stream (``XREAD BLOCK``), which a client can also join late and
+replay from the start.
+
+The rule a reader must not break: a run's input is JSON (never pickle); anything else
+is refused at ``enqueue`` with :class:`~dialogllm.errors.InputValidationError`.
+
+>>> async with Queue.from_url("redis://127.0.0.1:6379/0") as queue:
+...     run_id = await queue.enqueue("app.graphs:debate", {"topic": "tea"})
+...     record = await queue.wait(run_id, timeout=60)
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aredis
+from langgraph.types import Command
+from redis.exceptions import RedisError
+
+from dialogllm.config import get_settings
+from dialogllm.errors import (
+    ConfigError,
+    DuplicateRunError,
+    InputValidationError,
+    RunNotFoundError,
+    ThreadBusyError,
+)
+from dialogllm.logging import get_logger
+from dialogllm.queue import keys, lua
+from dialogllm.queue.connection import async_client, map_error
+from dialogllm.queue.models import (
+    MULTITASK_VALUES,
+    DeadLetter,
+    Multitask,
+    RunEvent,
+    RunRecord,
+    RunStatus,
+)
+
+__all__ = [
+    "DEFAULT_DEAD_RETENTION",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_QUEUE",
+    "DEFAULT_RETENTION",
+    "Queue",
+    "decode_input",
+    "encode_input",
+]
+
+T = TypeVar("T")
+
+DEFAULT_QUEUE = "default"
+#: Seconds a finished run's record, events and idempotency key are kept.
+DEFAULT_RETENTION = 24 * 3600.0
+#: Seconds a dead run's record is kept (so ``dlq retry`` still has its input).
+DEFAULT_DEAD_RETENTION = 7 * 24 * 3600.0
+DEFAULT_MAX_ATTEMPTS = 3
+DLQ_MAXLEN = 10_000
+
+_COMMAND_KEY = "$command"
+_log = get_logger("dialogllm.queue")
+
+
+def encode_input(value: Any) -> str:
+    """JSON text of a run input; a LangGraph ``Command`` (resume/update/goto) is kept.
+
+    >>> encode_input({"topic": "tea"})
+    '{"topic":"tea"}'
+    """
+    if isinstance(value, Command):
+        payload: dict[str, Any] = {}
+        if value.resume is not None:
+            payload["resume"] = value.resume
+        if value.update is not None:
+            payload["update"] = value.update
+        if value.goto:
+            payload["goto"] = value.goto
+        value = {_COMMAND_KEY: payload}
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputValidationError(
+            f"run input must be JSON (dicts, lists, strings, numbers): {exc}; "
+            "convert objects to plain data before enqueueing"
+        ) from None
+
+
+def decode_input(text: str) -> Any:
+    """The graph input stored by :func:`encode_input` (a ``Command`` comes back)."""
+    value = json.loads(text) if text else None
+    if isinstance(value, dict) and set(value) == {_COMMAND_KEY}:
+        return Command(**value[_COMMAND_KEY])
+    return value
+
+
+def _ms(value: float | timedelta | None) -> int:
+    if value is None:
+        return 0
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        raise ValueError("delay must not be negative")
+    return int(seconds * 1000)
+
+
+class Queue:
+    """A named run queue in Redis: the producer and inspection API.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` created with ``decode_responses=True``.
+        key_prefix: prefix of every key (default: the ``DIALOGLLM_KEY_PREFIX``
+            setting); use the checkpointer's prefix.
+        queue: the queue's name; workers read one queue.
+        retention: seconds finished runs stay readable (record, events, idempotency).
+        dead_retention: seconds dead runs stay readable and retryable.
+        max_attempts: default attempts per run before it goes to the dead letters.
+        url: shown (password masked) in error messages.
+
+    >>> queue = Queue(async_client(url), key_prefix="app")
+    >>> run_id = await queue.enqueue("app.graphs:debate", {"topic": "tea"})
+    """
+
+    def __init__(
+        self,
+        client: aredis.Redis,
+        *,
+        key_prefix: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        retention: float = DEFAULT_RETENTION,
+        dead_retention: float = DEFAULT_DEAD_RETENTION,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        url: str = "redis",
+    ) -> None:
+        self.client: Any = client  # redis-py's reply types are too loose to use
+        if not self.client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigError("Queue needs a Redis client with decode_responses=True")
+        if retention <= 0 or dead_retention <= 0:
+            raise ConfigError("retention and dead_retention must be > 0 seconds")
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be >= 1")
+        self.prefix = key_prefix or get_settings().key_prefix
+        self.name = queue
+        self.retention_ms = int(retention * 1000)
+        self.dead_retention_ms = int(dead_retention * 1000)
+        self.max_attempts = max_attempts
+        self.url = url
+        self.base = keys.queue_base(self.prefix, queue)
+        self._owns_client = False
+        self._enqueue = self.client.register_script(lua.ENQUEUE)
+        self._cancel = self.client.register_script(lua.CANCEL)
+        self._dlq_retry = self.client.register_script(lua.DLQ_RETRY)
+        self._prune = self.client.register_script(lua.PRUNE)
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> Queue:
+        """A queue with its own pooled client; close it with :meth:`aclose`.
+
+        >>> queue = Queue.from_url("rediss://app:secret@cache:6380/0", queue="llm")
+        """
+        url = url or get_settings().effective_redis_url
+        queue = cls(async_client(url), url=url, **options)
+        queue._owns_client = True
+        return queue
+
+    async def aclose(self) -> None:
+        """Close the client when this queue created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except RedisError as exc:
+            raise map_error(exc, self.url, what) from exc
+
+    # --- producing ------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        graph: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        multitask: Multitask = "enqueue",
+        max_attempts: int | None = None,
+        delay: float | timedelta | None = None,
+    ) -> str:
+        """Enqueue a run of ``graph`` on ``thread_id`` (a new thread when ``None``);
+        return its run id. One round trip.
+
+        ``multitask`` says what happens when the thread already has a pending or
+        running run: ``"reject"`` raises :class:`~dialogllm.errors.ThreadBusyError`,
+        ``"enqueue"`` runs this one after it, ``"interrupt"`` stops it at its next step
+        (its work is kept) and runs this one next, ``"rollback"`` stops it, deletes its
+        checkpoints and runs this one next. The same ``idempotency_key`` returns the
+        first run's id (while that run's record is retained); with another graph or
+        input it raises :class:`~dialogllm.errors.DuplicateRunError`. ``delay``
+        (seconds) holds the run back; the thread counts as busy meanwhile.
+
+        >>> run_id = await queue.enqueue("app.graphs:chat", {"messages": ["hi"]},
+        ...                              thread_id="t-1", multitask="interrupt")
+        """
+        if multitask not in MULTITASK_VALUES:
+            raise ValueError(f"multitask must be one of {MULTITASK_VALUES}")
+        attempts = self.max_attempts if max_attempts is None else max_attempts
+        if attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if not graph:
+            raise ValueError("graph must name a graph")
+        payload = encode_input(input)
+        run_id = str(uuid.uuid4())
+        thread = thread_id or str(uuid.uuid4())
+        fingerprint = hashlib.sha1(
+            f"{graph}\0{thread_id or ''}\0{payload}".encode()
+        ).hexdigest()[:20]
+        idem_key = (
+            keys.idempotency(self.prefix, self.name, idempotency_key)
+            if idempotency_key
+            else ""
+        )
+        reply = await self._call(
+            "enqueueing a run",
+            lambda: cast(
+                Awaitable[list[str]],
+                self._enqueue(
+                    keys=[keys.stream(self.prefix, self.name)],
+                    args=[
+                        self.base,
+                        run_id,
+                        graph,
+                        thread,
+                        payload,
+                        attempts,
+                        multitask,
+                        idem_key,
+                        idempotency_key or "",
+                        _ms(delay),
+                        fingerprint,
+                        self.retention_ms,
+                    ],
+                ),
+            ),
+        )
+        verdict, existing = reply[0], reply[1]
+        if verdict == "busy":
+            raise ThreadBusyError(
+                f"thread {thread!r} is busy with run {existing} ({reply[2]}); "
+                "enqueue with multitask='enqueue', 'interrupt' or 'rollback', or wait "
+                "for that run"
+            )
+        if verdict == "duplicate":
+            raise DuplicateRunError(
+                f"idempotency key {idempotency_key!r} was used for run {existing} "
+                "with another graph, thread or input; use a new key for a new run"
+            )
+        _log.debug(
+            "run enqueued",
+            run_id=existing,
+            thread_id=thread,
+            graph=graph,
+            verdict=verdict,
+        )
+        return existing
+
+    # --- reading --------------------------------------------------------------------
+
+    async def get(self, run_id: str) -> RunRecord:
+        """The run's record; :class:`~dialogllm.errors.RunNotFoundError` when unknown
+        or expired.
+
+        >>> (await queue.get(run_id)).status
+        <RunStatus.RUNNING: 'running'>
+        """
+        key = keys.run_record(self.prefix, self.name, run_id)
+        raw = await self._call("reading a run", lambda: self.client.hgetall(key))
+        if not raw:
+            raise RunNotFoundError(
+                f"no run {run_id!r} in queue {self.name!r} (never enqueued, or "
+                "expired after the retention period)"
+            )
+        return RunRecord.from_hash(run_id, raw)
+
+    async def list(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        graph: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Retained runs, newest first, filtered by status, graph and thread.
+
+        Reads records in pages of 200 (cost: proportional to the runs retained).
+
+        >>> await queue.list(status="dead", graph="app.graphs:chat", limit=10)
+        """
+        wanted = RunStatus(status) if status is not None else None
+        out: list[RunRecord] = []
+        index = keys.runs_index(self.prefix, self.name)
+        start = 0
+        page = 200
+        while len(out) < limit:
+            ids: list[str] = await self._call(
+                "listing runs",
+                functools.partial(
+                    self.client.zrevrange, index, start, start + page - 1
+                ),
+            )
+            if not ids:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for run_id in ids:
+                pipe.hgetall(keys.run_record(self.prefix, self.name, run_id))
+            raws: list[dict[str, str]] = await self._call("listing runs", pipe.execute)
+            for run_id, raw in zip(ids, raws, strict=True):
+                if not raw:
+                    continue
+                record = RunRecord.from_hash(run_id, raw)
+                if (
+                    (wanted is None or record.status is wanted)
+                    and (graph is None or record.graph == graph)
+                    and (thread_id is None or record.thread_id == thread_id)
+                ):
+                    out.append(record)
+                    if len(out) >= limit:
+                        break
+            start += page
+        return out
+
+    async def events(
+        self,
+        run_id: str,
+        *,
+        after: str = "0",
+        follow: bool = True,
+        timeout: float | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """The run's events from the start (or after the event id ``after``); with
+        ``follow`` it blocks for new ones (``XREAD BLOCK``, no polling) and ends after
+        a terminal status event or after ``timeout`` seconds.
+
+        >>> async for event in queue.events(run_id):
+        ...     print(event.kind, event.data)
+        """
+        key = keys.run_events(self.prefix, self.name, run_id)
+        await self.get(run_id)  # RunNotFoundError for unknown runs
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = after
+        while True:
+            block: int | None = None
+            if follow:
+                left = 5.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return
+                block = max(1, int(min(left, 5.0) * 1000))
+            reply = await self._call(
+                "reading run events",
+                functools.partial(
+                    self.client.xread, {key: last}, count=500, block=block
+                ),
+            )
+            entries = reply[0][1] if reply else []
+            for entry_id, fields in entries:
+                last = entry_id
+                event = RunEvent(
+                    id=entry_id,
+                    kind=fields.get("kind", ""),
+                    data=json.loads(fields.get("data") or "null"),
+                )
+                yield event
+                status = event.status
+                if follow and status is not None and status.is_terminal:
+                    return
+            if not follow and not entries:
+                return
+            if follow and not entries and not await self.client.exists(key):
+                return
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Block until the run reaches a terminal status; return its record.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever)
+        and :class:`~dialogllm.errors.RunNotFoundError` for unknown runs.
+
+        >>> record = await queue.wait(run_id, timeout=120)
+        >>> record.status, record.result
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        record = await self.get(run_id)
+        if record.status.is_terminal:
+            return record
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        async for event in self.events(run_id, timeout=left):
+            status = event.status
+            if status is not None and status.is_terminal:
+                return await self.get(run_id)
+        record = await self.get(run_id)
+        if record.status.is_terminal:
+            return record
+        raise TimeoutError(
+            f"run {run_id} is still {record.status.value} after {timeout} s"
+        )
+
+    # --- controlling ----------------------------------------------------------------
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> RunStatus:
+        """Cancel a run. A pending run is cancelled at once (returns ``cancelled``); a
+        running one is told to stop (its worker marks it ``cancelled`` within
+        moments; returns ``running``). A finished run is left as it is.
+
+        >>> await queue.cancel(run_id)
+        <RunStatus.CANCELLED: 'cancelled'>
+        """
+        reply = await self._call(
+            "cancelling a run",
+            lambda: cast(
+                Awaitable[str],
+                self._cancel(
+                    keys=[keys.stream(self.prefix, self.name)],
+                    args=[self.base, run_id, self.retention_ms, reason],
+                ),
+            ),
+        )
+        if reply == "gone":
+            raise RunNotFoundError(f"no run {run_id!r} in queue {self.name!r}")
+        if reply == "cancelling":
+            return RunStatus.RUNNING
+        return RunStatus(reply)
+
+    async def dlq_list(self, limit: int = 100) -> builtins.list[DeadLetter]:
+        """The newest ``limit`` dead letters, newest first.
+
+        >>> [(d.run_id, d.reason) for d in await queue.dlq_list()]
+        """
+        key = keys.dead_letters(self.prefix, self.name)
+        entries = await self._call(
+            "listing dead letters", lambda: self.client.xrevrange(key, count=limit)
+        )
+        return [
+            DeadLetter(
+                id=entry_id,
+                run_id=f.get("run", ""),
+                graph=f.get("graph", ""),
+                thread_id=f.get("thread", ""),
+                reason=f.get("reason", ""),
+                attempts=int(f.get("attempts") or 0),
+                at=int(f.get("at") or 0) / 1000.0,
+            )
+            for entry_id, f in entries
+        ]
+
+    async def dlq_retry(self, run_id: str) -> RunStatus:
+        """Re-enqueue a dead run (attempts start again at 0) after its thread's
+        current runs; its dead letter is removed.
+
+        >>> await queue.dlq_retry(run_id)
+        <RunStatus.PENDING: 'pending'>
+        """
+        reply = await self._call(
+            "retrying a dead run",
+            lambda: cast(
+                Awaitable[str],
+                self._dlq_retry(
+                    keys=[keys.stream(self.prefix, self.name)],
+                    args=[self.base, run_id],
+                ),
+            ),
+        )
+        if reply == "gone":
+            raise RunNotFoundError(f"no run {run_id!r} in queue {self.name!r}")
+        return RunStatus(reply)
+
+    async def prune(self, limit: int = 1000) -> int:
+        """Forget up to ``limit`` finished runs whose retention has passed (workers do
+        this on their own; useful when no worker runs). Returns how many."""
+        reply = await self._call(
+            "pruning runs",
+            lambda: cast(
+                Awaitable[int],
+                self._prune(
+                    keys=[keys.stream(self.prefix, self.name)],
+                    args=[self.base, limit],
+                ),
+            ),
+        )
+        return int(reply)
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for dashboards: ready, delayed, retained and dead-lettered runs.
+
+        >>> await queue.stats()
+        {'ready': 0, 'delayed': 2, 'retained': 40, 'dead_letters': 1}
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(keys.stream(self.prefix, self.name))
+        pipe.zcard(keys.delayed(self.prefix, self.name))
+        pipe.zcard(keys.runs_index(self.prefix, self.name))
+        pipe.xlen(keys.dead_letters(self.prefix, self.name))
+        ready, delayed, retained, dead = await self._call("reading stats", pipe.execute)
+        return {
+            "ready": int(ready),
+            "delayed": int(delayed),
+            "retained": int(retained),
+            "dead_letters": int(dead),
+        }

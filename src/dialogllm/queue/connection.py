@@ -1,0 +1,83 @@
+"""How the queue connects to Redis: pooled clients with retry, and error mapping.
+
+Clients come from a URL (``redis://``, ``rediss://`` with TLS, ``unix://``; an ACL user
+and password go in the URL: ``rediss://app:secret@host:6380/0``). Each client keeps a
+connection pool and retries a command whose connection broke with exponential backoff,
+so a Redis restart costs a pause, not an error. Every queue script is safe to resend: a
+retried ``enqueue`` carries the run id it was first sent with.
+
+The rule a reader must not break: ``redis`` exceptions never leave the queue's public
+API; they become :class:`~dialogllm.errors.RedisUnavailableError` or
+:class:`~dialogllm.errors.QueueError` naming the URL with its password masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from dialogllm.errors import QueueError, RedisUnavailableError
+from dialogllm.logging import mask_url, redact_text
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "async_client",
+    "map_error",
+    "sync_client",
+]
+
+#: Errors that mean "Redis is (temporarily) unreachable": retry after a backoff.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+_RETRIES = 6  # ~0.05 + 0.1 + ... capped at 2 s: about 6 s of patience per command
+
+
+def _options(decode: bool, **extra: Any) -> dict[str, Any]:
+    return {
+        "decode_responses": decode,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+        **extra,
+    }
+
+
+def async_client(url: str, *, decode: bool = True, **extra: Any) -> aredis.Redis:
+    """A pooled async client to ``url`` that retries broken connections.
+
+    >>> client = async_client("rediss://app:secret@cache:6380/0")
+    """
+    retry = AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), _RETRIES)
+    return aredis.Redis.from_url(url, retry=retry, **_options(decode, **extra))
+
+
+def sync_client(url: str, *, decode: bool = True, **extra: Any) -> redis.Redis:
+    """A pooled sync client to ``url`` (the heartbeat thread's), same retry policy."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), _RETRIES)
+    return redis.Redis.from_url(url, retry=retry, **_options(decode, **extra))
+
+
+def map_error(exc: RedisError, url: str, what: str) -> Exception:
+    """The typed DialogueLLM error for a Redis error raised while doing ``what``."""
+    text = redact_text(str(exc))
+    where = mask_url(url)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return RedisUnavailableError(
+            f"Redis at {where} is unreachable while {what} "
+            f"({type(exc).__name__}: {text}); nothing was half-written, retry once "
+            "Redis is back"
+        )
+    return QueueError(f"Redis at {where} refused {what}: {text}")

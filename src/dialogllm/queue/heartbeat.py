@@ -1,0 +1,140 @@
+"""The heartbeat: renews a worker's thread leases from a thread of its own.
+
+The heartbeat runs in an OS thread with its own (sync) Redis connection, so a run that
+hogs the event loop (a CPU-bound node, a blocking call) cannot starve it. Every
+``interval`` it renews each lease (only while the lease still holds that worker's id,
+checked in Lua) and reads each run's ``signal`` field, a fallback for a missed pub/sub
+message. It reports back to the event loop with ``call_soon_threadsafe``.
+
+The rule a reader must not break: a lease that cannot be renewed (taken over, or Redis
+unreachable for longer than the lease) is reported lost, and the worker stops the run's
+writes; fencing refuses them anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import RedisError
+
+from dialogllm.checkpoint.keys import thread_lease
+from dialogllm.logging import get_logger
+from dialogllm.queue import keys, lua
+
+__all__ = ["Heartbeat"]
+
+_log = get_logger("dialogllm.queue.heartbeat")
+
+
+@dataclass
+class _Held:
+    thread_id: str
+    lease_id: str
+    renewed: float  # time.monotonic() of the last successful renewal
+
+
+class Heartbeat(threading.Thread):
+    """Renew leases every ``interval`` seconds; report lost leases and signals.
+
+    >>> hb = Heartbeat(client, prefix="app", queue="default", ttl=30.0,
+    ...                loop=asyncio.get_running_loop(), on_lost=..., on_signal=...)
+    >>> hb.start(); hb.add("run-1", "thread-1", "lease-id")
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        queue: str,
+        ttl: float,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[str], None],
+        on_signal: Callable[[str, str], None],
+        interval: float | None = None,
+    ) -> None:
+        super().__init__(name="dialogllm-heartbeat", daemon=True)
+        self.client = client
+        self.prefix = prefix
+        self.queue = queue
+        self.ttl = ttl
+        self.interval = interval if interval is not None else ttl / 3
+        self.loop = loop
+        self.on_lost = on_lost
+        self.on_signal = on_signal
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renew = client.register_script(lua.LEASE_RENEW)
+
+    def add(self, run_id: str, thread_id: str, lease_id: str) -> None:
+        """Start renewing the lease ``lease_id`` on ``thread_id`` for ``run_id``."""
+        with self._lock:
+            self._held[run_id] = _Held(thread_id, lease_id, time.monotonic())
+
+    def remove(self, run_id: str) -> None:
+        """Stop renewing the run's lease (it finished or was given up)."""
+        with self._lock:
+            self._held.pop(run_id, None)
+
+    def stop(self) -> None:
+        """End the thread after its current tick."""
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def _report(self, callback: Callable[..., None], *args: str) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the worker is gone
+            self._stop.set()
+
+    def tick(self) -> None:
+        """Renew every held lease once (one pipelined round trip)."""
+        with self._lock:
+            held = list(self._held.items())
+        if not held:
+            return
+        ttl_ms = int(self.ttl * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for run_id, h in held:
+            self._renew(
+                keys=[thread_lease(self.prefix, h.thread_id)],
+                args=[h.lease_id, ttl_ms],
+                client=pipe,
+            )
+            pipe.hget(keys.run_record(self.prefix, self.queue, run_id), "signal")
+        now = time.monotonic()
+        try:
+            replies = pipe.execute()
+        except (RedisError, OSError) as exc:
+            for run_id, h in held:
+                if now - h.renewed >= self.ttl:
+                    _log.warning(
+                        "lease lapsed while Redis was unreachable",
+                        run_id=run_id,
+                        thread_id=h.thread_id,
+                        error=str(exc),
+                    )
+                    self.remove(run_id)
+                    self._report(self.on_lost, run_id)
+            return
+        for i, (run_id, h) in enumerate(held):
+            renewed, signal = replies[2 * i], replies[2 * i + 1]
+            if int(renewed) == 1:
+                h.renewed = now
+            else:
+                _log.warning("lease taken over", run_id=run_id, thread_id=h.thread_id)
+                self.remove(run_id)
+                self._report(self.on_lost, run_id)
+                continue
+            if signal:
+                text = signal.decode() if isinstance(signal, bytes) else str(signal)
+                self._report(self.on_signal, run_id, text)

@@ -1,0 +1,401 @@
+"""The queue's Lua scripts: each is one atomic round trip on one Cluster slot.
+
+Queue scripts receive ``KEYS[1]`` = a key of the queue (for Cluster routing) and the
+queue's base (``P:q:{Q}``, see :mod:`dialogllm.queue.keys`) as ``ARGV[1]``; they build
+the per-run and per-thread key names of that queue from the base, the same way
+:mod:`dialogllm.queue.keys` does. Every such key carries the queue's hash tag, so a
+script never leaves its slot. Lease scripts receive the thread's lease and fence
+counter (the thread's slot) and touch nothing else.
+
+Times come from the Redis server's clock (``TIME``), so workers on machines with skewed
+clocks agree on due times and expiries.
+
+The rule a reader must not break: a run's status changes only here, and a worker's
+``finish`` applies only while the record still names that worker's lease.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CANCEL",
+    "CLAIM",
+    "DLQ_RETRY",
+    "ENQUEUE",
+    "FINISH",
+    "LEASE_ACQUIRE",
+    "LEASE_RELEASE",
+    "LEASE_RENEW",
+    "PROMOTE",
+    "PRUNE",
+]
+
+_PRELUDE = r"""
+local BASE = ARGV[1]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+local function esc(s)
+  return (string.gsub(s, '[%%{}]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D'}))
+end
+local K_STREAM = BASE .. ':stream'
+local K_DELAYED = BASE .. ':delayed'
+local K_RUNS = BASE .. ':runs'
+local K_EXPIRY = BASE .. ':expiry'
+local K_DLQ = BASE .. ':dlq'
+local K_SIGNALS = BASE .. ':signals'
+local GROUP = 'workers'
+local EVENTS_MAXLEN = 10000
+local function k_run(id) return BASE .. ':run:' .. id end
+local function k_ev(id) return BASE .. ':ev:' .. id end
+local function k_active(th) return BASE .. ':th:' .. esc(th) .. ':active' end
+local function k_wait(th) return BASE .. ':th:' .. esc(th) .. ':wait' end
+
+local function event(id, kind, data)
+  redis.call('XADD', k_ev(id), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    'kind', kind, 'data', data)
+end
+
+local function status_event(id, status, extra)
+  event(id, 'status', cjson.encode({status = status, at = NOW, detail = extra or ''}))
+end
+
+-- make run `id` startable: onto the delayed set when not yet due, else the stream
+local function push_ready(id)
+  local rec = k_run(id)
+  local due = tonumber(redis.call('HGET', rec, 'due') or '0') or 0
+  if due > NOW then
+    redis.call('ZADD', K_DELAYED, due, id)
+    redis.call('PUBLISH', K_SIGNALS, 'wake ' .. due)
+    redis.call('HSET', rec, 'entry', '')
+  else
+    local th = redis.call('HGET', rec, 'thread') or ''
+    local entry = redis.call('XADD', K_STREAM, '*', 'run', id, 'thread', th)
+    redis.call('HSET', rec, 'entry', entry)
+  end
+end
+
+-- give thread `th` to the next waiting run, when run `id` held it
+local function handoff(id, th)
+  local ka = k_active(th)
+  if redis.call('GET', ka) ~= id then return end
+  local kw = k_wait(th)
+  while true do
+    local nxt = redis.call('LPOP', kw)
+    if not nxt then
+      redis.call('DEL', ka)
+      return
+    end
+    if redis.call('HGET', k_run(nxt), 'status') == 'pending' then
+      redis.call('SET', ka, nxt)
+      push_ready(nxt)
+      return
+    end
+  end
+end
+
+-- forget finished runs whose retention has passed (bounded work per call)
+local function prune(limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_EXPIRY, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', K_EXPIRY, id)
+    redis.call('ZREM', K_RUNS, id)
+    redis.call('DEL', k_run(id), k_ev(id))
+  end
+  return #ids
+end
+
+-- end run `id` with terminal `status`; keys expire after `retention_ms`
+local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
+  local rec = k_run(id)
+  local th = redis.call('HGET', rec, 'thread') or ''
+  local fields = {'status', status, 'finished', NOW, 'lease', '', 'entry', '',
+    'signal', ''}
+  if err and err ~= '' then
+    fields[#fields + 1] = 'error'
+    fields[#fields + 1] = err
+  end
+  if result and result ~= '' then
+    fields[#fields + 1] = 'result'
+    fields[#fields + 1] = result
+  end
+  redis.call('HSET', rec, unpack(fields))
+  redis.call('ZREM', K_DELAYED, id)
+  if status == 'dead' then
+    local h = redis.call('HMGET', rec, 'graph', 'attempts')
+    local dlq_id = redis.call('XADD', K_DLQ, 'MAXLEN', '~', dlq_maxlen, '*',
+      'run', id, 'graph', h[1] or '', 'thread', th, 'reason', err or '',
+      'attempts', h[2] or '0', 'at', NOW)
+    redis.call('HSET', rec, 'dlq', dlq_id)
+  end
+  status_event(id, status, err)
+  local ttl = tonumber(retention_ms)
+  redis.call('PEXPIRE', rec, ttl)
+  redis.call('PEXPIRE', k_ev(id), ttl)
+  local idem = redis.call('HGET', rec, 'idem_key')
+  if idem and idem ~= '' then redis.call('PEXPIRE', idem, ttl) end
+  redis.call('ZADD', K_EXPIRY, NOW + ttl, id)
+  handoff(id, th)
+  prune(20)
+end
+"""
+
+ENQUEUE: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id, graph, thread, input, max_attempts, multitask, idem_key,
+--       idem, delay_ms, fingerprint
+local id, graph, th, input = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local max_attempts, multitask, idem_key, idem = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local delay, fp = tonumber(ARGV[10]), ARGV[11]
+local rec = k_run(id)
+if redis.call('EXISTS', rec) == 1 then
+  return {'exists', id, redis.call('HGET', rec, 'status')}
+end
+if idem_key ~= '' then
+  local prior = redis.call('GET', idem_key)
+  if prior then
+    local pr = redis.call('HMGET', k_run(prior), 'fp', 'status')
+    if pr[1] and pr[1] ~= fp then return {'duplicate', prior, pr[2] or ''} end
+    return {'exists', prior, pr[2] or ''}
+  end
+end
+local ka = k_active(th)
+local active = redis.call('GET', ka)
+local active_status = false
+if active then
+  active_status = redis.call('HGET', k_run(active), 'status')
+  if active_status ~= 'pending' and active_status ~= 'running' then
+    redis.call('DEL', ka)
+    active = false
+  end
+end
+if active and multitask == 'reject' then
+  return {'busy', active, active_status}
+end
+redis.call('HSET', rec, 'graph', graph, 'thread', th, 'status', 'pending',
+  'input', input, 'attempts', 0, 'max_attempts', max_attempts,
+  'multitask', multitask, 'idem', idem, 'idem_key', idem_key, 'created', NOW,
+  'due', NOW + delay, 'fp', fp)
+redis.call('ZADD', K_RUNS, NOW, id)
+if idem_key ~= '' then redis.call('SET', idem_key, id) end
+status_event(id, 'pending', '')
+if not active then
+  redis.call('SET', ka, id)
+  push_ready(id)
+elseif multitask == 'enqueue' then
+  redis.call('RPUSH', k_wait(th), id)
+else
+  -- interrupt / rollback: the new run goes first in line, the active one stops
+  redis.call('LPUSH', k_wait(th), id)
+  if active_status == 'pending' then
+    local st = 'interrupted'
+    if multitask == 'rollback' then st = 'cancelled' end
+    local entry = redis.call('HGET', k_run(active), 'entry')
+    if entry and entry ~= '' then
+      redis.call('XACK', K_STREAM, GROUP, entry)
+      redis.call('XDEL', K_STREAM, entry)
+    end
+    terminate(active, st, multitask .. ' by run ' .. id, '',
+      tonumber(ARGV[12]), 10000)
+  else
+    redis.call('HSET', k_run(active), 'signal', multitask, 'signal_by', id)
+    redis.call('PUBLISH', K_SIGNALS, multitask .. ' ' .. active)
+  end
+end
+return {'ok', id, 'pending'}
+"""
+)
+
+CLAIM: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id, entry_id, worker, lease_id
+-- Returns {verdict, ...}: 'gone' | 'skip' status | 'run' record fields...
+local id, entry, worker, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local rec = k_run(id)
+local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
+  'attempts', 'max_attempts', 'signal', 'signal_by')
+if not h[1] then
+  redis.call('XACK', K_STREAM, GROUP, entry)
+  redis.call('XDEL', K_STREAM, entry)
+  return {'gone'}
+end
+if (h[1] ~= 'pending' and h[1] ~= 'running') or h[2] ~= entry then
+  redis.call('XACK', K_STREAM, GROUP, entry)
+  redis.call('XDEL', K_STREAM, entry)
+  return {'skip', h[1]}
+end
+local attempts = tonumber(h[6] or '0') + 1
+redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
+  'lease', lease, 'started', NOW)
+status_event(id, 'running', 'attempt ' .. attempts .. ' on ' .. worker)
+return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, h[7] or '1',
+  h[8] or '', h[9] or ''}
+"""
+)
+
+FINISH: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id, lease_id, mode, entry_id, result, error, retention_ms,
+--       backoff_ms, dlq_maxlen
+-- mode: a terminal status | 'retry' (back to pending after backoff_ms) |
+--       'handback' (back to pending at once, the attempt not counted)
+local id, lease, mode, entry = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local result, err, retention = ARGV[6], ARGV[7], ARGV[8]
+local backoff, dlq_maxlen = tonumber(ARGV[9]), tonumber(ARGV[10])
+local rec = k_run(id)
+local h = redis.call('HMGET', rec, 'status', 'lease')
+if entry ~= '' then
+  if not h[1] or h[2] == lease then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+  end
+end
+if not h[1] then return 'gone' end
+if h[2] ~= lease then return 'superseded' end
+if mode == 'retry' then
+  redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'error', err,
+    'due', NOW + backoff, 'entry', '')
+  status_event(id, 'pending', 'retry in ' .. backoff .. ' ms: ' .. err)
+  push_ready(id)
+  return 'retry'
+end
+if mode == 'handback' then
+  redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'due', 0)
+  redis.call('HINCRBY', rec, 'attempts', -1)
+  status_event(id, 'pending', 'handed back')
+  push_ready(id)
+  return 'handback'
+end
+terminate(id, mode, err, result, retention, dlq_maxlen)
+return mode
+"""
+)
+
+CANCEL: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id, retention_ms, reason
+local id = ARGV[2]
+local rec = k_run(id)
+local h = redis.call('HMGET', rec, 'status', 'entry', 'thread')
+if not h[1] then return 'gone' end
+if h[1] == 'running' then
+  redis.call('HSET', rec, 'signal', 'cancel')
+  redis.call('PUBLISH', K_SIGNALS, 'cancel ' .. id)
+  return 'cancelling'
+end
+if h[1] ~= 'pending' then return h[1] end
+if h[2] and h[2] ~= '' then
+  redis.call('XACK', K_STREAM, GROUP, h[2])
+  redis.call('XDEL', K_STREAM, h[2])
+end
+redis.call('LREM', k_wait(h[3] or ''), 0, id)
+terminate(id, 'cancelled', ARGV[4], '', tonumber(ARGV[3]), 10000)
+return 'cancelled'
+"""
+)
+
+PROMOTE: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, limit.  Moves due runs from the delayed set to the stream.
+-- Returns {moved, ms until the next due run or -1}
+local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0,
+  tonumber(ARGV[2]))
+local moved = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', K_DELAYED, id) == 1 then
+    if redis.call('HGET', k_run(id), 'status') == 'pending' then
+      redis.call('HSET', k_run(id), 'due', 0)
+      push_ready(id)
+      moved = moved + 1
+    end
+  end
+end
+local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+local wait = -1
+if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - NOW) end
+return {moved, wait}
+"""
+)
+
+PRUNE: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, limit.  Forgets finished runs whose retention has passed.
+return prune(tonumber(ARGV[2]))
+"""
+)
+
+DLQ_RETRY: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id.  Re-enqueues a dead run (attempts reset, after its thread).
+local id = ARGV[2]
+local rec = k_run(id)
+local h = redis.call('HMGET', rec, 'status', 'thread', 'dlq', 'idem_key')
+if not h[1] then return 'gone' end
+if h[1] ~= 'dead' then return h[1] end
+if h[3] and h[3] ~= '' then redis.call('XDEL', K_DLQ, h[3]) end
+redis.call('PERSIST', rec)
+redis.call('PERSIST', k_ev(id))
+if h[4] and h[4] ~= '' then redis.call('PERSIST', h[4]) end
+redis.call('ZREM', K_EXPIRY, id)
+redis.call('HSET', rec, 'status', 'pending', 'attempts', 0, 'dlq', '', 'due', 0,
+  'finished', '')
+status_event(id, 'pending', 'retried from the dead-letter stream')
+local th = h[2] or ''
+local ka = k_active(th)
+local active = redis.call('GET', ka)
+if active and active ~= id then
+  local st = redis.call('HGET', k_run(active), 'status')
+  if st == 'pending' or st == 'running' then
+    redis.call('RPUSH', k_wait(th), id)
+    return 'pending'
+  end
+end
+redis.call('SET', ka, id)
+push_ready(id)
+return 'pending'
+"""
+)
+
+# --- thread leases (the thread's slot) ----------------------------------------------
+
+LEASE_ACQUIRE: Final = r"""
+-- KEYS: lease, fence counter.  ARGV: lease_id, run_id, ttl_ms, counter_ttl_ms
+-- Returns {1, fence} when acquired, {0, holder run, holder pttl} when held.
+local cur = redis.call('HMGET', KEYS[1], 'id', 'run')
+if cur[1] and cur[1] ~= ARGV[1] then
+  return {0, cur[2] or '', redis.call('PTTL', KEYS[1])}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'fence', fence, 'run', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, fence}
+"""
+
+LEASE_RENEW: Final = r"""
+-- KEYS: lease.  ARGV: lease_id, ttl_ms.  1 when renewed, 0 when no longer held.
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+LEASE_RELEASE: Final = r"""
+-- KEYS: lease.  ARGV: lease_id.  1 when released, 0 when it was not ours any more.
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""

@@ -1,0 +1,116 @@
+"""Fixtures of the queue tests: an own key prefix, a queue, workers in-process or as
+subprocesses, all on the shared Redis (or on a Redis the test starts itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from dialogllm.queue import Queue, Worker
+
+REDIS_URL = os.environ.get("DIALOGLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+GRAPHS = str(Path(__file__).with_name("graphs.py"))
+SRC = str(Path(__file__).resolve().parents[3] / "src")
+
+pytestmark = pytest.mark.integration
+
+
+def ref(name: str) -> str:
+    """Reference of a graph or function of ``graphs.py``."""
+    return f"{GRAPHS}:{name}"
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def qprefix() -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"test-q-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    delete_prefix(REDIS_URL, prefix)
+
+
+@pytest.fixture
+async def queue(qprefix: str) -> AsyncIterator[Queue]:
+    q = Queue.from_url(REDIS_URL, key_prefix=qprefix, retention=600)
+    yield q
+    await q.aclose()
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+async def start_worker(qprefix: str) -> AsyncIterator[WorkerFactory]:
+    """Start in-process workers (``start_worker(concurrency=4, ...)``); all are
+    stopped at the end of the test."""
+    running: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    def start(**options: Any) -> Worker:
+        options.setdefault("key_prefix", qprefix)
+        options.setdefault("lease_ttl", 2.0)
+        options.setdefault("grace", 2.0)
+        options.setdefault("backoff_base", 0.05)
+        url = options.pop("url", REDIS_URL)
+        worker = Worker(url, **options)
+        task = asyncio.create_task(worker.run(install_signal_handlers=False))
+        running.append((worker, task))
+        return worker
+
+    yield start
+    for worker, _ in running:
+        worker.stop()
+    for _, task in running:
+        await asyncio.wait_for(task, 30)
+
+
+def worker_process(
+    prefix: str,
+    *,
+    url: str = REDIS_URL,
+    concurrency: int = 4,
+    lease_ttl: float = 2.0,
+    grace: float = 2.0,
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """A worker in a process of its own (``python -m dialogllm.queue``)."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dialogllm.queue",
+            "--redis-url",
+            url,
+            "--key-prefix",
+            prefix,
+            "--concurrency",
+            str(concurrency),
+            "--lease-ttl",
+            str(lease_ttl),
+            "--grace",
+            str(grace),
+            "--backoff-base",
+            "0.05",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

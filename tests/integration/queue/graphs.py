@@ -1,0 +1,101 @@
+"""Graphs and functions the queue tests run, by reference ``<this file>:<name>``.
+
+Every turn calls a *counting model*: it INCRs ``<counter>:<thread>:<turn>`` in Redis
+before answering, so a test can tell how often each turn's "LLM call" happened.
+Input keys: ``turns`` (how many), ``sleep`` (seconds per turn), ``counter`` (key
+prefix of the call counters), ``url`` (Redis to count in).
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+import redis
+from langgraph.config import get_config
+from langgraph.graph import START, StateGraph
+from langgraph.types import interrupt
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def _client(url: str) -> redis.Redis:
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url)
+    return _clients[url]
+
+
+class Dialogue(TypedDict, total=False):
+    turns: int
+    sleep: float
+    counter: str
+    url: str
+    transcript: Annotated[list[str], operator.add]
+
+
+def _turn(state: Dialogue) -> dict[str, Any]:
+    n = len(state.get("transcript") or []) + 1
+    thread = get_config()["configurable"]["thread_id"]
+    _client(state["url"]).incr(f"{state['counter']}:{thread}:{n}")
+    time.sleep(state.get("sleep", 0.0))
+    speaker = "alice" if n % 2 else "bob"
+    return {"transcript": [f"{speaker}: turn {n}"]}
+
+
+def _more(state: Dialogue) -> str:
+    return "turn" if len(state.get("transcript") or []) < state["turns"] else "__end__"
+
+
+_builder = StateGraph(Dialogue)
+_builder.add_node("turn", _turn)
+_builder.add_edge(START, "turn")
+_builder.add_conditional_edges("turn", _more)
+dialogue = _builder.compile()
+
+
+class Asking(TypedDict, total=False):
+    question: str
+    answer: str
+
+
+def _ask(state: Asking) -> dict[str, Any]:
+    answer = interrupt({"question": state.get("question", "?")})
+    return {"answer": str(answer)}
+
+
+_asking = StateGraph(Asking)
+_asking.add_node("ask", _ask)
+_asking.add_edge(START, "ask")
+asking = _asking.compile()
+
+
+class One(TypedDict, total=False):
+    n: int
+
+
+def _one(state: One) -> dict[str, Any]:
+    return {"n": state.get("n", 0) + 1}
+
+
+_one_builder = StateGraph(One)
+_one_builder.add_node("one", _one)
+_one_builder.add_edge(START, "one")
+one_node = _one_builder.compile()
+
+
+async def noop(payload: Any) -> Any:
+    """A no-op run: returns its input."""
+    return payload
+
+
+def flaky(payload: dict[str, Any]) -> str:
+    """Fails until it was called ``fail`` times (counted in Redis at ``counter``)."""
+    calls = int(_client(payload["url"]).incr(payload["counter"]))
+    if calls <= payload["fail"]:
+        raise RuntimeError(f"flaky failure {calls}")
+    return f"ok after {calls}"
+
+
+def not_a_graph() -> int:
+    return 42
