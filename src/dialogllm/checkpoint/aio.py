@@ -49,6 +49,7 @@ from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
+    Emit,
     Eval,
     Op,
     Operations,
@@ -165,7 +166,11 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
             return await self._eval(request)
         if isinstance(request, Command):
             return await self._command(request)
-        return await self._batch(request)
+        if isinstance(request, Batch):
+            return await self._batch(request)
+        raise CheckpointError(
+            f"cannot send {type(request).__name__}"
+        )  # pragma: no cover
 
     async def _eval(self, request: Eval) -> Any:
         nkeys = len(request.keys)
@@ -216,15 +221,17 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
             return list(results)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
+    async def _send_mapped(self, request: Request) -> Any:
+        try:
+            return await self._send(request)
+        except RedisError as exc:
+            raise map_redis_error(exc, self.url) from exc
+
     async def _drive(self, op: Op) -> Any:
         try:
             request = next(op)
             while True:
-                try:
-                    reply = await self._send(request)
-                except RedisError as exc:
-                    raise map_redis_error(exc, self.url) from exc
-                request = op.send(reply)
+                request = op.send(await self._send_mapped(request))
         except StopIteration as stop:
             return stop.value
 
@@ -248,11 +255,22 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         ``config=None`` lists every thread under the prefix (a SCAN: admin use).
         Without ``checkpoint_ns`` in the config, every namespace of the thread.
         """
-        results: list[CheckpointTuple] = await self._drive(
-            self.ops.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        op = self.ops.list_checkpoints(
+            config, filter=filter, before=before, limit=limit
         )
-        for tup in results:
-            yield tup
+        reply: Any = None
+        try:
+            request = next(op)
+            while True:
+                if isinstance(request, Emit):
+                    for tup in request.items:
+                        yield tup
+                    reply = None
+                else:
+                    reply = await self._send_mapped(request)
+                request = op.send(reply)
+        except StopIteration:
+            return
 
     async def aput(
         self,

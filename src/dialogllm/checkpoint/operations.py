@@ -39,7 +39,7 @@ from dialogllm.checkpoint.base import (
 )
 from dialogllm.errors import InvalidCheckpointConfigError
 
-__all__ = ["Batch", "Command", "Eval", "Operations", "Request"]
+__all__ = ["Batch", "Command", "Emit", "Eval", "Operations", "Request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,21 @@ class Batch:
     requests: Sequence[Eval | Command] = field(default_factory=list)
 
 
-Request: TypeAlias = Eval | Command | Batch
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Internal: one page of a listing source, before filtering."""
+
+    items: Sequence[CheckpointTuple]
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Results to hand to the caller now: ``list`` streams pages this way."""
+
+    items: Sequence[CheckpointTuple]
+
+
+Request: TypeAlias = Eval | Command | Batch | Emit | Page
 Op: TypeAlias = Generator[Request, Any, Any]
 
 _RUN_CACHE_SIZE = 10_000
@@ -483,8 +497,8 @@ class Operations:
         filter: Mapping[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> Generator[Request, Any, list[CheckpointTuple]]:
-        """Everything ``list`` returns, newest first.
+    ) -> Op:
+        """Everything ``list`` returns, newest first, streamed as :class:`Emit` pages.
 
         One namespace: pages of the sorted index (O(log n + limit) each). No
         ``checkpoint_ns`` in the config: every namespace of the thread. ``config``
@@ -498,88 +512,80 @@ class Operations:
         else:
             refs = [ThreadRef.from_config(config)]
             all_ns = (config.get("configurable") or {}).get("checkpoint_ns") is None
-        out: list[CheckpointTuple] = []
+        remaining = limit
+        page_size = 100 if (filter or limit is None) else max(1, min(limit, 100))
         for ref in refs:
-            remaining = None if limit is None else limit - len(out)
             if remaining is not None and remaining <= 0:
                 break
+            source: Op
             if all_ns:
-                found = yield from self._list_all_namespaces(
-                    ref.thread_id, filter, before_id, remaining
-                )
+                source = self._all_namespace_pages(ref.thread_id, before_id)
             elif ref.checkpoint_id:
-                tup = yield from self.get_tuple(
-                    {
-                        "configurable": {
-                            "thread_id": ref.thread_id,
-                            "checkpoint_ns": ref.checkpoint_ns,
-                            "checkpoint_id": ref.checkpoint_id,
-                        }
-                    }
-                )
-                found = (
-                    [tup]
-                    if tup is not None
-                    and (not before_id or tup.checkpoint["id"] < before_id)
-                    and (not filter or metadata_matches(tup.metadata, filter))
-                    else []
-                )
+                source = self._single_page(ref, before_id)
             else:
-                found = yield from self.list_filtered(
-                    ref, filter=filter, before_id=before_id, limit=remaining
-                )
-            out.extend(found)
-        return out if limit is None else out[:limit]
+                source = self._index_pages(ref, before_id, page_size)
+            remaining = yield from self._emit_pages(source, filter, remaining)
+        return None
 
-    def _list_all_namespaces(
-        self,
-        thread_id: str,
-        filter: Mapping[str, Any] | None,
-        before_id: str | None,
-        limit: int | None,
-    ) -> Generator[Request, Any, list[CheckpointTuple]]:
+    def _emit_pages(
+        self, source: Op, filter: Mapping[str, Any] | None, remaining: int | None
+    ) -> Generator[Request, Any, int | None]:
+        """Pass ``source``'s requests through; filter, cap and emit its pages."""
+        try:
+            request = next(source)
+            while True:
+                if isinstance(request, Page):
+                    batch = [
+                        t
+                        for t in request.items
+                        if not filter or metadata_matches(t.metadata, filter)
+                    ]
+                    if remaining is not None:
+                        batch = batch[:remaining]
+                        remaining -= len(batch)
+                    if batch:
+                        yield Emit(batch)
+                    if remaining == 0:
+                        source.close()
+                        return 0
+                    request = source.send(None)
+                else:
+                    reply = yield request
+                    request = source.send(reply)
+        except StopIteration:
+            return remaining
+
+    def _index_pages(self, ref: ThreadRef, before_id: str | None, size: int) -> Op:
+        cursor = before_id
+        while True:
+            tuples, last, done = yield from self.list_page(ref, cursor, size)
+            yield Page(tuples)
+            if done or last is None:
+                return None
+            cursor = last
+
+    def _single_page(self, ref: ThreadRef, before_id: str | None) -> Op:
+        tup = yield from self.get_tuple(
+            {
+                "configurable": {
+                    "thread_id": ref.thread_id,
+                    "checkpoint_ns": ref.checkpoint_ns,
+                    "checkpoint_id": ref.checkpoint_id,
+                }
+            }
+        )
+        if tup is not None and (not before_id or tup.checkpoint["id"] < before_id):
+            yield Page([tup])
+        return None
+
+    def _all_namespace_pages(self, thread_id: str, before_id: str | None) -> Op:
         pairs = yield from self.namespaces_of(thread_id)
         if before_id:
             pairs = [p for p in pairs if p[1] < before_id]
-        out: list[CheckpointTuple] = []
         for start in range(0, len(pairs), 100):
             tuples = yield from self.get_many(thread_id, pairs[start : start + 100])
-            for tup in tuples:
-                if filter and not metadata_matches(tup.metadata, filter):
-                    continue
-                out.append(tup)
-                if limit is not None and len(out) >= limit:
-                    return out
-        return out
-
-    def list_filtered(
-        self,
-        ref: ThreadRef,
-        *,
-        filter: Mapping[str, Any] | None,
-        before_id: str | None,
-        limit: int | None,
-    ) -> Generator[Request, Any, list[CheckpointTuple]]:
-        """Up to ``limit`` matching checkpoints of one namespace (pages as needed)."""
-        remaining = limit
-        out: list[CheckpointTuple] = []
-        page = remaining if (remaining is not None and not filter) else 100
-        cursor = before_id
-        while remaining is None or remaining > 0:
-            size = max(1, min(page, remaining)) if remaining and not filter else page
-            tuples, last, done = yield from self.list_page(ref, cursor, size)
-            for tup in tuples:
-                if filter and not metadata_matches(tup.metadata, filter):
-                    continue
-                out.append(tup)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining == 0:
-                        break
-            if done or last is None:
-                break
-            cursor = last
-        return out
+            yield Page(tuples)
+        return None
 
 
 def _lp_head_bytes(data: bytes) -> bytes:

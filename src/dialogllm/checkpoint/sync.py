@@ -42,6 +42,7 @@ from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
+    Emit,
     Eval,
     Op,
     Operations,
@@ -147,7 +148,11 @@ class RedisSaver(BaseCheckpointSaver[str]):
             if request.args[0] == "__SCAN__":
                 return list(self.client.scan_iter(match=request.args[1], count=500))
             return self.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        return self._batch(request)
+        if isinstance(request, Batch):
+            return self._batch(request)
+        raise CheckpointError(
+            f"cannot send {type(request).__name__}"
+        )  # pragma: no cover
 
     def _batch(self, batch: Batch) -> list[Any]:
         requests = list(batch.requests)
@@ -175,15 +180,17 @@ class RedisSaver(BaseCheckpointSaver[str]):
             return list(results)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
+    def _send_mapped(self, request: Request) -> Any:
+        try:
+            return self._send(request)
+        except RedisError as exc:
+            raise map_redis_error(exc, self.url) from exc
+
     def _drive(self, op: Op) -> Any:
         try:
             request = next(op)
             while True:
-                try:
-                    reply = self._send(request)
-                except RedisError as exc:
-                    raise map_redis_error(exc, self.url) from exc
-                request = op.send(reply)
+                request = op.send(self._send_mapped(request))
         except StopIteration as stop:
             return stop.value
 
@@ -203,9 +210,21 @@ class RedisSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first (see ``AsyncRedisSaver.alist``)."""
-        yield from self._drive(
-            self.ops.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        op = self.ops.list_checkpoints(
+            config, filter=filter, before=before, limit=limit
         )
+        reply: Any = None
+        try:
+            request = next(op)
+            while True:
+                if isinstance(request, Emit):
+                    yield from request.items
+                    reply = None
+                else:
+                    reply = self._send_mapped(request)
+                request = op.send(reply)
+        except StopIteration:
+            return
 
     def put(
         self,
