@@ -405,11 +405,18 @@ class Queue:
         >>> record.status, record.result
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The newest event id first, then the record: a status change after that
+        # read is an event after that id (a retried dead run has older ends).
+        key = keys.run_events(self.prefix, self.name, run_id)
+        newest = await self._call(
+            "reading run events", lambda: self.client.xrevrange(key, count=1)
+        )
+        after = newest[0][0] if newest else "0"
         record = await self.get(run_id)
         if record.status.is_terminal:
             return record
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        async for event in self.events(run_id, timeout=left):
+        async for event in self.events(run_id, after=after, timeout=left):
             status = event.status
             if status is not None and status.is_terminal:
                 return await self.get(run_id)

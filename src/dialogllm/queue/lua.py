@@ -203,7 +203,7 @@ else
       tonumber(ARGV[12]), 10000)
   else
     redis.call('HSET', k_run(active), 'signal', multitask, 'signal_by', id)
-    redis.call('PUBLISH', K_SIGNALS, multitask .. ' ' .. active)
+    redis.call('PUBLISH', K_SIGNALS, multitask .. ' ' .. active .. ' ' .. id)
   end
 end
 return {'ok', id, 'pending'}

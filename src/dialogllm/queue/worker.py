@@ -109,6 +109,7 @@ class _Active:
     inner: asyncio.Task[Any] | None = None
     stop_reason: str | None = None  # cancel | rollback | interrupt | handback | lost
     stop_at_step: str | None = None  # interrupt | handback
+    signal_by: str = ""  # the run whose enqueue interrupted or rolled back this one
 
 
 class Worker:
@@ -409,7 +410,8 @@ class Worker:
                 _moved, wait_ms = await self._promote(
                     keys=[self.stream], args=[self.base, 500]
                 )
-                timeout = 5.0 if int(wait_ms) < 0 else int(wait_ms) / 1000
+                # a lost ``wake`` costs at most a second
+                timeout = 1.0 if int(wait_ms) < 0 else min(1.0, int(wait_ms) / 1000)
             except CONNECTION_ERRORS as exc:
                 self.log.warning("scheduler: redis unreachable", error=str(exc))
                 timeout = 0.5
@@ -425,14 +427,16 @@ class Worker:
             try:
                 await pubsub.subscribe(channel)
                 attempt = 0
+                self._wake.set()  # runs made due while we were not listening
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    kind, _, arg = str(message["data"]).partition(" ")
+                    kind, _, rest = str(message["data"]).partition(" ")
                     if kind == "wake":
                         self._wake.set()
                     else:
-                        self._on_signal(arg, kind)
+                        run_id, _, by = rest.partition(" ")
+                        self._on_signal(run_id, kind, by)
             except CONNECTION_ERRORS as exc:
                 self.log.warning("signals: redis unreachable", error=str(exc))
                 await self._pause(attempt)
@@ -449,10 +453,11 @@ class Worker:
         if active.inner is not None and not active.inner.done():
             active.inner.cancel()
 
-    def _on_signal(self, run_id: str, kind: str) -> None:
+    def _on_signal(self, run_id: str, kind: str, by: str = "") -> None:
         active = self._active.get(run_id)
         if active is None:
             return
+        active.signal_by = active.signal_by or by
         if kind == "interrupt":
             active.stop_at_step = "interrupt"
         elif kind in ("cancel", "rollback"):
@@ -510,7 +515,7 @@ class Worker:
         graph, _thread, input_text, attempts, max_attempts, sig, sig_by = claim[1:8]
         attempts, max_attempts = int(attempts), int(max_attempts)
         log = log.bind(graph=graph, attempt=attempts)
-        active = _Active(run_id, thread_id, lease_id, graph, attempts)
+        active = _Active(run_id, thread_id, lease_id, graph, attempts, signal_by=sig_by)
         self._active[run_id] = active
         self.heartbeat.add(run_id, thread_id, lease_id)
         token = FencingToken(lease_id, fence)
@@ -532,7 +537,7 @@ class Worker:
                 reason = "handback"
                 if isinstance(exc, asyncio.CancelledError):
                     self._stop_now(active, "handback")
-            mode, error = await self._stopped(active, reason, sig_by, log)
+            mode, error = await self._stopped(active, reason, active.signal_by, log)
         except FencedWriteError as exc:
             mode, error = "lost", str(exc)
         except POISON as exc:

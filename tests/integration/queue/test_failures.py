@@ -1,0 +1,91 @@
+"""Failures: retries with backoff, dead letters, poison input, retry from the DLQ."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aredis
+
+from dialogllm.queue import Queue, RunStatus
+
+from .conftest import REDIS_URL, WorkerFactory, ref
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_failing_run_is_retried_until_it_succeeds(
+    queue: Queue, start_worker: WorkerFactory, qprefix: str
+) -> None:
+    start_worker()
+    payload = {"fail": 2, "counter": f"{qprefix}:flaky", "url": REDIS_URL}
+    run_id = await queue.enqueue(ref("flaky"), payload, max_attempts=3)
+
+    record = await queue.wait(run_id, timeout=10)
+
+    assert (record.status, record.attempts) == (RunStatus.SUCCESS, 3)
+    assert record.result == "ok after 3"
+    assert record.error == "RuntimeError: flaky failure 2"  # the last error is kept
+    statuses = [e.status for e in [e async for e in queue.events(run_id)] if e.status]
+    assert statuses.count(RunStatus.RUNNING) == 3
+
+
+async def test_a_run_failing_max_attempts_times_goes_to_the_dead_letters(
+    queue: Queue, start_worker: WorkerFactory, qprefix: str
+) -> None:
+    start_worker()
+    counter = f"{qprefix}:flaky"
+    payload = {"fail": 3, "counter": counter, "url": REDIS_URL}
+    run_id = await queue.enqueue(ref("flaky"), payload, max_attempts=2)
+
+    dead = await queue.wait(run_id, timeout=10)
+
+    assert (dead.status, dead.attempts) == (RunStatus.DEAD, 2)
+    letters = await queue.dlq_list()
+    assert [(d.run_id, d.attempts) for d in letters] == [(run_id, 2)]
+    assert (
+        "failed 2 times; last error: RuntimeError: flaky failure 2" in letters[0].reason
+    )
+
+    assert await queue.dlq_retry(run_id) is RunStatus.PENDING
+    retried = await queue.wait(run_id, timeout=10)
+    # attempts start again: failure 3, then success on call 4
+    assert (retried.status, retried.result) == (RunStatus.SUCCESS, "ok after 4")
+    assert retried.attempts == 2
+    assert await queue.dlq_list() == []
+
+
+@pytest.mark.parametrize(
+    ("graph", "why"),
+    [
+        (ref("missing_attr"), "has no attribute"),
+        ("no_such_module_xyz:graph", "importing"),
+        (ref("not_a_graph"), "not a LangGraph graph"),
+    ],
+)
+async def test_poison_goes_to_the_dead_letters_at_once(
+    queue: Queue, start_worker: WorkerFactory, graph: str, why: str
+) -> None:
+    start_worker()
+    run_id = await queue.enqueue(graph, {}, max_attempts=5)
+
+    record = await queue.wait(run_id, timeout=10)
+
+    assert (record.status, record.attempts) == (RunStatus.DEAD, 1)
+    assert record.error is not None and record.error.startswith("poison:")
+    assert why in record.error
+    assert (await queue.dlq_list())[0].run_id == run_id
+
+
+async def test_a_malformed_stream_entry_is_dropped(
+    queue: Queue, start_worker: WorkerFactory, qprefix: str
+) -> None:
+    from dialogllm.queue import keys
+
+    client = aredis.Redis.from_url(REDIS_URL)
+    stream = keys.stream(qprefix, "default")
+    await client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    await client.xadd(stream, {"junk": "1"})
+    start_worker()
+    run_id = await queue.enqueue(ref("noop"), 5)
+    assert (await queue.wait(run_id, timeout=10)).result == 5
+    assert await client.xlen(stream) == 0
+    await client.aclose()
