@@ -79,6 +79,9 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         max_payload_bytes: refuse (``PayloadTooLargeError``) larger values.
         fencing_token: a lease token every write of this saver carries (a token in
             the config, key ``dialogllm_fence``, wins).
+        compress_min_bytes: zlib-compress channel values at least this large (off by
+            default: it trades CPU per step for memory; delta snapshots are always
+            compressed).
 
     >>> saver = AsyncRedisSaver(Redis.from_url(url), key_prefix="app1", ttl=86400)
     """
@@ -93,6 +96,7 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         fencing_token: FencingToken | None = None,
+        compress_min_bytes: int | None = None,
     ) -> None:
         super().__init__(serde=serde or default_serde())
         check_binary_client(client)
@@ -105,6 +109,7 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
             refresh_on_read=refresh_on_read,
             max_payload_bytes=max_payload_bytes,
             fencing_token=fencing_token,
+            compress_min_bytes=compress_min_bytes,
         )
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -156,6 +161,7 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
             refresh_on_read=self.options.refresh_on_read,
             max_payload_bytes=self.options.max_payload_bytes,
             fencing_token=token,
+            compress_min_bytes=self.options.compress_min_bytes,
         )
         return clone
 

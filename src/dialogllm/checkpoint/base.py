@@ -8,9 +8,14 @@ builds.
 
 Record formats (items are length-prefixed, see :func:`~dialogllm.checkpoint.keys.lp`):
 
-* checkpoint record: ``lp(skeleton) lp(type) lp(checkpoint) lp(type) lp(metadata)``
-* skeleton: ``lp(parent id) lp(run id)`` then ``lp(channel) lp(version)`` pairs
-* blob: ``lp(type) + bytes``; a channel version with no value has no blob at all
+* checkpoint record: ``lp(skeleton) lp(type) lp(checkpoint) lp(type) lp(metadata)``;
+  the serialized checkpoint leaves out ``channel_versions`` (the skeleton has them)
+* skeleton: ``lp(parent id) lp(run id)`` then ``lp(channel) lp(version)`` pairs; a
+  version is :func:`encode_version`'d, and starts with NUL when the channel's value is
+  ``None`` (kept inline: no blob)
+* blob: ``lp(type) + bytes``; a channel version with no value has no blob at all;
+  a type starting ``z:`` marks zlib-compressed bytes (delta snapshots, and values over
+  ``compress_min_bytes`` when set)
 * writes of a checkpoint: ``lp(write) lp(write) ...``, each write being
   ``lp(task id) lp(idx) lp(channel) lp(task path) lp(type) lp(bytes)``
 """
@@ -18,6 +23,7 @@ Record formats (items are length-prefixed, see :func:`~dialogllm.checkpoint.keys
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,6 +43,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from dialogllm.checkpoint import keys
 from dialogllm.checkpoint.fencing import FencingToken, fencing_token_from_config
@@ -60,6 +67,38 @@ DEFAULT_KEY_PREFIX = "dialogllm"
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 #: Bound on the parent-chain walk of one delta-history call (a cycle guard).
 MAX_HISTORY_DEPTH = 100_000
+
+
+_INLINE_NONE = "\x00"
+_COMPRESSED = "z:"
+
+
+def encode_version(version: str | int | float) -> str:
+    """A channel version as a skeleton item (keeps int/float versions typed).
+
+    >>> encode_version(3), encode_version("0000000000000003.ab12cd34")
+    ('#i3', '0000000000000003.ab12cd34')
+    """
+    if isinstance(version, bool):
+        raise InvalidCheckpointConfigError("channel versions cannot be booleans")
+    if isinstance(version, int):
+        return f"#i{version}"
+    if isinstance(version, float):
+        return f"#f{version!r}"
+    if version.startswith(("#", _INLINE_NONE)):
+        return f"#s{version}"
+    return version
+
+
+def decode_version(item: str) -> str | int | float:
+    """Inverse of :func:`encode_version`."""
+    if item.startswith("#i"):
+        return int(item[2:])
+    if item.startswith("#f"):
+        return float(item[2:])
+    if item.startswith("#s"):
+        return item[2:]
+    return item
 
 
 def default_serde() -> SerializerProtocol:
@@ -97,6 +136,7 @@ class SaverOptions:
     refresh_on_read: bool = False
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     fencing_token: FencingToken | None = None
+    compress_min_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -198,6 +238,29 @@ class RecordCodec:
             )
         return type_, data
 
+    def _dump_blob(self, value: Any, what: str) -> bytes:
+        type_, data = self._dump(value, what)
+        threshold = self.options.compress_min_bytes
+        if len(data) >= 1024 and (
+            isinstance(value, _DeltaSnapshot)
+            or (threshold is not None and len(data) >= threshold)
+        ):
+            packed = zlib.compress(data, 6 if isinstance(value, _DeltaSnapshot) else 1)
+            if len(packed) < 0.9 * len(data):
+                type_, data = _COMPRESSED + type_, packed
+        return keys.lp(type_) + data
+
+    def _load_blob(self, blob: bytes, where: str) -> Any:
+        type_ = lp_split(blob, 1)[0]
+        data = blob[len(keys.lp(type_)) :]
+        if type_.startswith(_COMPRESSED.encode()):
+            try:
+                data = zlib.decompress(data)
+            except zlib.error as exc:
+                raise CorruptCheckpointError(f"cannot decompress {where}") from exc
+            type_ = type_[len(_COMPRESSED) :]
+        return self._load(type_, data, where)
+
     def put_args(
         self,
         config: RunnableConfig,
@@ -210,15 +273,18 @@ class RecordCodec:
         ns = ref.checkpoint_ns
         stored: dict[str, Any] = dict(checkpoint)
         values: dict[str, Any] = stored.pop("channel_values", None) or {}
+        versions = stored.pop("channel_versions", None) or {}
         md = get_checkpoint_metadata(config, metadata)
         cp_type, cp_data = self._dump(stored, "checkpoint")
         md_type, md_data = self._dump(md, "checkpoint metadata")
         run_id = md.get("run_id")
         run_id_s = str(run_id) if run_id else ""
         skeleton_items: list[str | bytes] = [ref.checkpoint_id or "", run_id_s]
-        for channel, version in checkpoint["channel_versions"].items():
+        for channel, version in versions.items():
             skeleton_items.append(channel)
-            skeleton_items.append(str(version))
+            encoded = encode_version(version)
+            inline_none = channel in values and values[channel] is None
+            skeleton_items.append(_INLINE_NONE + encoded if inline_none else encoded)
         record = lp_join([lp_join(skeleton_items), cp_type, cp_data, md_type, md_data])
         member = keys.checkpoint_member(ns, checkpoint["id"])
         args: list[bytes | str] = [
@@ -228,10 +294,9 @@ class RecordCodec:
             ref.thread_id,
         ]
         for channel, version in new_versions.items():
-            if channel in values:
-                type_, data = self._dump(values[channel], f"channel {channel!r}")
-                args.append(keys.blob_field(ns, channel, str(version)))
-                args.append(keys.lp(type_) + data)
+            if channel in values and values[channel] is not None:
+                args.append(keys.blob_field(ns, channel, encode_version(version)))
+                args.append(self._dump_blob(values[channel], f"channel {channel!r}"))
         return ref, run_id_s or None, args
 
     def put_writes_args(
@@ -311,15 +376,22 @@ class RecordCodec:
         if not isinstance(checkpoint, dict) or not isinstance(metadata, dict):
             raise CorruptCheckpointError(f"checkpoint of {where} is not a mapping")
         values: dict[str, Any] = {}
-        channels = skel[2::2]
-        for channel, blob in zip(channels, blobs, strict=False):
-            if not blob:
+        versions: dict[str, str | int | float] = {}
+        stored_blobs = iter(blobs)
+        for i in range(2, len(skel) - 1, 2):
+            channel = skel[i].decode()
+            item = skel[i + 1].decode()
+            if item.startswith(_INLINE_NONE):
+                versions[channel] = decode_version(item[1:])
+                values[channel] = None
                 continue
-            type_, data = lp_split(blob, 1)[0], blob
-            head = len(keys.lp(type_))
-            values[channel.decode()] = self._load(
-                type_, data[head:], f"channel {channel.decode()!r} of {where}"
-            )
+            versions[channel] = decode_version(item)
+            blob = next(stored_blobs, b"")
+            if blob:
+                values[channel] = self._load_blob(
+                    blob, f"channel {channel!r} of {where}"
+                )
+        checkpoint["channel_versions"] = versions
         checkpoint["channel_values"] = values
         parent_id = to_str(skel[0]) if skel else ""
         config: RunnableConfig = {

@@ -60,14 +60,26 @@ end
 -- the skeleton (first item of a cp record): parent, run, then (channel, version)
 local function skeleton(rec) return lp_items(lp_items(rec, 1)[1]) end
 
--- blob fields of a skeleton's channels: nsp .. lp(channel) .. version
+-- blob fields of a skeleton's channels: nsp .. lp(channel) .. version. A version
+-- starting with NUL marks a None value kept inline: no blob, so no field.
 local function blob_fields(nsp, items)
   local fields, channels = {}, {}
   for k = 3, #items, 2 do
-    channels[#channels + 1] = items[k]
-    fields[#fields + 1] = nsp .. lp(items[k]) .. items[k + 1]
+    if string.byte(items[k + 1], 1) ~= 0 then
+      channels[#channels + 1] = items[k]
+      fields[#fields + 1] = nsp .. lp(items[k]) .. items[k + 1]
+    end
   end
   return fields, channels
+end
+
+-- channels whose value is None, kept inline in the skeleton
+local function inline_nones(items)
+  local out = {}
+  for k = 3, #items, 2 do
+    if string.byte(items[k + 1], 1) == 0 then out[items[k]] = true end
+  end
+  return out
 end
 
 local function check_fence(lease_id, fence)
@@ -246,6 +258,14 @@ while parent and parent ~= '' and nrem > 0 and depth < maxd do
     end
   end
   local seeds = {}
+  for ch, _ in pairs(inline_nones(items)) do
+    if remaining[ch] then
+      seeds[#seeds + 1] = ch
+      seeds[#seeds + 1] = '\0'
+      remaining[ch] = nil
+      nrem = nrem - 1
+    end
+  end
   local fields, channels = blob_fields(nsp, items)
   for k = 1, #channels do
     local ch = channels[k]

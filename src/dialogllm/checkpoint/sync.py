@@ -71,6 +71,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         fencing_token: FencingToken | None = None,
+        compress_min_bytes: int | None = None,
     ) -> None:
         super().__init__(serde=serde or default_serde())
         check_binary_client(client)
@@ -83,6 +84,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             refresh_on_read=refresh_on_read,
             max_payload_bytes=max_payload_bytes,
             fencing_token=fencing_token,
+            compress_min_bytes=compress_min_bytes,
         )
 
     @property
@@ -128,6 +130,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             refresh_on_read=self.options.refresh_on_read,
             max_payload_bytes=self.options.max_payload_bytes,
             fencing_token=token,
+            compress_min_bytes=self.options.compress_min_bytes,
         )
         return clone
 

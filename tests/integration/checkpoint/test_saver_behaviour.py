@@ -545,3 +545,26 @@ def test_sync_saver_ttl_pin_and_fencing(key_prefix: str) -> None:
         assert [t.checkpoint["channel_values"] for t in saver.list(None)] == [{"a": 1}]
     finally:
         client.close()
+
+
+async def test_none_values_int_versions_and_compression_round_trip(
+    aredis_client: aredis.Redis, key_prefix: str
+) -> None:
+    saver = AsyncRedisSaver(
+        aredis_client, key_prefix=key_prefix, compress_min_bytes=2000
+    )
+    cp = empty_checkpoint()
+    big = "lorem ipsum " * 1000
+    cp["channel_values"] = {"none": None, "big": big, "small": "s"}
+    cp["channel_versions"] = {"none": 1, "big": 2.5, "small": "#odd", "empty": 4}
+    await saver.aput(
+        cfg("rt-1"), cp, {"source": "loop", "step": 0}, cp["channel_versions"]
+    )
+    tup = await saver.aget_tuple(cfg("rt-1"))
+    assert tup is not None
+    assert tup.checkpoint["channel_versions"] == cp["channel_versions"]
+    assert tup.checkpoint["channel_values"] == {"none": None, "big": big, "small": "s"}
+    blobs = await aredis_client.hgetall(K.thread_key(key_prefix, "rt-1", "blobs"))
+    assert len(blobs) == 2  # None is kept inline, "empty" has no value
+    stored_big = max(blobs.values(), key=len)
+    assert stored_big.startswith(K.lp("z:msgpack")) and len(stored_big) < len(big) / 5
