@@ -669,9 +669,11 @@ class Worker:
         plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})
         state = await graph.aget_state(plain)
         if state.metadata and state.metadata.get("run_id") == active.run_id:
-            if not state.next:  # finished before the crash, not yet recorded
-                return state.values, bool(state.interrupts)
-            payload = None  # resume from the last checkpoint
+            # A redelivery: continue from the last checkpoint. Its committed
+            # pending writes are applied, not executed again; a finished run
+            # streams nothing. (``state.next`` cannot tell: it omits tasks whose
+            # writes are stored but not yet folded into a checkpoint.)
+            payload = None
         interrupted = False
         stream: Any = graph.astream(
             payload, config, stream_mode=["updates", "custom"], durability="sync"

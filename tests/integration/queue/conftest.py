@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -91,7 +92,10 @@ def worker_process(
 ) -> subprocess.Popen[bytes]:
     """A worker in a process of its own (``python -m dialogllm.queue``)."""
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.Popen(
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
+        prefix="dialogllm-worker-", suffix=".log", delete=False
+    )
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -108,9 +112,25 @@ def worker_process(
             str(grace),
             "--backoff-base",
             "0.05",
+            "--log-level",
+            "info",
             *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    proc.log_path = Path(log.name)  # type: ignore[attr-defined]
+    log.close()
+    return proc
+
+
+def worker_log(proc: subprocess.Popen[bytes]) -> str:
+    """What a worker process logged so far."""
+    path: Path = proc.log_path  # type: ignore[attr-defined]
+    return path.read_text()
+
+
+def is_ready(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the worker process has started reading the queue."""
+    return proc.poll() is None and "worker started" in worker_log(proc)
