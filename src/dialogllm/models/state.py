@@ -9,9 +9,10 @@ never return the whole transcript from a node, it would be appended again.
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from langgraph.channels.delta import DeltaChannel
+from typing_extensions import TypedDict
 
 from dialogllm.models.persona import Persona
 from dialogllm.models.transcript import TranscriptEntry, append_entries
