@@ -1,0 +1,170 @@
+"""The shipped graphs' logic with scripted models: turns, typed replies, termination."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from dialogllm.core import DialogueRunner, GraphRegistry, ScriptedChatModel
+from dialogllm.errors import InputValidationError
+from tests.unit.core.conftest import said, scripted
+
+ROOT_REFS = {
+    name: f"graphs/{name}.py:graph"
+    for name in ("debate", "interview", "directed_dialogue")
+}
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+
+
+def _runner(model: Any) -> DialogueRunner:
+    return DialogueRunner(InMemorySaver(), chat_model=model, registry=GraphRegistry())
+
+
+async def test_debate_alternates_sides_then_the_judge_rules() -> None:
+    model = scripted(
+        said("Cars choke streets."),
+        said("Cars carry the sick."),
+        said("Buses do that."),
+        said("Not at night."),
+        {"winner": "Opposition", "reasons": ["answered every point"]},
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["debate"], {"motion": "Ban cars", "rounds": 2}, thread_id="d"
+        )
+    speakers = [e.speaker for e in result.transcript.entries]
+    assert speakers == ["Proposition", "Opposition"] * 2 + ["Judge"]
+    assert result.values["verdict"] == {
+        "winner": "Opposition",
+        "reasons": ["answered every point"],
+    }
+    assert result.values["stop_reason"] == "4 turns argued"
+    assert result.transcript.entries[-1].text.startswith("Opposition wins")
+
+
+async def test_debate_refuses_an_empty_motion() -> None:
+    async with _runner(scripted()) as runner:
+        with pytest.raises(InputValidationError, match="motion"):
+            await runner.run(ROOT_REFS["debate"], {"motion": ""})
+
+
+async def test_interview_waits_for_the_candidate_each_question() -> None:
+    model = scripted(said("What is a stream?"), said("And a group?"))
+    async with _runner(model) as runner:
+        ref = ROOT_REFS["interview"]
+        first = await runner.run(ref, {"topic": "Redis", "questions": 2}, thread_id="i")
+        assert first.request is not None
+        assert first.request.prompt == "What is a stream?"
+        second = await runner.resume("i", "A log.")
+        assert second.status == "interrupted"
+        done = await runner.resume("i", "Consumers sharing it.")
+    assert done.status == "done"
+    assert [(e.speaker, e.kind) for e in done.transcript.entries] == [
+        ("Interviewer", "persona"),
+        ("Candidate", "human"),
+        ("Interviewer", "persona"),
+        ("Candidate", "human"),
+    ]
+
+
+def _scene(cast: int = 2) -> dict[str, Any]:
+    return {
+        "setting": "A night train.",
+        "cast": [{"name": f"P{i}", "role": "traveller"} for i in range(cast)],
+    }
+
+
+ANALYSIS = {
+    "sentiment": [{"speaker": "P0", "sentiment": "positive"}],
+    "claims_to_check": ["trains are late"],
+    "privacy_flags": [],
+}
+
+
+async def test_directed_dialogue_reviews_each_round_and_concludes() -> None:
+    model = scripted(
+        _scene(),
+        said("Tickets please."),
+        said("Here."),
+        {"conclude": False, "reason": "just started"},
+        said("Late again."),
+        said("Always."),
+        {"conclude": True, "reason": "point made"},
+        {"summary": "Trains are late."},
+        ANALYSIS,
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"],
+            {"topic": "night trains", "max_turns": 10},
+            thread_id="dd",
+        )
+    values = result.values
+    assert values["scenario"] == "A night train."
+    assert [p.name for p in values["personas"]] == ["P0", "P1"]
+    assert [e.speaker for e in result.transcript.turns] == ["P0", "P1", "P0", "P1"]
+    assert values["conclusion"] == "Trains are late."
+    assert values["stop_reason"] == "the judge decided to conclude"
+    assert values["analysis"] == ANALYSIS
+    kinds = [e.kind for e in result.transcript.entries]
+    assert kinds[0] == "director" and kinds[-1] == "analyst"
+
+
+async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
+    model = scripted(
+        _scene(3),
+        {"next_speaker": "P2"},
+        said("I go first."),
+        {"next_speaker": "P0"},
+        said("Then me."),
+        {"summary": "Short."},
+        ANALYSIS,
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"],
+            {
+                "topic": "queues",
+                "cast_size": 3,
+                "max_turns": 2,
+                "turn_taking": "director",
+            },
+        )
+    assert [e.speaker for e in result.transcript.turns] == ["P2", "P0"]
+    assert result.values["stop_reason"] == "reached 2 turns"
+
+
+async def test_directed_dialogue_keeps_a_given_cast_and_pads_a_short_one() -> None:
+    def reply(messages: list[BaseMessage]) -> str:
+        last = str(messages[1].content)  # the node's prompt; the LLM layer adds more
+        if last.endswith("Director's plan:"):
+            return json.dumps(
+                {"setting": "Lab.", "cast": [{"name": "X"}, {"name": "X"}]}
+            )
+        if last.endswith("Analyst's report:"):
+            return json.dumps(ANALYSIS)
+        if last.endswith("Director:"):
+            return json.dumps({"summary": "ok", "conclude": True})
+        return said("hi", end=True)
+
+    async with _runner(ScriptedChatModel(reply_fn=reply)) as runner:
+        own = await runner.run(
+            ROOT_REFS["directed_dialogue"],
+            {"topic": "labs", "cast": [{"name": "Ann"}, {"name": "Ben"}]},
+        )
+        made = await runner.run(
+            ROOT_REFS["directed_dialogue"], {"topic": "labs", "cast_size": 3}
+        )
+    assert [p.name for p in own.values["personas"]] == ["Ann", "Ben"]
+    assert own.values["stop_reason"] == "Ann ended the dialogue"
+    assert [p.name for p in made.values["personas"]] == ["X", "X 2", "Speaker 3"]
