@@ -1,16 +1,60 @@
 """The ``dialogllm`` command.
 
 Each sub-command is a thin layer over the Python API; this module owns argument
-parsing, terminal output and exit codes, nothing else.
+parsing, terminal output and exit codes, nothing else. Exit codes (also in
+``docs/dialogues.md``): 0 done; 1 unexpected failure; 2 bad input or unknown graph;
+3 unknown thread or a resume that cannot happen; 4 Redis unavailable; 5 LLM failure;
+10 paused waiting for a person (no terminal to ask); 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.prompt import Prompt
+from rich.status import Status
 
 from dialogllm import __version__
+from dialogllm.errors import (
+    DialogueLLMError,
+    GraphNotFoundError,
+    InputValidationError,
+    LLMError,
+    RedisUnavailableError,
+    ResumeError,
+    ThreadNotFoundError,
+)
 
-__all__ = ["app", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_LLM",
+    "EXIT_OK",
+    "EXIT_REDIS",
+    "EXIT_THREAD",
+    "EXIT_WAITING",
+    "app",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_THREAD = 3
+EXIT_REDIS = 4
+EXIT_LLM = 5
+EXIT_WAITING = 10
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="dialogllm",
@@ -18,6 +62,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class TranscriptFormat(StrEnum):
+    """Formats of ``dialogllm transcript``."""
+
+    json = "json"
+    md = "md"
 
 
 @app.command()
@@ -27,6 +81,293 @@ def version() -> None:
     Example: dialogllm version
     """
     typer.echo(__version__)
+
+
+@app.command()
+def run(
+    graph: Annotated[
+        str, typer.Argument(help="Name, path/to/file.py:attr or package.module:attr.")
+    ],
+    topic: Annotated[
+        str | None, typer.Option(help="Sets the graph's topic (or motion).")
+    ] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", help="Input as a JSON object.")
+    ] = None,
+    thread: Annotated[
+        str | None, typer.Option(help="Thread id (default: a new random one).")
+    ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
+    ] = True,
+) -> None:
+    """Run a dialogue graph, streaming each turn as it happens.
+
+    Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
+    """
+    payload = _parse_json_object(input, "--input") if input else {}
+    thread_id = thread
+    from dialogllm.core import DialogueRunner, resolve_graph
+
+    def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+        resolved = resolve_graph(graph)
+        if topic is not None:
+            fields = resolved.graph.get_input_schema().model_fields
+            key = next((k for k in ("topic", "motion") if k in fields), "topic")
+            payload[key] = topic
+        return runner.stream(resolved, payload, thread_id=thread_id)
+
+    thread_id = thread_id or _new_thread_id()
+    _execute(start, thread_id, interactive=interactive)
+
+
+@app.command()
+def resume(
+    thread: Annotated[str, typer.Argument(help="The thread to continue.")],
+    answer: Annotated[
+        str | None, typer.Option(help="The person's answer, when it waits for one.")
+    ] = None,
+    value: Annotated[
+        str | None, typer.Option(help="A resume value as JSON (instead of --answer).")
+    ] = None,
+    graph: Annotated[
+        str | None, typer.Option(help="The graph (default: the one the thread used).")
+    ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
+    ] = True,
+) -> None:
+    """Continue a thread after a crash, Ctrl-C, or with a person's answer.
+
+    Example: dialogllm resume 4f1c... --answer "I would start with the tests."
+    """
+    from dialogllm.core import NOT_GIVEN, DialogueRunner
+
+    if answer is not None and value is not None:
+        _fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
+    resume_value: Any = NOT_GIVEN
+    if answer is not None:
+        resume_value = answer
+    elif value is not None:
+        try:
+            resume_value = json.loads(value)
+        except ValueError as exc:
+            _fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
+
+    def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+        return runner.stream_resume(thread, resume_value, graph=graph)
+
+    _execute(start, thread, interactive=interactive)
+
+
+@app.command()
+def transcript(
+    thread: Annotated[str, typer.Argument(help="The thread to export.")],
+    format: Annotated[
+        TranscriptFormat, typer.Option("--format", "-f", help="json or md.")
+    ] = TranscriptFormat.md,
+    graph: Annotated[
+        str | None, typer.Option(help="The graph (default: the one the thread used).")
+    ] = None,
+) -> None:
+    """Print a thread's transcript as Markdown or JSON.
+
+    Example: dialogllm transcript 4f1c... --format json > dialogue.json
+    """
+    from dialogllm.core import DialogueRunner
+
+    async def export() -> str:
+        async with DialogueRunner() as runner:
+            found = await runner.transcript(thread, graph=graph)
+        if format is TranscriptFormat.json:
+            return found.to_json()
+        return found.to_markdown()
+
+    _guard(_setup_logging)
+    text = _guard(lambda: asyncio.run(export()))
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def graphs() -> None:
+    """List the graph names this directory knows (langgraph.json, registrations).
+
+    Example: dialogllm graphs
+    """
+    from dialogllm.core import default_registry
+
+    for name, ref in _guard(default_registry.names).items():
+        out.print(f"{escape(name)}  [dim]{escape(ref)}[/dim]")
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _setup_logging() -> None:
+    """Logs go to stderr; at ``warning`` unless DIALOGLLM_LOG_LEVEL asks for more,
+    so the dialogue itself stays readable on stdout."""
+    import os
+
+    from dialogllm.config import get_settings
+    from dialogllm.logging import configure_logging
+
+    settings = get_settings()
+    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
+    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
+
+
+def _new_thread_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:16]
+
+
+def _parse_json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        _fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        _fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
+    return data
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, GraphNotFoundError | InputValidationError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, ThreadNotFoundError | ResumeError):
+        return EXIT_THREAD
+    if isinstance(exc, RedisUnavailableError):
+        return EXIT_REDIS
+    if isinstance(exc, LLMError):
+        return EXIT_LLM
+    return EXIT_FAILED
+
+
+def _guard(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except DialogueLLMError as exc:
+        _fail(_exit_code(exc), str(exc))
+    except KeyboardInterrupt:
+        err.print("stopped")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _clean(text: str) -> str:
+    from dialogllm.llm import sanitize_text
+
+    return escape(sanitize_text(text))
+
+
+def _execute(
+    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, *, interactive: bool
+) -> None:
+    ask_person = interactive and _stdin_is_terminal()
+    _guard(_setup_logging)
+    try:
+        code = asyncio.run(_drive(start, thread_id, ask_person))
+    except KeyboardInterrupt:
+        err.print(
+            f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
+            f"\n  dialogllm resume {thread_id}"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except DialogueLLMError as exc:
+        _fail(_exit_code(exc), str(exc))
+    raise typer.Exit(code)
+
+
+async def _drive(
+    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, ask_person: bool
+) -> int:
+    from dialogllm.core import (
+        DialogueResult,
+        DialogueRunner,
+        DoneEvent,
+        InterruptEvent,
+        TurnEvent,
+    )
+
+    began = time.monotonic()
+    turns = tokens = 0
+    async with DialogueRunner() as runner:
+        events = start(runner)
+        out.print(f"[dim]thread {escape(thread_id)}[/dim]")
+        status = Status("starting…", console=err) if err.is_terminal else None
+        while True:
+            waiting: InterruptEvent | None = None
+            result: DialogueResult | None = None
+            if status is not None:
+                status.start()
+            try:
+                async for event in events:
+                    if isinstance(event, TurnEvent):
+                        entry = event.entry
+                        turns += int(entry.is_turn)
+                        tokens += entry.tokens
+                        who = _clean(entry.speaker)
+                        label = (
+                            f"[bold]{who}[/bold]"
+                            if entry.is_turn
+                            else f"[italic]{who}[/italic]"
+                        )
+                        if status is not None:
+                            status.stop()
+                        out.print(f"{label}: {_clean(entry.text)}")
+                    elif isinstance(event, InterruptEvent):
+                        waiting = event
+                    elif isinstance(event, DoneEvent):
+                        result = event.result
+                    if status is not None:
+                        elapsed = time.monotonic() - began
+                        status.update(
+                            f"turn {turns} · {tokens} tokens · {elapsed:.1f}s"
+                        )
+                        status.start()
+            finally:
+                if status is not None:
+                    status.stop()
+            elapsed = time.monotonic() - began
+            err.print(f"[dim]{turns} turns · {tokens} tokens · {elapsed:.1f}s[/dim]")
+            if waiting is None:
+                _print_outcome(result.values if result else {})
+                out.print(
+                    f"[green]done.[/green] transcript: "
+                    f"dialogllm transcript {escape(thread_id)} --format md"
+                )
+                return EXIT_OK
+            request = waiting.request
+            who = request.speaker if request else "a person"
+            if not ask_person:
+                out.print(
+                    f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
+                    f'  dialogllm resume {escape(thread_id)} --answer "..."'
+                )
+                return EXIT_WAITING
+            answer = await asyncio.to_thread(
+                Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+            )
+            events = runner.stream_resume(thread_id, answer)
+
+
+def _print_outcome(values: dict[str, Any]) -> None:
+    for key in ("conclusion", "verdict", "analysis", "stop_reason"):
+        value = values.get(key)
+        if value:
+            text = value if isinstance(value, str) else json.dumps(value)
+            out.print(f"[bold]{key}:[/bold] {_clean(text)}")
 
 
 def main() -> None:

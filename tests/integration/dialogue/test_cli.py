@@ -1,0 +1,247 @@
+"""``dialogllm run / resume / transcript`` against the real Redis, with scripted
+models (``file.py:attr`` test graphs): streaming, pauses for a person, bad input,
+exit codes, and a run killed with SIGKILL that ``resume`` finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dialogllm import cli
+from tests.integration.dialogue.conftest import ROOT, SCRIPTED, prefix_keys
+
+pytestmark = pytest.mark.integration
+
+CHAT = f"{SCRIPTED}:slow_chat"
+INTERVIEW = f"{SCRIPTED}:scripted_interview"
+DIALOGLLM = str(Path(sys.executable).with_name("dialogllm"))
+
+
+def _cli(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(cli.app, list(args), input=input)
+
+
+def test_run_streams_turns_and_transcript_exports_them(dlg_prefix: str) -> None:
+    run = _cli(
+        "run", CHAT, "--topic", "tea", "--thread", "c1", "--input", '{"turns": 4}'
+    )
+    assert run.exit_code == cli.EXIT_OK, run.output
+    assert "Ada: turn 1\nBo: turn 2\nAda: turn 3\nBo: turn 4\n" in run.output
+    assert "dialogllm transcript c1" in run.output
+
+    md = _cli("transcript", "c1")
+    assert md.exit_code == 0
+    assert md.output.startswith("# tea\n") and "**Bo:** turn 4" in md.output
+    data = json.loads(_cli("transcript", "c1", "--format", "json").output)
+    assert [e["text"] for e in data["entries"]] == [f"turn {i}" for i in range(1, 5)]
+
+
+def test_a_pause_for_a_person_prints_how_to_resume(dlg_prefix: str) -> None:
+    first = _cli("run", INTERVIEW, "--topic", "Redis streams", "--thread", "iv")
+    assert first.exit_code == cli.EXIT_WAITING, first.output
+    assert "Interviewer: Question 1?" in first.output
+    assert 'dialogllm resume iv --answer "..."' in first.output
+
+    wrong = _cli("resume", "iv", "--value", "42")
+    assert wrong.exit_code == cli.EXIT_THREAD
+    assert "must be text, got int" in wrong.output
+
+    second = _cli("resume", "iv", "--answer", "An append-only log.")
+    assert second.exit_code == cli.EXIT_WAITING
+    assert "Candidate: An append-only log.\nInterviewer: Question 2?" in second.output
+    third = _cli("resume", "iv", "--value", '"Consumer groups."')
+    assert third.exit_code == cli.EXIT_OK, third.output
+    again = _cli("resume", "iv")
+    assert again.exit_code == cli.EXIT_THREAD and "has finished" in again.output
+
+
+def test_the_person_at_the_terminal_is_asked(
+    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    run = _cli(
+        "run",
+        INTERVIEW,
+        "--topic",
+        "Redis",
+        "--input",
+        '{"questions": 2}',
+        input="Streams.\nGroups.\n",
+    )
+    assert run.exit_code == cli.EXIT_OK, run.output
+    assert "Candidate: Streams." in run.output
+    assert "Candidate: Groups." in run.output
+
+
+def test_bad_input_is_refused_with_clear_errors_and_nothing_written(
+    dlg_prefix: str, redis_url: str
+) -> None:
+    cases = [
+        (["run", "no_such_graph"], cli.EXIT_BAD_INPUT, "unknown graph 'no_such_graph'"),
+        (["run", f"{SCRIPTED}:nope"], cli.EXIT_BAD_INPUT, "has no attribute 'nope'"),
+        (["run", CHAT, "--input", "{"], cli.EXIT_BAD_INPUT, "not valid JSON"),
+        (["run", CHAT, "--input", "[1]"], cli.EXIT_BAD_INPUT, "must be a JSON object"),
+        (
+            ["run", CHAT, "--input", '{"topic": "x", "turns": 0}'],
+            cli.EXIT_BAD_INPUT,
+            "turns: Input should be greater than or equal to 1",
+        ),
+        (["resume", "ghost"], cli.EXIT_THREAD, "thread 'ghost' does not exist"),
+        (
+            ["resume", "ghost", "--answer", "a", "--value", "1"],
+            cli.EXIT_BAD_INPUT,
+            "not both",
+        ),
+        (["resume", "ghost", "--value", "{"], cli.EXIT_BAD_INPUT, "not valid JSON"),
+        (["transcript", "ghost"], cli.EXIT_THREAD, "does not exist"),
+    ]
+    for args, code, message in cases:
+        result = _cli(*args)
+        assert result.exit_code == code, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+    assert prefix_keys(redis_url, dlg_prefix) == []
+
+
+def test_resume_refuses_a_value_for_a_thread_that_is_not_waiting(
+    dlg_prefix: str,
+) -> None:
+    assert (
+        _cli(
+            "run", CHAT, "--topic", "t", "--thread", "x", "--input", '{"turns": 1}'
+        ).exit_code
+        == 0
+    )
+    result = _cli("resume", "x", "--answer", "hello")
+    assert result.exit_code == cli.EXIT_THREAD
+    assert "has finished" in result.output
+    dup = _cli("run", CHAT, "--topic", "t", "--thread", "x")
+    assert dup.exit_code == cli.EXIT_BAD_INPUT and "already exists" in dup.output
+
+
+def test_redis_down_is_exit_code_4(
+    monkeypatch: pytest.MonkeyPatch, dlg_prefix: str
+) -> None:
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", "redis://127.0.0.1:1/0")
+    from dialogllm.config import get_settings
+
+    get_settings(reload=True)
+    result = _cli("transcript", "any")
+    assert result.exit_code == cli.EXIT_REDIS, result.output
+
+
+def test_graphs_lists_the_shipped_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = _cli("graphs")
+    assert result.exit_code == 0
+    for name in ("debate", "directed_dialogue", "interview"):
+        assert name in result.output
+
+
+def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [DIALOGLLM, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_finished_by_resume_with_no_turn_lost_or_repeated(
+    dlg_prefix: str, redis_url: str
+) -> None:
+    env = {
+        **os.environ,
+        "DIALOGLLM_REDIS_URL": redis_url,
+        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+        "DIALOGLLM_TEST_DELAY": "0.3",
+    }
+    args = ["run", CHAT, "--thread", "k", "--input", '{"topic": "tea", "turns": 6}']
+    proc = _spawn(*args, env=env)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.strip())
+        if line.strip() == "Ada: turn 3":
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, (
+        seen,
+        proc.stderr and proc.stderr.read(),
+    )
+
+    resumed = subprocess.run(
+        [DIALOGLLM, "resume", "k"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Bo: turn 6" in resumed.stdout
+    exported = subprocess.run(
+        [DIALOGLLM, "transcript", "k", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    entries = json.loads(exported.stdout)["entries"]
+    assert [e["text"] for e in entries] == [f"turn {i}" for i in range(1, 7)]
+    assert [e["index"] for e in entries] == list(range(6))
+    assert [e["speaker"] for e in entries] == ["Ada", "Bo"] * 3
+
+
+def test_an_llm_that_never_validates_is_exit_code_5(dlg_prefix: str) -> None:
+    result = _cli("run", f"{SCRIPTED}:broken_chat", "--topic", "tea")
+    assert result.exit_code == cli.EXIT_LLM, result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_thread_resumes(
+    dlg_prefix: str, redis_url: str
+) -> None:
+    env = {
+        **os.environ,
+        "DIALOGLLM_REDIS_URL": redis_url,
+        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+        "DIALOGLLM_TEST_DELAY": "0.3",
+    }
+    args = ["run", CHAT, "--thread", "c", "--input", '{"topic": "tea", "turns": 4}']
+    proc = _spawn(*args, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    while proc.stdout.readline().strip() != "Bo: turn 2":
+        pass
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == cli.EXIT_INTERRUPTED
+    assert "dialogllm resume c" in proc.stderr.read()
+    resumed = subprocess.run(
+        [DIALOGLLM, "resume", "c"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.rstrip().endswith("dialogllm transcript c --format md")
+    assert "Bo: turn 4" in resumed.stdout
