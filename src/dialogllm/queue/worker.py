@@ -360,11 +360,9 @@ class Worker:
                 await self._drop(bad)
 
     async def _reclaim_loop(self) -> None:
-        tick = 0
         interval = max(0.05, self.lease_ttl / 4)
         while not self._stopping.is_set():
             await asyncio.sleep(interval)
-            tick += 1
             try:
                 free = self.concurrency - len(self._tasks)
                 if free > 0:
@@ -379,8 +377,6 @@ class Worker:
                     bad = self._take(reply[1])
                     deleted = list(reply[2]) if len(reply) > 2 else []
                     await self._drop(bad + deleted)
-                if tick % 40 == 0:
-                    await self._housekeeping()
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     self.log.error("reclaim failed", error=str(exc))
@@ -405,15 +401,24 @@ class Worker:
 
     async def _schedule_loop(self) -> None:
         """Move delayed runs to the stream when due; woken early by ``wake``."""
+        # expired runs are forgotten at the latest half a retention after expiry
+        housekeeping_every = max(1.0, min(30.0, self.retention_ms / 2000))
+        next_housekeeping = time.monotonic() + housekeeping_every
         while not self._stopping.is_set():
             try:
                 _moved, wait_ms = await self._promote(
                     keys=[self.stream], args=[self.base, 500]
                 )
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + housekeeping_every
+                    await self._housekeeping()
                 # a lost ``wake`` costs at most a second
                 timeout = 1.0 if int(wait_ms) < 0 else min(1.0, int(wait_ms) / 1000)
             except CONNECTION_ERRORS as exc:
                 self.log.warning("scheduler: redis unreachable", error=str(exc))
+                timeout = 0.5
+            except ResponseError as exc:  # e.g. NOGROUP before the first read
+                self.log.debug("scheduler: redis refused", error=str(exc))
                 timeout = 0.5
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
