@@ -1,0 +1,243 @@
+"""Settings of the LLM layer (environment prefix ``DIALOGLLM_LLM_``).
+
+This module owns model choice: which endpoint and model each role uses, its ordered
+fallbacks, generation bounds, timeouts, retry budgets and rate limits. The rule: the
+API key is a :class:`~pydantic.SecretStr` from the moment it is read; nothing here
+turns it back into text except the code that builds the HTTP client.
+
+>>> import os
+>>> os.environ["DIALOGLLM_LLM_ROLES"] = '{"director": {"model": "gpt-4o-mini"}}'
+>>> LLMSettings().targets("director")[0].model
+'gpt-4o-mini'
+>>> del os.environ["DIALOGLLM_LLM_ROLES"]
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dialogllm.errors import ConfigError
+
+__all__ = [
+    "LOCAL_MODEL",
+    "LLMSettings",
+    "ModelTarget",
+    "RoleSettings",
+    "StructuredMode",
+    "get_llm_settings",
+]
+
+LOCAL_MODEL = "local"
+"""Model name that means the local default (Gemma 3 270M served in-process)."""
+
+StructuredMode = Literal[
+    "auto", "json_schema", "function_calling", "json_mode", "prompt"
+]
+
+
+class ModelTarget(BaseModel):
+    """One resolved endpoint + model a role can be served by.
+
+    ``base_url`` ``None`` means the local default model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    structured_mode: StructuredMode = "auto"
+    length_in_extra_body: bool = True
+
+    @property
+    def is_local(self) -> bool:
+        """True when this target is the in-process local default model."""
+        return self.base_url is None
+
+    @property
+    def label(self) -> str:
+        """The name used in logs and metrics (the model name)."""
+        return self.model
+
+
+class RoleSettings(BaseModel):
+    """Per-role overrides; unset fields fall back to the global settings.
+
+    ``model`` may be a list: an ordered chain of fallbacks on the same endpoint.
+    ``fallbacks`` adds further targets (other endpoints; ``"model": "local"`` is the
+    local default).
+
+    >>> RoleSettings(model=["gpt-4o", "gpt-4o-mini"]).models()
+    ['gpt-4o', 'gpt-4o-mini']
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str | list[str] | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    structured_mode: StructuredMode | None = None
+    fallbacks: list[RoleSettings] = Field(default_factory=list)
+
+    def models(self) -> list[str]:
+        """The model names of this entry, in order (empty when unset)."""
+        if self.model is None:
+            return []
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+
+def _default_cache_dir() -> Path:
+    data_dir = os.environ.get("DIALOGLLM_DATA_DIR")
+    if data_dir:
+        return Path(data_dir) / "models"
+    return Path.home() / ".cache" / "dialogllm" / "models"
+
+
+class LLMSettings(BaseSettings):
+    """Settings of the LLM layer.
+
+    Every field maps to ``DIALOGLLM_LLM_<NAME>``. With no ``BASE_URL`` the local
+    default model serves every role that does not name its own endpoint.
+
+    >>> LLMSettings(base_url="http://127.0.0.1:8000/v1", model="m").targets()[0].model
+    'm'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIALOGLLM_LLM_", extra="ignore", frozen=True
+    )
+
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint; unset: local model."
+    )
+    api_key: SecretStr | None = Field(default=None, description="Endpoint API key.")
+    model: str = Field(default="gpt-4o-mini", description="Model at BASE_URL.")
+    roles: dict[str, RoleSettings] = Field(
+        default_factory=dict, description="Per-role overrides (JSON)."
+    )
+    max_tokens: int = Field(default=256, gt=0, description="Generation bound.")
+    temperature: float | None = Field(default=None, description="Sampling temp.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(default=4, ge=0, description="Transient-error retries.")
+    structured_retries: int = Field(
+        default=2, ge=0, description="Retries when the reply does not validate."
+    )
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=20.0, gt=0)
+    retry_after_max_s: float = Field(
+        default=60.0, gt=0, description="Longest Retry-After honoured."
+    )
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    rate_limit_max_wait_s: float = Field(default=120.0, gt=0)
+    structured_mode: StructuredMode = "auto"
+    length_in_extra_body: bool | None = Field(
+        default=None,
+        description=(
+            "Also send max_tokens/n_predict in the body (servers that ignore "
+            "max_completion_tokens). Unset: on for every endpoint but api.openai.com."
+        ),
+    )
+    metrics_to_redis: bool = Field(
+        default=True, description="Keep fleet-wide metrics in Redis."
+    )
+    metrics_window_s: int = Field(default=3600, gt=0)
+    # local default model
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where the local model's GGUF is assembled.",
+    )
+    local_n_ctx: int = Field(default=2048, ge=256, le=32768)
+    local_threads: int = Field(default=2, ge=1, le=64)
+    local_parallel: int = Field(default=1, ge=1, le=16)
+    local_max_tokens: int = Field(default=128, gt=0)
+    local_temperature: float = 0.7
+
+    def _length_in_body(self, base_url: str | None) -> bool:
+        if self.length_in_extra_body is not None:
+            return self.length_in_extra_body
+        return base_url is None or "api.openai.com" not in base_url
+
+    def _target(self, model: str, entry: RoleSettings | None) -> ModelTarget:
+        entry = entry or RoleSettings()
+        local = model == LOCAL_MODEL or (
+            entry.base_url is None and self.base_url is None
+        )
+        base_url = None if local else (entry.base_url or self.base_url)
+        return ModelTarget(
+            model=LOCAL_MODEL if local else model,
+            base_url=base_url,
+            api_key=None if local else (entry.api_key or self.api_key),
+            max_tokens=entry.max_tokens
+            or (self.local_max_tokens if local else self.max_tokens),
+            temperature=entry.temperature
+            if entry.temperature is not None
+            else (self.local_temperature if local else self.temperature),
+            timeout_s=entry.timeout_s or self.timeout_s,
+            requests_per_minute=entry.requests_per_minute or self.requests_per_minute,
+            tokens_per_minute=entry.tokens_per_minute or self.tokens_per_minute,
+            structured_mode=entry.structured_mode or self.structured_mode,
+            length_in_extra_body=self._length_in_body(base_url),
+        )
+
+    def targets(self, role: str | None = None) -> list[ModelTarget]:
+        """The ordered targets serving ``role`` (first is primary).
+
+        >>> [t.model for t in LLMSettings(base_url=None).targets("persona")]
+        ['local']
+        """
+        entry = self.roles.get(role) if role else None
+        if entry is None:
+            return [self._target(self.model, None)]
+        names = entry.models() or [self.model]
+        out = [self._target(name, entry) for name in names]
+        for fallback in entry.fallbacks:
+            merged = RoleSettings(
+                **{
+                    **entry.model_dump(exclude={"fallbacks", "model"}),
+                    **fallback.model_dump(exclude_unset=True, exclude={"fallbacks"}),
+                }
+            )
+            out += [self._target(n, merged) for n in merged.models() or [self.model]]
+        return out
+
+
+@lru_cache(maxsize=1)
+def _cached() -> LLMSettings:
+    try:
+        return LLMSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DIALOGLLM_LLM_{str(err['loc'][0]).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid LLM settings: {problems}") from None
+
+
+def get_llm_settings(*, reload: bool = False) -> LLMSettings:
+    """The LLM settings, read from the environment on first use.
+
+    Raises :class:`~dialogllm.errors.ConfigError` naming each bad variable.
+
+    >>> get_llm_settings().max_retries >= 0
+    True
+    """
+    if reload:
+        _cached.cache_clear()
+    return _cached()

@@ -1,0 +1,560 @@
+"""Typed replies: one call path from messages to a validated pydantic instance.
+
+This module owns :func:`ask`. It picks the strongest structured-output mode the model
+offers — ``json_schema`` (the server constrains decoding to the schema; llama.cpp
+turns it into a grammar), else ``function_calling``, else ``json_mode`` with the
+schema in the prompt, else plain ``prompt`` (schema in the prompt, JSON parsed from
+the text; what any ``BaseChatModel`` such as a scripted fake gets). A ``400`` saying
+a mode is unsupported steps down to the next mode and is remembered per model.
+
+Failures are handled in two loops: transient ones (timeouts, connection errors, 429,
+5xx) are retried with exponential backoff and jitter, honouring ``Retry-After``;
+permanent ones (401, 403, 404, other 4xx) raise at once. A reply that does not
+validate is asked again with the validation error fed back, up to a budget, then
+:class:`~dialogllm.errors.StructuredOutputError` carries every raw output.
+
+The rule: :func:`ask` returns a validated value or raises a typed error — never
+``None`` (LESSONS: a skipped tool call must not pass as a reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar, cast
+
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import Runnable
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, ValidationError
+
+from dialogllm.errors import (
+    LLMError,
+    LLMRateLimitedError,
+    LLMRequestError,
+    LLMUnavailableError,
+    StructuredOutputError,
+)
+from dialogllm.llm.chat import FallbackChatModel, find_metrics, model_label
+from dialogllm.llm.metrics import LLMMetrics
+from dialogllm.llm.ratelimit import RedisRateLimiter, pending_tokens
+from dialogllm.llm.retry import backoff_delay, classify
+from dialogllm.llm.settings import LLMSettings, get_llm_settings
+from dialogllm.logging import get_logger, mask_url
+
+__all__ = ["Mode", "StructuredReply", "TokenUsage", "ask", "strict_json_schema"]
+
+T = TypeVar("T", bound=BaseModel)
+Mode = Literal["json_schema", "function_calling", "json_mode", "prompt"]
+_LADDER: tuple[Mode, ...] = ("json_schema", "function_calling", "json_mode", "prompt")
+_log = partial(get_logger, "dialogllm.llm.ask")
+_mode_memory: dict[int, tuple[weakref.ref[BaseChatModel], Mode]] = {}
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens a reply cost (summed over every attempt of one :func:`ask`).
+
+    >>> TokenUsage(prompt_tokens=10, completion_tokens=5).total_tokens
+    15
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class StructuredReply(Generic[T]):
+    """A validated reply: the value, the raw text it came from, and what it cost.
+
+    >>> reply = await ask(model, messages, schema=Turn)     # doctest: +SKIP
+    >>> reply.value.message, reply.attempts, reply.usage.total_tokens
+    ('Green tea, always.', 1, 93)
+    """
+
+    value: T
+    raw: str
+    message: AIMessage
+    usage: TokenUsage
+    attempts: int
+    latency_s: float
+    model: str
+    mode: Mode
+    raw_outputs: list[str] = field(default_factory=list)
+
+
+def strict_json_schema(
+    schema: type[BaseModel], *, max_tokens: int | None = None
+) -> dict[str, Any]:
+    """The JSON schema of ``schema`` in the strict form OpenAI and llama.cpp accept:
+    every property required, no additional properties, no defaults.
+
+    With ``max_tokens``, every string's ``maxLength`` is lowered so the whole reply
+    fits in that many tokens (about 10 tokens of JSON per property, the rest shared
+    among the string fields at ~3 characters a token): a constrained decoder then
+    closes the JSON instead of being cut off. This only narrows the schema, so a
+    value it allows still validates.
+
+    >>> from pydantic import BaseModel
+    >>> class T(BaseModel):
+    ...     a: int = 1
+    >>> strict_json_schema(T)["required"]
+    ['a']
+    """
+
+    source = schema.model_json_schema()
+    cap: int | None = None
+    if max_tokens is not None:
+        text = json.dumps(source)
+        strings = text.count('"type": "string"') - text.count('"enum"')
+        overhead = 10 * text.count('"type"')
+        cap = max(16, (max_tokens - overhead) * 3 // max(1, strings))
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: fix(v) for k, v in node.items() if k not in ("default", "title")}
+            if out.get("type") == "object" and isinstance(out.get("properties"), dict):
+                out["required"] = list(out["properties"])
+                out["additionalProperties"] = False
+            if cap is not None and out.get("type") == "string" and "enum" not in out:
+                out["maxLength"] = min(int(out.get("maxLength", cap)), cap)
+            return out
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    out = cast(dict[str, Any], fix(source))
+    out.pop("description", None)
+    return out
+
+
+def _initial_mode(model: BaseChatModel, forced: Mode | None) -> Mode:
+    if forced is not None:
+        return forced
+    remembered = _mode_memory.get(id(model))
+    if remembered is not None and remembered[0]() is model:
+        return remembered[1]
+    if isinstance(model, ChatOpenAI):
+        configured = (model.metadata or {}).get("dialogllm_structured_mode", "auto")
+        return cast(Mode, configured) if configured in _LADDER else "json_schema"
+    return "prompt"
+
+
+def _remember(model: BaseChatModel, mode: Mode) -> None:
+    _mode_memory[id(model)] = (weakref.ref(model), mode)
+
+
+def _schema_prompt(schema: type[BaseModel]) -> str:
+    return (
+        "Reply with one JSON object, and nothing else, that matches this JSON "
+        f"schema:\n{json.dumps(schema.model_json_schema(), separators=(',', ':'))}"
+    )
+
+
+def _feedback(error: str) -> str:
+    return (
+        f"That reply was not valid: {error}\n"
+        "Reply again with only the corrected JSON object."
+    )
+
+
+def _bind(
+    model: BaseChatModel,
+    mode: Mode,
+    schema: type[BaseModel],
+    max_tokens: int | None,
+    temperature: float | None,
+) -> Runnable[Any, Any]:
+    if not isinstance(model, ChatOpenAI):
+        return model
+    kwargs: dict[str, Any] = {}
+    if max_tokens is not None:
+        kwargs["max_tokens"] = max_tokens
+        if model.extra_body and "n_predict" in model.extra_body:
+            kwargs["extra_body"] = {
+                **model.extra_body,
+                "max_tokens": max_tokens,
+                "n_predict": max_tokens,
+            }
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    name = schema.__name__
+    if mode == "json_schema":
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": name,
+                "schema": strict_json_schema(schema, max_tokens=max_tokens),
+                "strict": True,
+            },
+        }
+    elif mode == "json_mode":
+        kwargs["response_format"] = {"type": "json_object"}
+    elif mode == "function_calling":
+        tool = {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": (schema.__doc__ or name).strip()[:1000],
+                "parameters": strict_json_schema(schema),
+                "strict": True,
+            },
+        }
+        return model.bind_tools([tool], tool_choice=name).bind(**kwargs)
+    return model.bind(**kwargs)
+
+
+def _raw_text(message: AIMessage, mode: Mode) -> str:
+    if mode == "function_calling" and message.tool_calls:
+        return json.dumps(message.tool_calls[0]["args"])
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [
+        p if isinstance(p, str) else str(p.get("text", ""))
+        for p in content
+        if isinstance(p, str | dict)
+    ]
+    return "".join(parts)
+
+
+def _parse(raw: str, schema: type[T]) -> T:
+    try:
+        return schema.model_validate_json(raw)
+    except ValidationError as first:
+        start = raw.find("{")
+        if start < 0:
+            raise
+        try:
+            data, _ = json.JSONDecoder().raw_decode(raw[start:])
+        except json.JSONDecodeError:
+            raise first from None
+        return schema.model_validate(data)
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+    return str(exc)[:300]
+
+
+def _usage(message: AIMessage) -> TokenUsage:
+    usage = message.usage_metadata
+    if usage:
+        return TokenUsage(int(usage["input_tokens"]), int(usage["output_tokens"]))
+    token_usage = (message.response_metadata or {}).get("token_usage") or {}
+    return TokenUsage(
+        int(token_usage.get("prompt_tokens", 0) or 0),
+        int(token_usage.get("completion_tokens", 0) or 0),
+    )
+
+
+def _truncated_message(exc: openai.LengthFinishReasonError) -> AIMessage:
+    """The partial reply of a completion cut at the length limit."""
+    completion = exc.completion
+    text = completion.choices[0].message.content if completion.choices else ""
+    usage = completion.usage
+    prompt = usage.prompt_tokens if usage else 0
+    output = usage.completion_tokens if usage else 0
+    return AIMessage(
+        content=text or "",
+        usage_metadata={
+            "input_tokens": prompt,
+            "output_tokens": output,
+            "total_tokens": prompt + output,
+        },
+        response_metadata={"finish_reason": "length", "model_name": completion.model},
+    )
+
+
+def _scrub(text: str, model: BaseChatModel) -> str:
+    """``text`` with the model's own API key masked, whatever its shape."""
+    key = getattr(model, "openai_api_key", None)
+    secret = key.get_secret_value() if key is not None else ""
+    if len(secret) >= 6:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _endpoint(model: BaseChatModel) -> str:
+    base = getattr(model, "openai_api_base", None)
+    return f" at {mask_url(str(base))}" if base else ""
+
+
+def _estimate_tokens(messages: list[BaseMessage], max_tokens: int | None) -> int:
+    chars = sum(len(str(m.content)) for m in messages)
+    return chars // 4 + 1 + (max_tokens or 0)
+
+
+class _Call:
+    """One model's side of an :func:`ask`: transient retries and mode steps."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        schema: type[BaseModel],
+        settings: LLMSettings,
+        mode: Mode | None,
+        max_tokens: int | None,
+        temperature: float | None,
+        max_retries: int,
+    ) -> None:
+        self.model = model
+        self.schema = schema
+        self.settings = settings
+        self.forced = mode is not None
+        self.mode = _initial_mode(model, mode)
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.max_retries = max_retries
+        self.label = model_label(model)
+        limiter = getattr(model, "rate_limiter", None)
+        self.limiter = limiter if isinstance(limiter, RedisRateLimiter) else None
+
+    def _messages(self, conversation: list[BaseMessage]) -> list[BaseMessage]:
+        if self.mode in ("json_mode", "prompt"):
+            return [*conversation, HumanMessage(content=_schema_prompt(self.schema))]
+        return conversation
+
+    async def invoke(self, conversation: list[BaseMessage]) -> AIMessage:
+        attempt = 0
+        while True:
+            messages = self._messages(conversation)
+            runnable = _bind(
+                self.model, self.mode, self.schema, self.max_tokens, self.temperature
+            )
+            estimate = _estimate_tokens(messages, self.max_tokens)
+            token = pending_tokens().set(estimate)
+            try:
+                result = await runnable.ainvoke(messages)
+            except LLMError:
+                raise
+            except openai.LengthFinishReasonError as exc:
+                result = _truncated_message(exc)
+            except Exception as exc:
+                failure = classify(exc)
+                if failure.kind == "unsupported" and not self.forced:
+                    nxt = _LADDER[min(_LADDER.index(self.mode) + 1, len(_LADDER) - 1)]
+                    if nxt != self.mode:
+                        _log().info(
+                            "llm_structured_mode_step_down",
+                            model=self.label,
+                            mode=self.mode,
+                            to=nxt,
+                            reason=failure.detail,
+                        )
+                        self.mode = nxt
+                        _remember(self.model, nxt)
+                        continue
+                if failure.kind == "other":
+                    raise
+                where = f"model {self.label!r}{_endpoint(self.model)}"
+                detail = _scrub(failure.detail, self.model)
+                if not failure.transient:
+                    _log().error(
+                        "llm_request_refused",
+                        model=self.label,
+                        kind=failure.kind,
+                        status=failure.status,
+                        detail=detail,
+                    )
+                    raise LLMRequestError(
+                        f"{where} refused the request ({failure.kind}, HTTP "
+                        f"{failure.status}): {detail}. Retrying cannot fix "
+                        "this: check DIALOGLLM_LLM_API_KEY, DIALOGLLM_LLM_MODEL and "
+                        "DIALOGLLM_LLM_BASE_URL."
+                    ) from None
+                attempt += 1
+                if attempt > self.max_retries:
+                    cls = (
+                        LLMRateLimitedError
+                        if failure.kind == "rate_limited"
+                        else LLMUnavailableError
+                    )
+                    raise cls(
+                        f"{where} failed {attempt} times ({failure.kind}): "
+                        f"{detail}. Check that the endpoint is up, or raise "
+                        "DIALOGLLM_LLM_MAX_RETRIES / DIALOGLLM_LLM_TIMEOUT_S."
+                    ) from None
+                delay = backoff_delay(
+                    attempt,
+                    base_s=self.settings.backoff_base_s,
+                    max_s=self.settings.backoff_max_s,
+                    retry_after_s=failure.retry_after_s,
+                    retry_after_max_s=self.settings.retry_after_max_s,
+                )
+                _log().warning(
+                    "llm_retry",
+                    model=self.label,
+                    kind=failure.kind,
+                    status=failure.status,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    retry_after_s=failure.retry_after_s,
+                )
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                pending_tokens().reset(token)
+            message = (
+                result if isinstance(result, AIMessage) else AIMessage(str(result))
+            )
+            if self.limiter is not None:
+                actual = _usage(message).total_tokens
+                if actual:
+                    await self.limiter.settle(actual - estimate)
+            return message
+
+
+async def _ask_one(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    schema: type[T],
+    settings: LLMSettings,
+    *,
+    mode: Mode | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    structured_retries: int,
+    max_retries: int,
+    metrics: LLMMetrics | None,
+) -> StructuredReply[T]:
+    started = time.perf_counter()
+    call = _Call(model, schema, settings, mode, max_tokens, temperature, max_retries)
+    conversation = list(messages)
+    raws: list[str] = []
+    errors: list[str] = []
+    usage = TokenUsage()
+    for attempt in range(1, structured_retries + 2):
+        message = await call.invoke(conversation)
+        usage = usage + _usage(message)
+        raw = _raw_text(message, call.mode)
+        try:
+            value = _parse(raw, schema)
+        except (ValidationError, ValueError) as exc:
+            raws.append(raw)
+            errors.append(_short_error(exc))
+            _log().info(
+                "llm_structured_invalid",
+                model=call.label,
+                attempt=attempt,
+                error=errors[-1],
+            )
+            if attempt <= structured_retries:
+                if metrics is not None:
+                    metrics.record_structured_retry(call.label)
+                conversation = [
+                    *messages,
+                    AIMessage(content=raw or "(empty)"),
+                    HumanMessage(content=_feedback(errors[-1])),
+                ]
+            continue
+        name = (message.response_metadata or {}).get("model_name") or call.label
+        return StructuredReply(
+            value=value,
+            raw=raw,
+            message=message,
+            usage=usage,
+            attempts=attempt,
+            latency_s=time.perf_counter() - started,
+            model=str(name),
+            mode=call.mode,
+            raw_outputs=[*raws, raw],
+        )
+    if metrics is not None:
+        metrics.record_structured_failure(call.label)
+    raise StructuredOutputError(
+        f"model {call.label!r} gave no reply matching {schema.__name__} in "
+        f"{structured_retries + 1} attempts; last error: {errors[-1]}",
+        raw_outputs=raws,
+        errors=errors,
+    )
+
+
+async def ask(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    *,
+    schema: type[T],
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    mode: Mode | None = None,
+    structured_retries: int | None = None,
+    max_retries: int | None = None,
+    metrics: LLMMetrics | None = None,
+    settings: LLMSettings | None = None,
+) -> StructuredReply[T]:
+    """Ask ``model`` for a reply validated against ``schema``.
+
+    Works with any ``BaseChatModel``; ``ChatOpenAI`` gets schema-constrained
+    decoding. ``max_tokens`` bounds the generation (sent so llama.cpp honours it
+    too). A :class:`FallbackChatModel` is walked in order: a model that fails
+    (unreachable, refusing, or never validating) hands over to the next.
+
+    Raises :class:`~dialogllm.errors.StructuredOutputError` (with ``raw_outputs``),
+    :class:`~dialogllm.errors.LLMRequestError` (401/404/4xx, at once),
+    :class:`~dialogllm.errors.LLMRateLimitedError` or
+    :class:`~dialogllm.errors.LLMUnavailableError` (retries spent).
+
+    >>> from dialogllm.models import Turn
+    >>> reply = await ask(model, [HumanMessage("Ada:")], schema=Turn)  # doctest: +SKIP
+    >>> reply.value.message
+    'Hello there.'
+    """
+    settings = settings or get_llm_settings()
+    chain = model.models if isinstance(model, FallbackChatModel) else [model]
+    last: LLMError | None = None
+    for i, candidate in enumerate(chain):
+        try:
+            return await _ask_one(
+                candidate,
+                messages,
+                schema,
+                settings,
+                mode=mode,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                structured_retries=(
+                    settings.structured_retries
+                    if structured_retries is None
+                    else structured_retries
+                ),
+                max_retries=settings.max_retries
+                if max_retries is None
+                else max_retries,
+                metrics=metrics or find_metrics(candidate),
+            )
+        except LLMError as exc:
+            last = exc
+            if i + 1 < len(chain):
+                assert isinstance(model, FallbackChatModel)
+                model.note_fallback(candidate, chain[i + 1], type(exc).__name__)
+        finally:
+            await _flush(metrics or find_metrics(candidate))
+    assert last is not None
+    raise last
+
+
+async def _flush(metrics: LLMMetrics | None) -> None:
+    if metrics is not None:
+        await metrics.flush()
