@@ -69,7 +69,7 @@ class Heartbeat(threading.Thread):
         self.on_signal = on_signal
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._renew = client.register_script(lua.LEASE_RENEW)
 
     def add(self, run_id: str, thread_id: str, lease_id: str) -> None:
@@ -84,17 +84,17 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         """End the thread after its current tick."""
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             self.tick()
 
     def _report(self, callback: Callable[..., None], *args: str) -> None:
         try:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: the worker is gone
-            self._stop.set()
+            self._halt.set()
 
     def tick(self) -> None:
         """Renew every held lease once (one pipelined round trip)."""

@@ -99,3 +99,19 @@ def flaky(payload: dict[str, Any]) -> str:
 
 def not_a_graph() -> int:
     return 42
+
+
+class Clash(TypedDict, total=False):
+    n: int
+
+
+def _write_n(state: Clash) -> dict[str, Any]:
+    return {"n": 1}
+
+
+_clashing = StateGraph(Clash)
+_clashing.add_node("a", _write_n)
+_clashing.add_node("b", _write_n)
+_clashing.add_edge(START, "a")
+_clashing.add_edge(START, "b")
+clashing = _clashing.compile()  # two writes to a plain key in one step: invalid

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from dialogllm.errors import RedisUnavailableError
-from dialogllm.queue import Queue, RunStatus
+from dialogllm.queue import Queue, RunStatus, Worker
 
 from .conftest import REDIS_URL, is_ready, ref, worker_log, worker_process
 from .servers import RedisServer
@@ -215,7 +215,11 @@ async def test_a_redis_restart_loses_no_enqueued_run(
     server = RedisServer(tmp_path)
     server.start()
     counter = f"{qprefix}:calls"
-    workers = [worker_process(qprefix, url=server.url, lease_ttl=2.0) for _ in range(2)]
+    # one worker in a process of its own, one in this process (its reconnects show
+    # up in the coverage report)
+    workers = [worker_process(qprefix, url=server.url, lease_ttl=2.0)]
+    inproc = Worker(server.url, key_prefix=qprefix, lease_ttl=2.0, concurrency=4)
+    inproc_task = asyncio.create_task(inproc.run(install_signal_handlers=False))
     queue = Queue.from_url(server.url, key_prefix=qprefix)
     acknowledged: list[str] = []
 
@@ -238,7 +242,7 @@ async def test_a_redis_restart_loses_no_enqueued_run(
             await asyncio.sleep(0.05)
 
     try:
-        await ready_workers(workers, 2)
+        await ready_workers(workers, 1)
         producer = asyncio.create_task(produce())
         await asyncio.sleep(0.8)
         running_at_kill = len(await queue.list(status=RunStatus.RUNNING))
@@ -248,6 +252,8 @@ async def test_a_redis_restart_loses_no_enqueued_run(
         await producer
         records = [await queue.wait(r, timeout=60) for r in acknowledged]
     finally:
+        inproc.stop()
+        await inproc_task
         stop(*workers)
         await queue.aclose()
         server.stop()

@@ -1,0 +1,172 @@
+"""The heartbeat thread, worker options and the worker's command line, without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from dialogllm.errors import ConfigError, QueueError, RedisUnavailableError
+from dialogllm.queue import Queue, Worker, backoff_delay
+from dialogllm.queue import __main__ as entry
+from dialogllm.queue.connection import map_error
+from dialogllm.queue.heartbeat import Heartbeat
+
+
+class FakePipe:
+    def __init__(self, replies: list[Any] | Exception) -> None:
+        self.replies = replies
+        self.calls: list[tuple[str, Any]] = []
+
+    def hget(self, key: str, field: str) -> None:
+        self.calls.append(("hget", key))
+
+    def execute(self) -> list[Any]:
+        if isinstance(self.replies, Exception):
+            raise self.replies
+        return self.replies
+
+
+class FakeClient:
+    def __init__(self, pipe: FakePipe) -> None:
+        self.pipe = pipe
+
+    def register_script(self, source: str) -> Any:
+        def call(keys: list[str], args: list[Any], client: FakePipe) -> None:
+            client.calls.append(("renew", keys[0]))
+
+        return call
+
+    def pipeline(self, transaction: bool = True) -> FakePipe:
+        return self.pipe
+
+
+async def beat(
+    replies: list[Any] | Exception, ttl: float = 30.0
+) -> list[tuple[str, ...]]:
+    reports: list[tuple[str, ...]] = []
+    hb = Heartbeat(
+        FakeClient(FakePipe(replies)),  # type: ignore[arg-type]
+        prefix="p",
+        queue="q",
+        ttl=ttl,
+        loop=asyncio.get_running_loop(),
+        on_lost=lambda run: reports.append(("lost", run)),
+        on_signal=lambda run, sig: reports.append(("signal", run, sig)),
+    )
+    hb.add("r1", "t1", "L1")
+    hb.add("r2", "t2", "L2")
+    hb.tick()
+    await asyncio.sleep(0.01)
+    return reports
+
+
+async def test_a_renewed_lease_reports_nothing_but_signals() -> None:
+    assert await beat([1, None, 1, b"cancel"]) == [("signal", "r2", "cancel")]
+
+
+async def test_a_lease_taken_over_is_reported_lost() -> None:
+    assert await beat([0, None, 1, None]) == [("lost", "r1")]
+
+
+async def test_redis_down_for_less_than_the_lease_reports_nothing() -> None:
+    assert await beat(RedisConnectionError("down")) == []
+
+
+async def test_redis_down_for_longer_than_the_lease_reports_lost() -> None:
+    reports = await beat(RedisConnectionError("down"), ttl=0.0)
+    assert sorted(reports) == [("lost", "r1"), ("lost", "r2")]
+
+
+async def test_the_heartbeat_thread_ticks_and_stops() -> None:
+    pipe = FakePipe([1, None])
+    hb = Heartbeat(
+        FakeClient(pipe),  # type: ignore[arg-type]
+        prefix="p",
+        queue="q",
+        ttl=0.03,
+        loop=asyncio.get_running_loop(),
+        on_lost=lambda run: None,
+        on_signal=lambda run, sig: None,
+    )
+    hb.tick()  # nothing held: no round trip
+    assert pipe.calls == []
+    hb.add("r1", "t1", "L1")
+    hb.start()
+    await asyncio.sleep(0.1)
+    hb.remove("r1")
+    hb.stop()
+    hb.join(1)
+    assert ("renew", "p:t:{t1}:lease") in pipe.calls
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert 3.6 <= backoff_delay(3, 1.0, 60.0) <= 4.4
+    assert backoff_delay(20, 1.0, 60.0) <= 66.0
+
+
+def test_worker_and_queue_refuse_nonsense_options() -> None:
+    with pytest.raises(ValueError):
+        Worker(concurrency=0)
+    with pytest.raises(ValueError):
+        Worker(lease_ttl=0)
+    client = aredis.Redis(decode_responses=True)
+    with pytest.raises(ConfigError):
+        Queue(aredis.Redis(decode_responses=False))
+    with pytest.raises(ConfigError):
+        Queue(client, retention=0)
+    with pytest.raises(ConfigError):
+        Queue(client, max_attempts=0)
+
+
+async def test_enqueue_refuses_bad_arguments_before_any_round_trip() -> None:
+    queue = Queue(aredis.Redis(decode_responses=True), key_prefix="p")
+    with pytest.raises(ValueError):
+        await queue.enqueue("g:x", multitask="shout")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await queue.enqueue("g:x", max_attempts=0)
+    with pytest.raises(ValueError):
+        await queue.enqueue("")
+    with pytest.raises(ValueError):
+        await queue.enqueue("g:x", delay=-1)
+
+
+def test_redis_errors_become_typed_errors_without_the_password() -> None:
+    down = map_error(
+        RedisConnectionError("refused"), "redis://u:pw@h:1/0", "enqueueing"
+    )
+    assert isinstance(down, RedisUnavailableError)
+    assert "pw" not in str(down) and "u:***@h" in str(down)
+    refused = map_error(ResponseError("NOPERM"), "redis://h:1/0", "enqueueing")
+    assert isinstance(refused, QueueError) and "NOPERM" in str(refused)
+
+
+def test_the_command_line_builds_a_worker_and_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Worker] = []
+
+    async def fake_run(self: Worker, **_: Any) -> None:
+        seen.append(self)
+
+    monkeypatch.setattr(Worker, "run", fake_run)
+    entry.main(
+        [
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+            "--key-prefix",
+            "app",
+            "--concurrency",
+            "3",
+            "--lease-ttl",
+            "9",
+            "--log-format",
+            "console",
+        ]
+    )
+    (worker,) = seen
+    assert (worker.prefix, worker.concurrency, worker.lease_ttl) == ("app", 3, 9.0)

@@ -1,0 +1,108 @@
+"""The key schema and the run data need nothing running."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph.types import Command
+
+from dialogllm.errors import InputValidationError
+from dialogllm.queue import (
+    RunEvent,
+    RunRecord,
+    RunStatus,
+    decode_input,
+    encode_input,
+    keys,
+)
+from dialogllm.queue.models import dumps, loads
+
+
+def test_every_key_of_a_queue_carries_the_queue_hash_tag() -> None:
+    built = [
+        keys.stream("p", "q"),
+        keys.delayed("p", "q"),
+        keys.runs_index("p", "q"),
+        keys.expiry("p", "q"),
+        keys.dead_letters("p", "q"),
+        keys.signals("p", "q"),
+        keys.run_record("p", "q", "r"),
+        keys.run_events("p", "q", "r"),
+        keys.thread_active("p", "q", "t"),
+        keys.thread_waiting("p", "q", "t"),
+        keys.idempotency("p", "q", "k"),
+    ]
+    assert all(k.startswith("p:q:{q}:") for k in built)
+    assert len(set(built)) == len(built)
+
+
+def test_braces_in_names_cannot_break_out_of_the_hash_tag() -> None:
+    assert keys.queue_base("p", "a}b") == "p:q:{a%7Db}"
+    assert keys.thread_active("p", "q", "{x}") == "p:q:{q}:th:%7Bx%7D:active"
+    assert keys.idempotency("p", "q", "k}") == "p:q:{q}:idem:k%7D"
+
+
+def test_terminal_statuses_are_the_finished_ones() -> None:
+    assert {s for s in RunStatus if s.is_terminal} == {
+        RunStatus.INTERRUPTED,
+        RunStatus.SUCCESS,
+        RunStatus.ERROR,
+        RunStatus.CANCELLED,
+        RunStatus.DEAD,
+    }
+
+
+def test_a_record_reads_back_from_its_hash_fields() -> None:
+    record = RunRecord.from_hash(
+        "r-1",
+        {
+            "graph": "g:x",
+            "thread": "t",
+            "status": "success",
+            "input": '{"a":1}',
+            "attempts": "2",
+            "max_attempts": "3",
+            "created": "1500",
+            "started": "",
+            "result": "[1,2]",
+            "fp": "abc",
+        },
+    )
+    assert record.status is RunStatus.SUCCESS
+    assert (record.input, record.result, record.attempts) == ({"a": 1}, [1, 2], 2)
+    assert (record.created_at, record.started_at, record.error) == (1.5, None, None)
+    assert record.extra == {"fp": "abc"}
+
+
+def test_events_know_their_status() -> None:
+    assert RunEvent("1-0", "status", {"status": "dead"}).status is RunStatus.DEAD
+    assert RunEvent("1-0", "updates", {"node": {}}).status is None
+
+
+def test_json_helpers_dump_models_sets_and_unknown_objects() -> None:
+    class Model:
+        def model_dump(self) -> dict[str, int]:
+            return {"x": 1}
+
+    assert loads(dumps({"m": Model(), "s": {1}, "t": (1, 2), "o": 1.5})) == {
+        "m": {"x": 1},
+        "s": [1],
+        "t": [1, 2],
+        "o": 1.5,
+    }
+    assert isinstance(loads(dumps(object())), str)
+    assert loads(None) is None and loads("") is None
+
+
+def test_a_command_input_survives_the_queue() -> None:
+    text = encode_input(Command(resume="yes", update={"a": 1}, goto="node"))
+    back = decode_input(text)
+    assert isinstance(back, Command)
+    assert (back.resume, back.update, back.goto) == ("yes", {"a": 1}, "node")
+    assert decode_input(encode_input({"plain": True})) == {"plain": True}
+    assert decode_input("") is None
+
+
+@pytest.mark.parametrize("bad", [{"x": object()}, float("nan"), {1, 2}])
+def test_inputs_that_are_not_json_are_refused(bad: object) -> None:
+    with pytest.raises(InputValidationError):
+        encode_input(bad)
