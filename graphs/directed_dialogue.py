@@ -90,7 +90,7 @@ class CastMember(BaseModel):
 class Scenario(BaseModel):
     """The director's set-up."""
 
-    setting: str = Field(min_length=1, max_length=400)
+    setting: str = Field(min_length=1, max_length=300)
     cast: list[CastMember] = Field(min_length=1, max_length=4)
 
 
@@ -203,7 +203,7 @@ def build_graph(
             update=_setup_update,
             speaker="Director",
             describe=lambda s: s.setting,
-            max_tokens=max_tokens,
+            max_tokens=2 * max_tokens,
             model=model,
         ),
     )
@@ -230,7 +230,7 @@ def build_graph(
             describe=lambda r: (
                 ("Conclude: " if r.conclude else "Continue: ") + (r.reason or "-")
             ),
-            max_tokens=64,
+            max_tokens=max_tokens,
             model=model,
         ),
     )
@@ -265,7 +265,7 @@ def build_graph(
                 f"{len(a.claims_to_check)} claims to check, "
                 f"{len(a.privacy_flags)} privacy flags"
             ),
-            max_tokens=160,
+            max_tokens=2 * max_tokens,
             model=model,
         ),
     )

@@ -13,6 +13,7 @@ in a node runs again on resume, so it must not call an LLM or have side effects.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ __all__ = [
     "MODEL_CONFIG_KEY",
     "ChatModelSource",
     "Node",
+    "aresolve_chat_model",
     "decision_node",
     "director_choice_node",
     "human_node",
@@ -91,6 +93,20 @@ def resolve_chat_model(
         if isinstance(chosen, BaseChatModel):
             return chosen
     return get_chat_model(role=role)
+
+
+async def aresolve_chat_model(
+    config: RunnableConfig | None, role: str, explicit: BaseChatModel | None = None
+) -> BaseChatModel:
+    """:func:`resolve_chat_model` for nodes: the first use of the local default model
+    starts a server (seconds), so ``get_chat_model`` runs in a worker thread and the
+    event loop keeps serving checkpoint writes meanwhile."""
+    if explicit is not None:
+        return explicit
+    source = ((config or {}).get("configurable") or {}).get(MODEL_CONFIG_KEY)
+    if source is not None:
+        return resolve_chat_model(config, role)
+    return await asyncio.to_thread(get_chat_model, role=role)
 
 
 def reply_text(value: BaseModel, field: str = "message") -> str:
@@ -197,7 +213,7 @@ def persona_node(
         messages = dialogue_prompt(
             persona, state, cast, instructions=instructions, window=window
         )
-        chat = resolve_chat_model(config, persona.model or "persona", model)
+        chat = await aresolve_chat_model(config, persona.model or "persona", model)
         _value, entry = await _ask_entry(
             chat,
             messages,
@@ -327,7 +343,7 @@ def decision_node(
     """
 
     async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        chat = resolve_chat_model(config, role, model)
+        chat = await aresolve_chat_model(config, role, model)
         value, entry = await _ask_entry(
             chat,
             prompt(state),
@@ -385,7 +401,7 @@ def director_choice_node(
                 cast,
                 instructions="Next speaker, one of: " + ", ".join(names) + ".",
             )
-        chat = resolve_chat_model(config, role, model)
+        chat = await aresolve_chat_model(config, role, model)
         value, _entry = await _ask_entry(
             chat,
             messages,

@@ -88,6 +88,24 @@ def test_resolve_chat_model_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_chat_model(None, "persona") is fallback
 
 
+async def test_nodes_build_the_default_model_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    fallback, seen = scripted(), []
+
+    def build(role: str) -> Any:
+        seen.append((role, threading.current_thread() is threading.main_thread()))
+        return fallback
+
+    monkeypatch.setattr(nodes_module, "get_chat_model", build)
+    assert await nodes_module.aresolve_chat_model(None, "judge") is fallback
+    assert seen == [("judge", False)]
+    conf: Any = {"configurable": {MODEL_CONFIG_KEY: fallback}}
+    assert await nodes_module.aresolve_chat_model(conf, "judge") is fallback
+
+
 def test_reply_text_falls_back_to_first_string_then_json() -> None:
     class Verdict(BaseModel):
         score: int
