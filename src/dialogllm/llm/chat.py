@@ -18,12 +18,15 @@ per process by :func:`dialogllm.llm.local.local_server`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+import openai
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     BaseCallbackHandler,
@@ -31,9 +34,9 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from dialogllm.errors import LLMError
 from dialogllm.llm.local import LOCAL_MODEL_ALIAS, local_server
@@ -43,10 +46,65 @@ from dialogllm.llm.retry import classify
 from dialogllm.llm.settings import LLMSettings, ModelTarget, get_llm_settings
 from dialogllm.logging import get_logger, mask_url
 
-__all__ = ["FallbackChatModel", "build_chat_model", "get_chat_model"]
+__all__ = [
+    "FallbackChatModel",
+    "LoopSafeChatOpenAI",
+    "build_chat_model",
+    "find_metrics",
+    "get_chat_model",
+    "model_label",
+]
 
 _log = partial(get_logger, "dialogllm.llm.chat")
 _NO_KEY = "not-needed"
+
+
+class LoopSafeChatOpenAI(ChatOpenAI):
+    """A ``ChatOpenAI`` whose async HTTP client belongs to the running event loop.
+
+    langchain-openai shares one async HTTP client per base URL for the whole
+    process; a pooled connection opened under one event loop breaks under the next
+    (``Event loop is closed``) — e.g. a model built once and reused by
+    ``asyncio.run`` per command or by tests. This rebuilds the client when the loop
+    changes.
+    """
+
+    _client_loop: Any = PrivateAttr(default=None)
+
+    def _bind_client_to_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._client_loop is not None and self._client_loop() is loop:
+            return
+        key = self.openai_api_key
+        root = openai.AsyncOpenAI(
+            api_key=key.get_secret_value() if isinstance(key, SecretStr) else _NO_KEY,
+            organization=self.openai_organization,
+            base_url=self.openai_api_base,
+            timeout=cast(Any, self.request_timeout),
+            max_retries=self.max_retries or 0,
+            default_headers=self.default_headers,
+            default_query=self.default_query,
+        )
+        self.root_async_client = root
+        self.async_client = root.chat.completions
+        self._client_loop = weakref.ref(loop)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self._bind_client_to_loop()
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        self._bind_client_to_loop()
+        async for chunk in super()._astream(*args, **kwargs):
+            yield chunk
 
 
 class FallbackChatModel(BaseChatModel):
@@ -156,7 +214,7 @@ def build_chat_model(
     metrics: LLMMetrics | None = None,
     settings: LLMSettings | None = None,
     callbacks: Sequence[BaseCallbackHandler] = (),
-) -> ChatOpenAI:
+) -> LoopSafeChatOpenAI:
     """A ``ChatOpenAI`` for one resolved target (the local default when
     ``target.base_url`` is ``None``).
 
@@ -188,7 +246,7 @@ def build_chat_model(
     extra_body: dict[str, Any] | None = None
     if target.length_in_extra_body:
         extra_body = {"max_tokens": target.max_tokens, "n_predict": target.max_tokens}
-    chat = ChatOpenAI(
+    chat = LoopSafeChatOpenAI(
         model=model,
         base_url=base_url,
         api_key=api_key,
@@ -199,7 +257,10 @@ def build_chat_model(
         extra_body=extra_body,
         callbacks=handlers or None,
         rate_limiter=limiter,
-        metadata={"dialogllm_structured_mode": target.structured_mode},
+        metadata={
+            "dialogllm_structured_mode": target.structured_mode,
+            "dialogllm_local_grammar": target.is_local,
+        },
     )
     _log().debug("llm_model_built", model=model, base_url=mask_url(base_url))
     return chat

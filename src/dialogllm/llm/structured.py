@@ -48,12 +48,20 @@ from dialogllm.llm.retry import backoff_delay, classify
 from dialogllm.llm.settings import LLMSettings, get_llm_settings
 from dialogllm.logging import get_logger, mask_url
 
-__all__ = ["Mode", "StructuredReply", "TokenUsage", "ask", "strict_json_schema"]
+__all__ = [
+    "Mode",
+    "StructuredReply",
+    "TokenUsage",
+    "ask",
+    "local_grammar",
+    "strict_json_schema",
+]
 
 T = TypeVar("T", bound=BaseModel)
 Mode = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 _LADDER: tuple[Mode, ...] = ("json_schema", "function_calling", "json_mode", "prompt")
 _log = partial(get_logger, "dialogllm.llm.ask")
+_INT_CAP = 999_999
 _mode_memory: dict[int, tuple[weakref.ref[BaseChatModel], Mode]] = {}
 
 
@@ -107,10 +115,11 @@ def strict_json_schema(
     every property required, no additional properties, no defaults.
 
     With ``max_tokens``, every string's ``maxLength`` is lowered so the whole reply
-    fits in that many tokens (about 10 tokens of JSON per property, the rest shared
+    fits in that many tokens (about 6 tokens of JSON per property, the rest shared
     among the string fields at ~3 characters a token): a constrained decoder then
-    closes the JSON instead of being cut off. This only narrows the schema, so a
-    value it allows still validates.
+    closes the JSON instead of being cut off; integers without bounds get six
+    digits at most (small models otherwise write ``1000000000...`` to the limit).
+    This only narrows the schema, so a value it allows still validates.
 
     >>> from pydantic import BaseModel
     >>> class T(BaseModel):
@@ -124,7 +133,7 @@ def strict_json_schema(
     if max_tokens is not None:
         text = json.dumps(source)
         strings = text.count('"type": "string"') - text.count('"enum"')
-        overhead = 10 * text.count('"type"')
+        overhead = 6 * text.count('"type"')
         cap = max(16, (max_tokens - overhead) * 3 // max(1, strings))
 
     def fix(node: Any) -> Any:
@@ -135,6 +144,9 @@ def strict_json_schema(
                 out["additionalProperties"] = False
             if cap is not None and out.get("type") == "string" and "enum" not in out:
                 out["maxLength"] = min(int(out.get("maxLength", cap)), cap)
+            if cap is not None and out.get("type") == "integer":
+                out["maximum"] = min(out.get("maximum", _INT_CAP), _INT_CAP)
+                out["minimum"] = max(out.get("minimum", -_INT_CAP), -_INT_CAP)
             return out
         if isinstance(node, list):
             return [fix(v) for v in node]
@@ -143,6 +155,24 @@ def strict_json_schema(
     out = cast(dict[str, Any], fix(source))
     out.pop("description", None)
     return out
+
+
+def local_grammar(schema: type[BaseModel], max_tokens: int | None = None) -> str:
+    """A llama.cpp grammar for ``schema`` that writes compact JSON.
+
+    llama.cpp's own ``json_schema`` grammar lets the model spend tokens on newlines
+    and indentation (a small model does, and runs out of budget mid-object); this
+    asks llguidance for JSON without free whitespace.
+
+    >>> from dialogllm.models import Turn
+    >>> local_grammar(Turn).startswith("%llguidance")
+    True
+    """
+    import xllamacpp
+
+    strict = strict_json_schema(schema, max_tokens=max_tokens)
+    strict["x-guidance"] = {"whitespace_flexible": False}
+    return str(xllamacpp.json_schema_to_grammar(json.dumps(strict)))
 
 
 def _initial_mode(model: BaseChatModel, forced: Mode | None) -> Mode:
@@ -196,7 +226,12 @@ def _bind(
     if temperature is not None:
         kwargs["temperature"] = temperature
     name = schema.__name__
-    if mode == "json_schema":
+    if mode == "json_schema" and (model.metadata or {}).get("dialogllm_local_grammar"):
+        kwargs["extra_body"] = {
+            **kwargs.get("extra_body", model.extra_body or {}),
+            "grammar": local_grammar(schema, max_tokens),
+        }
+    elif mode == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
             "json_schema": {
