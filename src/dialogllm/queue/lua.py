@@ -22,6 +22,7 @@ __all__ = [
     "CANCEL",
     "CLAIM",
     "DLQ_RETRY",
+    "END",
     "ENQUEUE",
     "FINISH",
     "LEASE_ACQUIRE",
@@ -29,6 +30,7 @@ __all__ = [
     "LEASE_RENEW",
     "PROMOTE",
     "PRUNE",
+    "START",
 ]
 
 _PRELUDE = r"""
@@ -210,70 +212,83 @@ return {'ok', id, 'pending'}
 """
 )
 
+_CLAIM_FUNC = r"""
+-- take run `id` (stream entry `entry`) for `worker` under lease `lease`
+-- Returns {verdict, ...}: 'gone' | 'skip' status | 'run' record fields...
+local function claim(id, entry, worker, lease)
+  local rec = k_run(id)
+  local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
+    'attempts', 'max_attempts', 'signal', 'signal_by')
+  if not h[1] then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+    return {'gone'}
+  end
+  if (h[1] ~= 'pending' and h[1] ~= 'running') or h[2] ~= entry then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+    return {'skip', h[1]}
+  end
+  local attempts = tonumber(h[6] or '0') + 1
+  redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
+    'lease', lease, 'started', NOW)
+  status_event(id, 'running', 'attempt ' .. attempts .. ' on ' .. worker)
+  return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, h[7] or '1',
+    h[8] or '', h[9] or ''}
+end
+"""
+
 CLAIM: Final = (
     _PRELUDE
+    + _CLAIM_FUNC
     + r"""
 -- ARGV: base, run_id, entry_id, worker, lease_id
--- Returns {verdict, ...}: 'gone' | 'skip' status | 'run' record fields...
-local id, entry, worker, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local rec = k_run(id)
-local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
-  'attempts', 'max_attempts', 'signal', 'signal_by')
-if not h[1] then
-  redis.call('XACK', K_STREAM, GROUP, entry)
-  redis.call('XDEL', K_STREAM, entry)
-  return {'gone'}
-end
-if (h[1] ~= 'pending' and h[1] ~= 'running') or h[2] ~= entry then
-  redis.call('XACK', K_STREAM, GROUP, entry)
-  redis.call('XDEL', K_STREAM, entry)
-  return {'skip', h[1]}
-end
-local attempts = tonumber(h[6] or '0') + 1
-redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
-  'lease', lease, 'started', NOW)
-status_event(id, 'running', 'attempt ' .. attempts .. ' on ' .. worker)
-return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, h[7] or '1',
-  h[8] or '', h[9] or ''}
+return claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 )
 
+_FINISH_FUNC = r"""
+-- end attempt `lease` of run `id`. mode: a terminal status | 'retry' (back to
+-- pending after backoff ms) | 'handback' (pending at once, attempt not counted)
+local function finish(id, lease, mode, entry, result, err, retention, backoff,
+                      dlq_maxlen)
+  local rec = k_run(id)
+  local h = redis.call('HMGET', rec, 'status', 'lease')
+  if entry ~= '' then
+    if not h[1] or h[2] == lease then
+      redis.call('XACK', K_STREAM, GROUP, entry)
+      redis.call('XDEL', K_STREAM, entry)
+    end
+  end
+  if not h[1] then return 'gone' end
+  if h[2] ~= lease then return 'superseded' end
+  if mode == 'retry' then
+    redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'error', err,
+      'due', NOW + backoff, 'entry', '')
+    status_event(id, 'pending', 'retry in ' .. backoff .. ' ms: ' .. err)
+    push_ready(id)
+    return 'retry'
+  end
+  if mode == 'handback' then
+    redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'due', 0)
+    redis.call('HINCRBY', rec, 'attempts', -1)
+    status_event(id, 'pending', 'handed back')
+    push_ready(id)
+    return 'handback'
+  end
+  terminate(id, mode, err, result, retention, dlq_maxlen)
+  return mode
+end
+"""
+
 FINISH: Final = (
     _PRELUDE
+    + _FINISH_FUNC
     + r"""
 -- ARGV: base, run_id, lease_id, mode, entry_id, result, error, retention_ms,
 --       backoff_ms, dlq_maxlen
--- mode: a terminal status | 'retry' (back to pending after backoff_ms) |
---       'handback' (back to pending at once, the attempt not counted)
-local id, lease, mode, entry = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local result, err, retention = ARGV[6], ARGV[7], ARGV[8]
-local backoff, dlq_maxlen = tonumber(ARGV[9]), tonumber(ARGV[10])
-local rec = k_run(id)
-local h = redis.call('HMGET', rec, 'status', 'lease')
-if entry ~= '' then
-  if not h[1] or h[2] == lease then
-    redis.call('XACK', K_STREAM, GROUP, entry)
-    redis.call('XDEL', K_STREAM, entry)
-  end
-end
-if not h[1] then return 'gone' end
-if h[2] ~= lease then return 'superseded' end
-if mode == 'retry' then
-  redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'error', err,
-    'due', NOW + backoff, 'entry', '')
-  status_event(id, 'pending', 'retry in ' .. backoff .. ' ms: ' .. err)
-  push_ready(id)
-  return 'retry'
-end
-if mode == 'handback' then
-  redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'due', 0)
-  redis.call('HINCRBY', rec, 'attempts', -1)
-  status_event(id, 'pending', 'handed back')
-  push_ready(id)
-  return 'handback'
-end
-terminate(id, mode, err, result, retention, dlq_maxlen)
-return mode
+return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+  tonumber(ARGV[9]), tonumber(ARGV[10]))
 """
 )
 
@@ -368,19 +383,35 @@ return 'pending'
 
 # --- thread leases (the thread's slot) ----------------------------------------------
 
-LEASE_ACQUIRE: Final = r"""
--- KEYS: lease, fence counter.  ARGV: lease_id, run_id, ttl_ms, counter_ttl_ms
--- Returns {1, fence} when acquired, {0, holder run, holder pttl} when held.
-local cur = redis.call('HMGET', KEYS[1], 'id', 'run')
-if cur[1] and cur[1] ~= ARGV[1] then
-  return {0, cur[2] or '', redis.call('PTTL', KEYS[1])}
+_LEASE_FUNCS = r"""
+-- take the lease KL (fence counter KF) for run `run`; {1, fence} or {0, holder, pttl}
+local function lease_acquire(KL, KF, lease, run, ttl_ms, counter_ttl_ms)
+  local cur = redis.call('HMGET', KL, 'id', 'run')
+  if cur[1] and cur[1] ~= lease then
+    return {0, cur[2] or '', redis.call('PTTL', KL)}
+  end
+  local fence = redis.call('INCR', KF)
+  redis.call('PEXPIRE', KF, counter_ttl_ms)
+  redis.call('HSET', KL, 'id', lease, 'fence', fence, 'run', run)
+  redis.call('PEXPIRE', KL, ttl_ms)
+  return {1, fence}
 end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'fence', fence, 'run', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, fence}
+local function lease_release(KL, lease)
+  if redis.call('HGET', KL, 'id') == lease then
+    redis.call('DEL', KL)
+    return 1
+  end
+  return 0
+end
 """
+
+LEASE_ACQUIRE: Final = (
+    _LEASE_FUNCS
+    + r"""
+-- KEYS: lease, fence counter.  ARGV: lease_id, run_id, ttl_ms, counter_ttl_ms
+return lease_acquire(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+)
 
 LEASE_RENEW: Final = r"""
 -- KEYS: lease.  ARGV: lease_id, ttl_ms.  1 when renewed, 0 when no longer held.
@@ -391,11 +422,47 @@ end
 return 0
 """
 
-LEASE_RELEASE: Final = r"""
+LEASE_RELEASE: Final = (
+    _LEASE_FUNCS
+    + r"""
 -- KEYS: lease.  ARGV: lease_id.  1 when released, 0 when it was not ours any more.
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
+return lease_release(KEYS[1], ARGV[1])
 """
+)
+
+# --- lease and queue in one call (one Redis node: see the module docstring) ---------
+
+START: Final = (
+    _PRELUDE
+    + _LEASE_FUNCS
+    + _CLAIM_FUNC
+    + r"""
+-- KEYS: stream, thread lease, thread fence counter
+-- ARGV: base, run_id, entry_id, worker, lease_id, ttl_ms, counter_ttl_ms
+-- Returns {'held', holder run, pttl} | {'gone'} | {'skip', status} |
+--         {'run', fence, graph, thread, input, attempts, max_attempts, signal, by}
+local got = lease_acquire(KEYS[2], KEYS[3], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
+if got[1] == 0 then return {'held', got[2], got[3]} end
+local c = claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if c[1] ~= 'run' then
+  lease_release(KEYS[2], ARGV[5])
+  return c
+end
+table.insert(c, 2, got[2])
+return c
+"""
+)
+
+END: Final = (
+    _PRELUDE
+    + _LEASE_FUNCS
+    + _FINISH_FUNC
+    + r"""
+-- KEYS: stream, thread lease
+-- ARGV: base, run_id, lease_id, mode, entry_id, result, error, retention_ms,
+--       backoff_ms, dlq_maxlen.  Releases the lease, then records the run's end.
+lease_release(KEYS[2], ARGV[3])
+return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+  tonumber(ARGV[9]), tonumber(ARGV[10]))
+"""
+)

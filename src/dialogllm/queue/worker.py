@@ -202,10 +202,8 @@ class Worker:
         self.saver = AsyncRedisSaver(
             self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
         )
-        self._acquire = self.client.register_script(lua.LEASE_ACQUIRE)
-        self._release = self.client.register_script(lua.LEASE_RELEASE)
-        self._claim = self.client.register_script(lua.CLAIM)
-        self._finish = self.client.register_script(lua.FINISH)
+        self._start_script = self.client.register_script(lua.START)
+        self._end_script = self.client.register_script(lua.END)
         self._promote = self.client.register_script(lua.PROMOTE)
         self._prune = self.client.register_script(lua.PRUNE)
         self._hb_client = sync_client(self.url, decode=False)
@@ -476,48 +474,50 @@ class Worker:
 
     # --- one run --------------------------------------------------------------------
 
-    async def _lease(self, run_id: str, thread_id: str, lease_id: str) -> int | None:
-        lease_keys = [
+    async def _start(
+        self, run_id: str, thread_id: str, entry_id: str, lease_id: str
+    ) -> Any:
+        """Take the thread's lease and claim the run: one round trip (``START``)."""
+        keys_ = [
+            self.stream,
             thread_lease(self.prefix, thread_id),
             thread_fence_counter(self.prefix, thread_id),
         ]
         args: list[str | int] = [
-            lease_id,
+            self.base,
             run_id,
+            entry_id,
+            self.name,
+            lease_id,
             int(self.lease_ttl * 1000),
             self.retention_ms,
         ]
         for _ in range(2):
-            got = await self._acquire(keys=lease_keys, args=args)
-            if int(got[0]) == 1:
-                return int(got[1])
+            got = await self._start_script(keys=keys_, args=args)
+            if got[0] != "held":
+                return got
             holder, pttl = str(got[1]), int(got[2])
             # A live holder renews every ttl/3, so its lease never runs this low; a
             # holder that stopped renewing is waited out once, then replaced.
             if holder != run_id or pttl > self.lease_ttl * 500:
-                return None
+                return got
             await asyncio.sleep(max(0, pttl) / 1000 + 0.02)
-        return None
+        return got
 
     async def _execute(self, run_id: str, thread_id: str, entry_id: str) -> None:
         log = self.log.bind(run_id=run_id, thread_id=thread_id)
         lease_id = uuid.uuid4().hex
         try:
-            fence = await self._lease(run_id, thread_id, lease_id)
-            if fence is None:
-                log.debug("thread held by a live lease; left for later")
-                return
-            claim = await self._claim(
-                keys=[self.stream],
-                args=[self.base, run_id, entry_id, self.name, lease_id],
-            )
+            claim = await self._start(run_id, thread_id, entry_id, lease_id)
         except CONNECTION_ERRORS as exc:
             log.warning("could not start run, left for reclaim", error=str(exc))
             return
         if claim[0] != "run":
-            await self._release_lease(thread_id, lease_id)
+            if claim[0] == "held":
+                log.debug("thread held by a live lease; left for later")
             return
-        graph, _thread, input_text, attempts, max_attempts, sig, sig_by = claim[1:8]
+        fence = int(claim[1])
+        graph, _thread, input_text, attempts, max_attempts, sig, sig_by = claim[2:9]
         attempts, max_attempts = int(attempts), int(max_attempts)
         log = log.bind(graph=graph, attempt=attempts)
         active = _Active(run_id, thread_id, lease_id, graph, attempts, signal_by=sig_by)
@@ -591,7 +591,6 @@ class Worker:
         if mode == "lost":
             log.warning("lease lost; giving the run up to its new holder", error=error)
             return
-        await self._release_lease(active.thread_id, active.lease_id)
         backoff_ms = 0
         if mode == "retry":
             backoff_ms = int(
@@ -613,7 +612,11 @@ class Worker:
         ]
         try:
             verdict = await self._retrying(
-                "finishing a run", lambda: self._finish(keys=[self.stream], args=args)
+                "finishing a run",
+                lambda: self._end_script(
+                    keys=[self.stream, thread_lease(self.prefix, active.thread_id)],
+                    args=args,
+                ),
             )
         except _UNREACHABLE as exc:
             log.error(
@@ -629,15 +632,6 @@ class Worker:
             )
         else:
             log.info("run ended", outcome=verdict)
-
-    async def _release_lease(self, thread_id: str, lease_id: str) -> None:
-        with contextlib.suppress(*_UNREACHABLE):
-            await self._retrying(
-                "releasing a lease",
-                lambda: self._release(
-                    keys=[thread_lease(self.prefix, thread_id)], args=[lease_id]
-                ),
-            )
 
     async def _event(self, run_id: str, kind: str, data: Any) -> None:
         await self.client.xadd(
