@@ -83,14 +83,15 @@ class DirectedState(DialogueState, total=False):
 class CastMember(BaseModel):
     """One persona the director invents."""
 
-    name: str = Field(min_length=1, max_length=24, pattern=r"^[^:\n]+$")
-    role: str = Field(default="", max_length=120)
+    name: str = Field(min_length=1, max_length=20, pattern=r"^[^:\n]+$")
+    role: str = Field(default="", max_length=32)
 
 
 class Scenario(BaseModel):
-    """The director's set-up."""
+    """The director's set-up (short fields: a small model must fit the whole cast
+    in its token budget)."""
 
-    setting: str = Field(min_length=1, max_length=300)
+    setting: str = Field(min_length=1, max_length=120)
     cast: list[CastMember] = Field(min_length=1, max_length=4)
 
 
@@ -203,7 +204,7 @@ def build_graph(
             update=_setup_update,
             speaker="Director",
             describe=lambda s: s.setting,
-            max_tokens=2 * max_tokens,
+            max_tokens=4 * max_tokens,
             model=model,
         ),
     )

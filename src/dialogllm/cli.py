@@ -356,9 +356,11 @@ async def _drive(
                     f'  dialogllm resume {escape(thread_id)} --answer "..."'
                 )
                 return EXIT_WAITING
-            answer = await asyncio.to_thread(
-                Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
-            )
+            answer = ""
+            while not answer.strip():
+                answer = await asyncio.to_thread(
+                    Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+                )
             events = runner.stream_resume(thread_id, answer)
 
 

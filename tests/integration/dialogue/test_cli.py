@@ -75,7 +75,7 @@ def test_the_person_at_the_terminal_is_asked(
         "Redis",
         "--input",
         '{"questions": 2}',
-        input="Streams.\nGroups.\n",
+        input="Streams.\n\nGroups.\n",
     )
     assert run.exit_code == cli.EXIT_OK, run.output
     assert "Candidate: Streams." in run.output

@@ -11,13 +11,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.core import DialogueRunner, GraphRegistry
 from dialogllm.models import Transcript
 from tests.integration.dialogue.conftest import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One event loop for the module: the LLM layer reuses one HTTP client per role.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 
 def _graph_module(name: str) -> Any:
@@ -29,7 +35,7 @@ def _graph_module(name: str) -> Any:
     raise LookupError(f"module of graph {name!r} not loaded")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def runner(redis_url: str, dlg_prefix: str) -> AsyncIterator[DialogueRunner]:
     async with (
         AsyncRedisSaver.from_conn_string(redis_url, key_prefix=dlg_prefix) as saver,
@@ -41,7 +47,7 @@ async def runner(redis_url: str, dlg_prefix: str) -> AsyncIterator[DialogueRunne
 def _assert_readable(transcript: Transcript) -> None:
     for entry in transcript.entries:
         assert entry.text.strip(), entry
-        assert entry.model, entry
+        assert entry.model or entry.kind == "human", entry
     for turn in transcript.turns:
         assert turn.completion_tokens > 0 or turn.kind == "human"
 
@@ -60,7 +66,7 @@ async def test_debate_with_the_local_model(runner: DialogueRunner) -> None:
 
 async def test_interview_with_the_local_model(runner: DialogueRunner) -> None:
     interview = _graph_module("interview")
-    graph = interview.build_graph(max_tokens=40)
+    graph = interview.build_graph(max_tokens=32)
     first = await runner.run(graph, {"topic": "Running Redis", "questions": 1})
     assert first.status == "interrupted" and first.request is not None
     assert first.request.prompt.strip()
@@ -72,7 +78,7 @@ async def test_interview_with_the_local_model(runner: DialogueRunner) -> None:
 
 async def test_directed_dialogue_with_the_local_model(runner: DialogueRunner) -> None:
     directed = _graph_module("directed_dialogue")
-    graph = directed.build_graph(max_tokens=64)
+    graph = directed.build_graph(max_tokens=48)
     result = await runner.run(
         graph, {"topic": "Should towns keep libraries?", "max_turns": 2}
     )
@@ -106,6 +112,8 @@ def test_the_two_personas_example_runs_as_written(
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.strip().splitlines()
+    lines = [
+        line for line in done.stdout.splitlines() if line.startswith(("Ada:", "Bo:"))
+    ]
     assert [line.split(":", 1)[0] for line in lines] == ["Ada", "Bo", "Ada", "Bo"]
     assert all(line.split(":", 1)[1].strip() for line in lines)
