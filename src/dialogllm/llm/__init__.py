@@ -12,6 +12,7 @@ See ``docs/llm.md``. The rule: every LLM call of the project goes through
 
 from dialogllm.llm.chat import (
     FallbackChatModel,
+    LoopSafeChatOpenAI,
     build_chat_model,
     get_chat_model,
     model_label,
@@ -44,6 +45,7 @@ from dialogllm.llm.structured import (
     StructuredReply,
     TokenUsage,
     ask,
+    local_grammar,
     strict_json_schema,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "LLMMetrics",
     "LLMSettings",
     "LocalModelServer",
+    "LoopSafeChatOpenAI",
     "Mode",
     "ModelMetrics",
     "ModelTarget",
@@ -69,6 +72,7 @@ __all__ = [
     "default_metrics",
     "get_chat_model",
     "get_llm_settings",
+    "local_grammar",
     "local_server",
     "model_label",
     "read_llm_metrics",

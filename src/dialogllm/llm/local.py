@@ -25,6 +25,7 @@ object, stopped at exit. A random API key guards it from other local users.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import threading
@@ -151,7 +152,8 @@ class LocalModelServer:
         """Stop serving and free the model (idempotent)."""
         if self._server is not None:
             self._server = None
-            _log().info("local_model_stopped", address=self.address)
+            with contextlib.suppress(ValueError, OSError):  # log stream closed at exit
+                _log().info("local_model_stopped", address=self.address)
 
     def __repr__(self) -> str:
         return f"LocalModelServer(address={self.address!r}, running={self.running})"

@@ -107,9 +107,11 @@ async def test_invalid_json_twice_then_valid_feeds_the_error_back() -> None:
 
 
 async def test_invalid_json_beyond_budget_raises_with_raw_outputs() -> None:
-    with FakeOpenAI([Step(content="nope")]) as server:
-        with pytest.raises(StructuredOutputError) as info:
-            await ask(model_for(server), MESSAGES, schema=Reply, settings=FAST)
+    with (
+        FakeOpenAI([Step(content="nope")]) as server,
+        pytest.raises(StructuredOutputError) as info,
+    ):
+        await ask(model_for(server), MESSAGES, schema=Reply, settings=FAST)
     assert info.value.raw_outputs == ["nope", "nope", "nope"]
     assert len(info.value.errors) == 3
 

@@ -1,0 +1,199 @@
+"""ask(): typed replies from any chat model, retries, budgets, fallbacks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import httpx
+import openai
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from pydantic import BaseModel, Field
+
+from dialogllm.errors import (
+    LLMRequestError,
+    LLMUnavailableError,
+    StructuredOutputError,
+)
+from dialogllm.llm import (
+    FallbackChatModel,
+    LLMMetrics,
+    LLMSettings,
+    ModelTarget,
+    TokenUsage,
+    ask,
+    build_chat_model,
+    local_grammar,
+    strict_json_schema,
+)
+from dialogllm.llm.structured import _bind
+from dialogllm.models import Turn
+from tests.unit.llm.fakes import FakeChat
+
+SETTINGS = LLMSettings(base_url="http://x/v1", backoff_base_s=0.001, backoff_max_s=0.01)
+MESSAGES = [HumanMessage("Ada: Hello.\nBo:")]
+REQUEST = httpx.Request("POST", "http://x/v1/chat/completions")
+
+
+class Item(BaseModel):
+    name: str = Field(max_length=500)
+    count: int
+
+
+class Order(BaseModel):
+    who: str
+    rush: bool = False
+    size: Literal["s", "m"] = "s"
+    items: list[Item] = []
+
+
+async def test_unknown_model_gets_the_schema_in_the_prompt_and_text_is_parsed() -> None:
+    model = FakeChat(script=['Sure! {"message": "Hi.", "end": true} Hope it helps.'])
+    reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert reply.value == Turn(message="Hi.", end=True)
+    assert reply.mode == "prompt"
+    assert reply.attempts == 1
+    assert reply.usage == TokenUsage(10, 5)
+    assert reply.model == "fake-chat"
+    assert isinstance(reply.message, AIMessage)
+    assert '"message"' in str(model.calls[0][-1].content)  # the schema was shown
+
+
+async def test_invalid_reply_is_retried_with_the_error_fed_back() -> None:
+    metrics = LLMMetrics(to_redis=False)
+    model = FakeChat(
+        script=['{"message": ""}', '{"message": "Fixed."}'], callbacks=[metrics]
+    )
+    reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert reply.value.message == "Fixed."
+    assert reply.attempts == 2
+    assert reply.raw_outputs == ['{"message": ""}', '{"message": "Fixed."}']
+    assert reply.usage.total_tokens == 30
+    second = model.calls[1]
+    assert second[-3].content == '{"message": ""}'  # its own bad answer
+    assert "message" in str(second[-2].content)  # the validation error
+    assert metrics.snapshot()["fake-chat"].structured_retries == 1
+
+
+async def test_budget_spent_raises_with_every_raw_output_never_none() -> None:
+    metrics = LLMMetrics(to_redis=False)
+    model = FakeChat(script=["", "no", "[]"], callbacks=[metrics])
+    with pytest.raises(StructuredOutputError) as info:
+        await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert info.value.raw_outputs == ["", "no", "[]"]
+    assert len(info.value.errors) == 3
+    assert "Turn" in str(info.value)
+    assert metrics.snapshot()["fake-chat"].structured_failures == 1
+
+
+async def test_list_content_and_tool_calls_are_read() -> None:
+    blocks = AIMessage(content=[{"type": "text", "text": '{"message": "A"}'}, "!"])
+    reply = await ask(FakeChat(script=[blocks]), MESSAGES, schema=Turn)
+    assert reply.value.message == "A"
+    tool = AIMessage(
+        content="",
+        tool_calls=[{"name": "Turn", "args": {"message": "B"}, "id": "1"}],
+    )
+    reply = await ask(
+        FakeChat(script=[tool]), MESSAGES, schema=Turn, mode="function_calling"
+    )
+    assert reply.value.message == "B"
+
+
+async def test_unknown_exceptions_propagate_unchanged() -> None:
+    model = FakeChat(script=[RuntimeError("scripted model ran out")])
+    with pytest.raises(RuntimeError, match="ran out"):
+        await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+
+
+async def test_transient_errors_are_retried_then_reported() -> None:
+    timeout = openai.APITimeoutError(request=REQUEST)
+    model = FakeChat(script=[timeout, timeout, '{"message": "ok"}'])
+    reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert reply.value.message == "ok" and len(model.calls) == 3
+    dead = FakeChat(script=[timeout])
+    with pytest.raises(LLMUnavailableError, match="timeout"):
+        await ask(dead, MESSAGES, schema=Turn, settings=SETTINGS, max_retries=2)
+    assert len(dead.calls) == 3
+
+
+async def test_permanent_errors_fail_at_once() -> None:
+    response = httpx.Response(401, request=REQUEST)
+    denied = openai.AuthenticationError("bad key", response=response, body=None)
+    model = FakeChat(script=[denied])
+    with pytest.raises(LLMRequestError, match="auth"):
+        await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert len(model.calls) == 1
+
+
+async def test_fallback_chain_serves_from_the_next_model() -> None:
+    metrics = LLMMetrics(to_redis=False)
+    broken = FakeChat(
+        script=[openai.APIConnectionError(request=REQUEST)],
+        model_name="primary",
+        callbacks=[metrics],
+    )
+    backup = FakeChat(script=['{"message": "from backup"}'], model_name="backup")
+    chain = FallbackChatModel(models=[broken, backup], metrics=metrics)
+    reply = await ask(chain, MESSAGES, schema=Turn, settings=SETTINGS, max_retries=0)
+    assert reply.value.message == "from backup"
+    assert reply.model == "backup"
+    assert metrics.snapshot()["primary"].fallbacks == 1
+    assert chain.model_name == "primary"
+    direct = await chain.ainvoke(MESSAGES)
+    assert "from backup" in str(direct.content)
+    assert "from backup" in str(chain.invoke(MESSAGES).content)
+
+
+def test_fallback_chain_does_not_hide_programming_errors() -> None:
+    chain = FallbackChatModel(
+        models=[FakeChat(script=[KeyError("bug")]), FakeChat(script=["x"])]
+    )
+    with pytest.raises(KeyError):
+        chain.invoke(MESSAGES)
+
+
+def test_strict_schema_requires_every_field_and_narrows_to_the_budget() -> None:
+    schema = strict_json_schema(Order, max_tokens=100)
+    assert schema["required"] == ["who", "rush", "size", "items"]
+    assert schema["additionalProperties"] is False
+    item = schema["$defs"]["Item"]
+    assert item["required"] == ["name", "count"]
+    assert item["properties"]["name"]["maxLength"] < 500
+    assert item["properties"]["count"]["maximum"] == 999_999
+    assert "default" not in json.dumps(schema)
+    unbounded = strict_json_schema(Order)["$defs"]["Item"]["properties"]
+    assert unbounded["name"]["maxLength"] == 500
+    assert "maximum" not in unbounded["count"]
+
+
+def _kwargs(runnable: Any) -> dict[str, Any]:
+    return dict(runnable.kwargs)
+
+
+def test_openai_models_get_json_schema_and_length_in_the_body() -> None:
+    target = ModelTarget(model="m", base_url="http://127.0.0.1:9/v1", max_tokens=64)
+    model = build_chat_model(target, settings=SETTINGS)
+    kwargs = _kwargs(_bind(model, "json_schema", Turn, 32, 0.3))
+    assert kwargs["response_format"]["json_schema"]["name"] == "Turn"
+    assert kwargs["extra_body"] == {"max_tokens": 32, "n_predict": 32}
+    assert kwargs["max_tokens"] == 32 and kwargs["temperature"] == 0.3
+    assert _kwargs(_bind(model, "json_mode", Turn, None, None)) == {
+        "response_format": {"type": "json_object"}
+    }
+    tools = _kwargs(_bind(model, "function_calling", Turn, None, None))
+    assert tools["tool_choice"]["function"]["name"] == "Turn"
+
+
+def test_local_model_gets_a_compact_grammar_instead() -> None:
+    target = ModelTarget(model="local", base_url=None, max_tokens=64)
+    model = build_chat_model(
+        target.model_copy(update={"base_url": "http://127.0.0.1:9/v1"}),
+        settings=SETTINGS,
+    )
+    model.metadata = {**(model.metadata or {}), "dialogllm_local_grammar": True}
+    kwargs = _kwargs(_bind(model, "json_schema", Turn, 40, None))
+    assert "response_format" not in kwargs
+    assert kwargs["extra_body"]["grammar"] == local_grammar(Turn, 40)
+    assert '"whitespace_flexible":false' in kwargs["extra_body"]["grammar"]
