@@ -18,7 +18,7 @@ own personas, and ``"turn_taking": "director"`` to let the director pick each sp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -108,6 +108,9 @@ class Conclusion(BaseModel):
     summary: str = Field(min_length=1, max_length=800)
 
 
+Note = Annotated[str, Field(min_length=3, max_length=160)]
+
+
 class SpeakerSentiment(BaseModel):
     """How one speaker came across."""
 
@@ -119,8 +122,8 @@ class Analysis(BaseModel):
     """The analyst's pass over the finished transcript."""
 
     sentiment: list[SpeakerSentiment] = Field(default_factory=list, max_length=6)
-    claims_to_check: list[str] = Field(default_factory=list, max_length=5)
-    privacy_flags: list[str] = Field(default_factory=list, max_length=5)
+    claims_to_check: list[Note] = Field(default_factory=list, max_length=5)
+    privacy_flags: list[Note] = Field(default_factory=list, max_length=5)
 
 
 def _cast_names(state: Any) -> list[str]:
@@ -190,8 +193,13 @@ def build_graph(
 
     >>> directed = build_graph()
     """
+    # A persona may end the dialogue once everyone has spoken (small models tend to
+    # set the end flag on their first line).
+    one_round = MaxTurns(lambda s: len(s.get("personas") or ()))
     until = (
-        JudgeDecided() | PersonaEnded() | MaxTurns(lambda s: int(s.get("max_turns", 4)))
+        JudgeDecided()
+        | (PersonaEnded() & one_round)
+        | MaxTurns(lambda s: int(s.get("max_turns", 4)))
     )
     policy = DirectorChooses()
     builder = StateGraph(DirectedState, input_schema=DirectedInput)

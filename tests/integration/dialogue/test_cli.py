@@ -194,7 +194,7 @@ def test_a_killed_run_is_finished_by_resume_with_no_turn_lost_or_repeated(
         cwd=ROOT,
         timeout=120,
     )
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 0, (seen, resumed.stdout, resumed.stderr[-3000:])
     assert "Bo: turn 6" in resumed.stdout
     exported = subprocess.run(
         [DIALOGLLM, "transcript", "k", "--format", "json"],
