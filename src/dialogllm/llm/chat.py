@@ -34,7 +34,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
@@ -111,8 +111,9 @@ class FallbackChatModel(BaseChatModel):
     """An ordered chain of chat models: the first that answers serves.
 
     :func:`~dialogllm.llm.ask` walks the chain itself (each model with its own
-    structured mode, retries and limits); invoked directly, a model failing with a
-    transient or endpoint error hands the call to the next one. Each switch is
+    structured mode, retries and limits); invoked directly, each model is invoked
+    with its own callbacks and rate limiter, and one failing with a transient or
+    endpoint error hands the call to the next one. Each switch is
     logged and counted (``dialogllm_llm_fallbacks``).
 
     >>> FallbackChatModel(models=[primary, backup]).invoke("hi")   # doctest: +SKIP
@@ -151,7 +152,8 @@ class FallbackChatModel(BaseChatModel):
     ) -> ChatResult:
         for i, model in enumerate(self.models):
             try:
-                return model._generate(messages, stop=stop, **kwargs)
+                message = model.invoke(messages, stop=stop, **kwargs)
+                return ChatResult(generations=[ChatGeneration(message=message)])
             except Exception as exc:
                 if i == len(self.models) - 1 or not _falls_back(exc):
                     raise
@@ -167,7 +169,8 @@ class FallbackChatModel(BaseChatModel):
     ) -> ChatResult:
         for i, model in enumerate(self.models):
             try:
-                return await model._agenerate(messages, stop=stop, **kwargs)
+                message = await model.ainvoke(messages, stop=stop, **kwargs)
+                return ChatResult(generations=[ChatGeneration(message=message)])
             except Exception as exc:
                 if i == len(self.models) - 1 or not _falls_back(exc):
                     raise

@@ -67,6 +67,8 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 
 _log = partial(get_logger, "dialogllm.llm.metrics")
 _MAX_OPEN_RUNS = 10_000
+_MAX_PENDING = 2_000  # (model, minute) hashes waiting for a flush
+_FLUSH_PAUSE_S = 30.0  # after a failed flush, skip flushing this long
 
 _CALLS = PromCounter("dialogllm_llm_calls", "LLM calls", ["model"])
 _ERRORS = PromCounter("dialogllm_llm_errors", "LLM call errors", ["model", "kind"])
@@ -233,6 +235,7 @@ class LLMMetrics(BaseCallbackHandler):
         self._open: dict[UUID, tuple[str, float]] = {}
         self._totals: dict[str, Counter[str]] = defaultdict(Counter)
         self._pending: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+        self._paused_until = 0.0
 
     # --- recording ------------------------------------------------------------
 
@@ -242,6 +245,8 @@ class LLMMetrics(BaseCallbackHandler):
             self._totals[model].update(fields)
             if self.to_redis:
                 self._pending[(model, minute)].update(fields)
+                while len(self._pending) > _MAX_PENDING:  # never flushed: bound it
+                    del self._pending[next(iter(self._pending))]
 
     def on_chat_model_start(
         self,
@@ -320,9 +325,10 @@ class LLMMetrics(BaseCallbackHandler):
     async def flush(self) -> int:
         """Write pending figures to Redis (one pipeline); returns hashes written.
 
-        Never raises: a failure is logged and the figures of that flush are dropped.
+        Never raises: a failure is logged, the figures of that flush are dropped, and
+        flushing pauses for 30 s so a Redis outage does not slow every call.
         """
-        if not self.to_redis:
+        if not self.to_redis or time.monotonic() < self._paused_until:
             return 0
         with self._lock:
             pending, self._pending = self._pending, defaultdict(Counter)
@@ -348,6 +354,7 @@ class LLMMetrics(BaseCallbackHandler):
             pipe.expire(index, ttl)
             await pipe.execute()
         except Exception as exc:
+            self._paused_until = time.monotonic() + _FLUSH_PAUSE_S
             _log().warning("llm_metrics_flush_failed", error=classify(exc).detail)
             return 0
         return len(pending)

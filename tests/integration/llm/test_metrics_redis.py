@@ -66,4 +66,8 @@ async def test_flush_survives_an_unreachable_redis() -> None:
     metrics.record_fallback("m", "n")
     assert await metrics.flush() == 0
     assert metrics.snapshot()["m"].fallbacks == 1
+    metrics.record_fallback("m", "n")
+    started = time.perf_counter()
+    assert await metrics.flush() == 0  # paused: does not try the dead Redis again
+    assert time.perf_counter() - started < 0.05
     await dead.aclose()

@@ -234,3 +234,14 @@ def test_local_server_is_started_once_and_shut_down(
     local_mod.shutdown_local_server()
     assert not server.running
     local_mod.shutdown_local_server()  # idempotent
+
+
+def test_unflushed_figures_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dialogllm.llm import metrics as metrics_mod
+
+    monkeypatch.setattr(metrics_mod, "_MAX_PENDING", 2)
+    metrics = LLMMetrics(to_redis=True)
+    for model in ("a", "b", "c"):
+        metrics.record_structured_retry(model)
+    assert [m for m, _ in metrics._pending] == ["b", "c"]
+    assert set(metrics.snapshot()) == {"a", "b", "c"}  # in-process totals keep all
