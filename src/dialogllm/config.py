@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default="console", description="json in production, console for people."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level that is logged."
+    )
     checkpoint_ttl_seconds: float | None = Field(
         default=None,
         gt=0,
