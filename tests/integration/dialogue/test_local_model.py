@@ -95,7 +95,7 @@ async def test_directed_dialogue_with_the_local_model(runner: DialogueRunner) ->
     _assert_readable(result.transcript)
 
 
-def test_the_two_personas_example_runs_as_written(
+async def test_the_two_personas_example_runs_as_written(
     redis_url: str, dlg_prefix: str
 ) -> None:
     env = {
@@ -103,7 +103,7 @@ def test_the_two_personas_example_runs_as_written(
         "DIALOGLLM_REDIS_URL": redis_url,
         "DIALOGLLM_KEY_PREFIX": dlg_prefix,
     }
-    done = subprocess.run(
+    done = subprocess.run(  # blocking on purpose: nothing else runs meanwhile
         [sys.executable, "examples/two_personas.py"],
         cwd=ROOT,
         env=env,
