@@ -62,6 +62,8 @@ Mode = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 _LADDER: tuple[Mode, ...] = ("json_schema", "function_calling", "json_mode", "prompt")
 _log = partial(get_logger, "dialogllm.llm.ask")
 _INT_CAP = 999_999
+_TOKENS_PER_FIELD = 6
+_CHARS_PER_TOKEN = 2
 _mode_memory: dict[int, tuple[weakref.ref[BaseChatModel], Mode]] = {}
 
 
@@ -116,7 +118,8 @@ def strict_json_schema(
 
     With ``max_tokens``, every string's ``maxLength`` is lowered so the whole reply
     fits in that many tokens (about 6 tokens of JSON per property, the rest shared
-    among the string fields at ~3 characters a token): a constrained decoder then
+    among the string fields at ~2 characters a token, an array counted at its
+    ``maxItems`` or 2 items): a constrained decoder then
     closes the JSON instead of being cut off; integers without bounds get six
     digits at most (small models otherwise write ``1000000000...`` to the limit).
     This only narrows the schema, so a value it allows still validates.
@@ -131,10 +134,9 @@ def strict_json_schema(
     source = schema.model_json_schema()
     cap: int | None = None
     if max_tokens is not None:
-        text = json.dumps(source)
-        strings = text.count('"type": "string"') - text.count('"enum"')
-        overhead = 6 * text.count('"type"')
-        cap = max(16, (max_tokens - overhead) * 3 // max(1, strings))
+        fields, strings = _slots(source, source.get("$defs", {}), 0)
+        budget = max_tokens - _TOKENS_PER_FIELD * fields
+        cap = max(8, budget * _CHARS_PER_TOKEN // max(1, strings))
 
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
@@ -155,6 +157,30 @@ def strict_json_schema(
     out = cast(dict[str, Any], fix(source))
     out.pop("description", None)
     return out
+
+
+def _slots(node: Any, defs: dict[str, Any], depth: int) -> tuple[int, int]:
+    """(properties, free strings) a value of ``node`` holds, arrays multiplied."""
+    if not isinstance(node, dict) or depth > 8:
+        return 0, 0
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _slots(defs.get(ref.split("/")[-1]), defs, depth + 1)
+    options = node.get("anyOf") or node.get("oneOf")
+    if isinstance(options, list):
+        return max((_slots(o, defs, depth + 1) for o in options), default=(0, 0))
+    kind = node.get("type")
+    if kind == "object":
+        fields = strings = 0
+        for prop in (node.get("properties") or {}).values():
+            f, s = _slots(prop, defs, depth + 1)
+            fields, strings = fields + 1 + f, strings + s
+        return fields, strings
+    if kind == "array":
+        f, s = _slots(node.get("items"), defs, depth + 1)
+        count = int(node.get("maxItems", 2))
+        return f * count, s * count
+    return (0, 1) if kind == "string" and "enum" not in node else (0, 0)
 
 
 def local_grammar(schema: type[BaseModel], max_tokens: int | None = None) -> str:

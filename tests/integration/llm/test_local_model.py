@@ -45,7 +45,11 @@ async def test_schema_with_str_bool_enum_and_nested_list_comes_back_valid(
     metrics = LLMMetrics(to_redis=False)
     model = get_chat_model("orders", settings=local_settings, metrics=metrics)
     messages = [
-        SystemMessage("Coffee shop order slips, written as JSON."),
+        SystemMessage(
+            "Coffee shop order slips, written as JSON.\n\nBob wants one small tea."
+            '\nOrder slip for Bob: {"customer":"Bob","urgent":false,"size":"small",'
+            '"items":[{"name":"tea","quantity":1}]}'
+        ),
         HumanMessage(
             "Alice wants two large lattes, quickly please.\nOrder slip for Alice:"
         ),

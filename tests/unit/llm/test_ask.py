@@ -43,6 +43,7 @@ class Item(BaseModel):
 
 class Order(BaseModel):
     who: str
+    note: str | None = None
     rush: bool = False
     size: Literal["s", "m"] = "s"
     items: list[Item] = []
@@ -156,7 +157,9 @@ def test_fallback_chain_does_not_hide_programming_errors() -> None:
 
 def test_strict_schema_requires_every_field_and_narrows_to_the_budget() -> None:
     schema = strict_json_schema(Order, max_tokens=100)
-    assert schema["required"] == ["who", "rush", "size", "items"]
+    assert schema["required"] == ["who", "note", "rush", "size", "items"]
+    note = schema["properties"]["note"]["anyOf"][0]
+    assert note["maxLength"] == schema["properties"]["who"]["maxLength"]
     assert schema["additionalProperties"] is False
     item = schema["$defs"]["Item"]
     assert item["required"] == ["name", "count"]
