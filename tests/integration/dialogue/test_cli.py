@@ -111,6 +111,13 @@ def test_bad_input_is_refused_with_clear_errors_and_nothing_written(
     assert prefix_keys(redis_url, dlg_prefix) == []
 
 
+def test_topic_fills_a_debates_motion(dlg_prefix: str) -> None:
+    result = _cli("run", "debate", "--topic", "Ban cars", "--input", '{"rounds": 0}')
+    assert result.exit_code == cli.EXIT_BAD_INPUT
+    assert "rounds: Input should be greater than or equal to 1" in result.output
+    assert "motion" not in result.output
+
+
 def test_resume_refuses_a_value_for_a_thread_that_is_not_waiting(
     dlg_prefix: str,
 ) -> None:
