@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+import redis.asyncio as aredis
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel
 
@@ -233,3 +234,37 @@ async def test_every_model_down_raises_the_last_error() -> None:
     model = get_chat_model("x", settings=settings, metrics=LLMMetrics(to_redis=False))
     with pytest.raises(LLMUnavailableError, match="'b'"):
         await ask(model, MESSAGES, schema=Reply, settings=settings)
+
+
+async def test_configured_limits_charge_the_shared_bucket_with_real_usage(
+    monkeypatch: pytest.MonkeyPatch, llm_prefix: str
+) -> None:
+    from dialogllm.config import get_settings
+    from dialogllm.llm import RedisRateLimiter
+    from tests.conftest import REDIS_URL
+
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("DIALOGLLM_KEY_PREFIX", llm_prefix)
+    get_settings(reload=True)
+    try:
+        with FakeOpenAI([Step(content=VALID)]) as server:
+            target = ModelTarget(
+                model="limited",
+                base_url=server.base_url,
+                requests_per_minute=60,
+                tokens_per_minute=6000,  # 100 tokens/s, burst 100
+            )
+            model = build_chat_model(target, settings=FAST)
+            limiter = model.rate_limiter
+            assert isinstance(limiter, RedisRateLimiter)
+            await ask(model, MESSAGES, schema=Reply, settings=FAST, max_tokens=60)
+            client = aredis.Redis.from_url(REDIS_URL)
+            bucket = await client.hgetall(limiter.key)
+            await client.aclose()
+    finally:
+        monkeypatch.undo()
+        get_settings(reload=True)
+    assert float(bucket[b"r"]) < 0.5  # the one request of the burst is taken
+    # 68 tokens were reserved up front (prompt/4 + max_tokens); the call used 18 and
+    # the other 50 came back (without the refund the bucket would hold ~32).
+    assert 75 <= float(bucket[b"t"]) <= 100
