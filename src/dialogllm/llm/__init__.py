@@ -2,7 +2,7 @@
 
 >>> from dialogllm.llm import ask, get_chat_model
 >>> from dialogllm.models import Turn
->>> model = get_chat_model(role="persona")  # local default, no BASE_URL  # doctest: +SKIP
+>>> model = get_chat_model(role="persona")           # doctest: +SKIP
 >>> reply = await ask(model, messages, schema=Turn, max_tokens=96)  # doctest: +SKIP
 >>> reply.value.message, reply.usage.completion_tokens              # doctest: +SKIP
 
