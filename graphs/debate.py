@@ -69,11 +69,10 @@ OPPOSITION = Persona(
 SIDES = (PROPOSITION, OPPOSITION)
 
 
-def _instructions(side: Persona) -> str:
-    return (
-        f"{side.name} speaks next: one or two sentences that {side.role} "
-        "and answer the other side."
-    )
+RULES = (
+    "Proposition argues for the motion, Opposition against it. Each speaker "
+    "answers the other in one or two clear sentences."
+)
 
 
 def _judge_prompt(state: Any) -> list[BaseMessage]:
@@ -114,7 +113,7 @@ def build_graph(
                 side,
                 schema=Argument,
                 participants=SIDES,
-                instructions=_instructions(side),
+                instructions=RULES,
                 max_tokens=max_tokens,
                 model=model,
             ),

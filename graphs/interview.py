@@ -69,8 +69,8 @@ def build_graph(
             schema=Question,
             participants=cast,
             instructions=(
-                "Interviewer asks the next question: one short question about the "
-                "topic that follows up on the last answer."
+                "The Interviewer asks one short question at a time and follows up "
+                "on the Candidate's last answer."
             ),
             max_tokens=max_tokens,
             model=model,

@@ -16,21 +16,40 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from dialogllm.models import Persona, TranscriptEntry
 
-__all__ = ["DEFAULT_WINDOW", "dialogue_prompt", "scene_text", "transcript_text"]
+__all__ = [
+    "DEFAULT_GUIDE",
+    "DEFAULT_WINDOW",
+    "dialogue_prompt",
+    "scene_text",
+    "transcript_text",
+]
 
 DEFAULT_WINDOW = 8
 """How many of the latest turns a prompt shows."""
 
 
 def scene_text(state: Mapping[str, Any], participants: Sequence[Persona]) -> str:
-    """The scene: scenario (or topic) and who takes part, one line each.
+    """The scene, written as the opening of a transcript: what it is about (the
+    scenario, else the topic, else the motion of a debate), then who takes part.
 
-    >>> scene_text({"topic": "tea"}, [Persona(name="Ada", role="host")])
-    'A conversation about tea.\\n\\nParticipants:\\n- Ada, host.'
+    >>> print(scene_text({"topic": "tea"}, [Persona(name="Ada", role="host")]))
+    The following is the transcript of a conversation about tea.
+    <BLANKLINE>
+    Participants:
+    - Ada, host.
     """
     scenario = str(state.get("scenario") or "").strip()
     topic = str(state.get("topic") or "").strip()
-    head = scenario or (f"A conversation about {topic}." if topic else "A dialogue.")
+    motion = str(state.get("motion") or "").strip()
+    opening = "The following is the transcript of a"
+    if scenario:
+        head = f"{opening} conversation. {scenario}"
+    elif topic:
+        head = f"{opening} conversation about {topic.rstrip('.')}."
+    elif motion:
+        head = f'{opening} debate on the motion "{motion}".'
+    else:
+        head = f"{opening} conversation."
     lines = [head]
     if participants:
         lines += ["", "Participants:", *(f"- {p.describe()}" for p in participants)]
@@ -50,6 +69,10 @@ def transcript_text(
     return "\n".join(f"{e.speaker}: {' '.join(e.text.split())}" for e in shown)
 
 
+DEFAULT_GUIDE = "Each speaker answers the others in one to three short sentences."
+"""The line closing the scene when a node gives no ``instructions``."""
+
+
 def dialogue_prompt(
     speaker: Persona,
     state: Mapping[str, Any],
@@ -60,18 +83,19 @@ def dialogue_prompt(
 ) -> list[BaseMessage]:
     """Messages asking ``speaker`` for their next line.
 
-    The system message holds the scene and the speaker's persona; the human message
-    is the transcript so far ending with ``"<speaker>:"``.
+    The system message opens the transcript (scene, participants, how they speak);
+    the human message is the transcript so far ending with ``"<speaker>:"``. Both
+    read as one document a base model continues (the local model's template joins
+    them), and as a clear request to a chat model.
 
     >>> msgs = dialogue_prompt(Persona(name="Bo"), {"topic": "tea"}, [])
-    >>> msgs[-1].content.splitlines()[-1]
+    >>> msgs[-1].content
     'Bo:'
     """
-    guide = instructions or (
-        f"{speaker.name} speaks next: one to three short sentences, in character, "
-        "answering what was just said."
-    )
-    system = f"{scene_text(state, participants)}\n\n{speaker.describe()}\n{guide}"
+    cast = list(participants)
+    if all(p.name != speaker.name for p in cast):
+        cast.append(speaker)
+    system = f"{scene_text(state, cast)}\n\n{instructions or DEFAULT_GUIDE}"
     lines = transcript_text(state.get("transcript") or [], window=window)
-    body = "Transcript:\n" + (lines + "\n" if lines else "") + f"{speaker.name}:"
+    body = (lines + "\n" if lines else "") + f"{speaker.name}:"
     return [SystemMessage(content=system), HumanMessage(content=body)]

@@ -32,10 +32,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _transcript(messages: Sequence[BaseMessage]) -> str:
     """The transcript the node sent (the LLM layer may append its own message)."""
-    for message in messages:
-        if "Transcript:" in str(message.content):
-            return str(message.content).split("Transcript:", 1)[-1]
-    return ""
+    return str(messages[1].content)
 
 
 def _turn_reply(messages: Sequence[BaseMessage]) -> str:

@@ -42,14 +42,19 @@ def _entries(*pairs: tuple[str, str]) -> list[TranscriptEntry]:
 def test_prompt_is_a_transcript_ending_with_the_speakers_cue() -> None:
     state = {"topic": "engines", "transcript": _entries(("Ada", "Hi"), ("Bo", "Yo"))}
     system, human = dialogue_prompt(BO, state, [ADA, BO], window=1)
-    assert "A conversation about engines." in system.content
-    assert "- Ada, mathematician." in system.content
-    assert human.content == "Transcript:\nBo: Yo\nBo:"
-    assert scene_text({"scenario": "A pub."}, []) == "A pub."
-    assert scene_text({}, []) == "A dialogue."
+    assert system.content.startswith(
+        "The following is the transcript of a conversation about engines."
+    )
+    assert "- Ada, mathematician.\n- Bo, engineer." in system.content
+    assert human.content == "Bo: Yo\nBo:"
+    opening = "The following is the transcript of a"
+    assert scene_text({"scenario": "A pub."}, []) == f"{opening} conversation. A pub."
+    assert scene_text({"motion": "Tea"}, []) == f'{opening} debate on the motion "Tea".'
+    assert scene_text({}, []) == f"{opening} conversation."
     assert transcript_text(state["transcript"], window=0) == ""
-    _, empty = dialogue_prompt(ADA, {}, [], instructions="Say hi.")
-    assert empty.content == "Transcript:\nAda:"
+    system, empty = dialogue_prompt(ADA, {}, [], instructions="Say hi.")
+    assert empty.content == "Ada:"
+    assert system.content.endswith("- Ada, mathematician.\n\nSay hi.")
 
 
 async def test_persona_node_appends_a_typed_turn_with_usage() -> None:
