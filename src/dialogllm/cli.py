@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
@@ -289,79 +290,98 @@ def _execute(
     raise typer.Exit(code)
 
 
+@dataclass
+class _Progress:
+    """What the live progress line shows."""
+
+    began: float = field(default_factory=time.monotonic)
+    turns: int = 0
+    tokens: int = 0
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.began
+        return f"turn {self.turns} · {self.tokens} tokens · {elapsed:.1f}s"
+
+
+async def _tick(status: Status, progress: _Progress) -> None:
+    """Keep the progress line's clock running while a turn is being generated."""
+    while True:
+        status.update(progress.line())
+        await asyncio.sleep(0.5)
+
+
 async def _drive(
     start: Callable[[Any], AsyncIterator[Any]], thread_id: str, ask_person: bool
 ) -> int:
-    from dialogllm.core import (
-        DialogueResult,
-        DialogueRunner,
-        DoneEvent,
-        InterruptEvent,
-        TurnEvent,
-    )
+    from dialogllm.core import DialogueRunner
 
-    began = time.monotonic()
-    turns = tokens = 0
+    progress = _Progress()
     async with DialogueRunner() as runner:
         events = start(runner)
         out.print(f"[dim]thread {escape(thread_id)}[/dim]")
         status = Status("starting…", console=err) if err.is_terminal else None
-        while True:
-            waiting: InterruptEvent | None = None
-            result: DialogueResult | None = None
-            if status is not None:
-                status.start()
-            try:
-                async for event in events:
-                    if isinstance(event, TurnEvent):
-                        entry = event.entry
-                        turns += int(entry.is_turn)
-                        tokens += entry.tokens
-                        who = _clean(entry.speaker)
-                        label = (
-                            f"[bold]{who}[/bold]"
-                            if entry.is_turn
-                            else f"[italic]{who}[/italic]"
-                        )
-                        if status is not None:
-                            status.stop()
-                        out.print(f"{label}: {_clean(entry.text)}")
-                    elif isinstance(event, InterruptEvent):
-                        waiting = event
-                    elif isinstance(event, DoneEvent):
-                        result = event.result
-                    if status is not None:
-                        elapsed = time.monotonic() - began
-                        status.update(
-                            f"turn {turns} · {tokens} tokens · {elapsed:.1f}s"
-                        )
-                        status.start()
-            finally:
+        ticker = asyncio.create_task(_tick(status, progress)) if status else None
+        try:
+            while True:
+                waiting, result = await _show(events, progress, status)
+                err.print(f"[dim]{progress.line()}[/dim]")
+                if waiting is None:
+                    _print_outcome(result.values if result else {})
+                    out.print(
+                        f"[green]done.[/green] transcript: "
+                        f"dialogllm transcript {escape(thread_id)} --format md"
+                    )
+                    return EXIT_OK
+                request = waiting.request
+                who = request.speaker if request else "a person"
+                if not ask_person:
+                    out.print(
+                        f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
+                        f'  dialogllm resume {escape(thread_id)} --answer "..."'
+                    )
+                    return EXIT_WAITING
+                answer = ""
+                while not answer.strip():
+                    answer = await asyncio.to_thread(
+                        Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+                    )
+                events = runner.stream_resume(thread_id, answer)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+
+async def _show(
+    events: AsyncIterator[Any], progress: _Progress, status: Status | None
+) -> tuple[Any, Any]:
+    """Print the turns of one stream; return its interrupt (if any) and result."""
+    from dialogllm.core import DoneEvent, InterruptEvent, TurnEvent
+
+    waiting: Any = None
+    result: Any = None
+    if status is not None:
+        status.start()
+    try:
+        async for event in events:
+            if isinstance(event, TurnEvent):
+                entry = event.entry
+                progress.turns += int(entry.is_turn)
+                progress.tokens += entry.tokens
+                style = "bold" if entry.is_turn else "italic"
+                who = _clean(entry.speaker)
                 if status is not None:
                     status.stop()
-            elapsed = time.monotonic() - began
-            err.print(f"[dim]{turns} turns · {tokens} tokens · {elapsed:.1f}s[/dim]")
-            if waiting is None:
-                _print_outcome(result.values if result else {})
-                out.print(
-                    f"[green]done.[/green] transcript: "
-                    f"dialogllm transcript {escape(thread_id)} --format md"
-                )
-                return EXIT_OK
-            request = waiting.request
-            who = request.speaker if request else "a person"
-            if not ask_person:
-                out.print(
-                    f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
-                    f'  dialogllm resume {escape(thread_id)} --answer "..."'
-                )
-                return EXIT_WAITING
-            answer = ""
-            while not answer.strip():
-                answer = await asyncio.to_thread(
-                    Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
-                )
-            events = runner.stream_resume(thread_id, answer)
+                out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
+                if status is not None:
+                    status.start()
+            elif isinstance(event, InterruptEvent):
+                waiting = event
+            elif isinstance(event, DoneEvent):
+                result = event.result
+    finally:
+        if status is not None:
+            status.stop()
+    return waiting, result
 
 
 def _print_outcome(values: dict[str, Any]) -> None:

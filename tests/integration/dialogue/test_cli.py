@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -252,3 +253,20 @@ def test_ctrl_c_stops_cleanly_and_the_thread_resumes(
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.rstrip().endswith("dialogllm transcript c --format md")
     assert "Bo: turn 4" in resumed.stdout
+
+
+def test_a_terminal_gets_a_live_progress_line(
+    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, highlight=False)
+    monkeypatch.setattr(cli, "err", terminal)
+    run = _cli("run", CHAT, "--topic", "tea", "--input", '{"turns": 2}')
+    assert run.exit_code == cli.EXIT_OK, run.output
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert "turn 2 · " in shown
+    assert "Ada: turn 1\nBo: turn 2" in run.output

@@ -78,7 +78,7 @@ async def test_interview_with_the_local_model(runner: DialogueRunner) -> None:
 
 async def test_directed_dialogue_with_the_local_model(runner: DialogueRunner) -> None:
     directed = _graph_module("directed_dialogue")
-    graph = directed.build_graph(max_tokens=48)
+    graph = directed.build_graph(max_tokens=64)
     result = await runner.run(
         graph, {"topic": "Should towns keep libraries?", "max_turns": 2}
     )
