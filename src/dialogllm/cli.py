@@ -286,7 +286,15 @@ def _execute(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except DialogueLLMError as exc:
-        _fail(_exit_code(exc), str(exc))
+        code = _exit_code(exc)
+        if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
+            err.print(
+                f"[bold red]error:[/bold red] {escape(str(exc))}\n"
+                f"Every finished step is saved; once fixed, continue with:\n"
+                f"  dialogllm resume {escape(thread_id)}"
+            )
+            raise typer.Exit(code) from None
+        _fail(code, str(exc))
     raise typer.Exit(code)
 
 

@@ -219,8 +219,9 @@ def test_a_killed_run_is_finished_by_resume_with_no_turn_lost_or_repeated(
 
 
 def test_an_llm_that_never_validates_is_exit_code_5(dlg_prefix: str) -> None:
-    result = _cli("run", f"{SCRIPTED}:broken_chat", "--topic", "tea")
+    result = _cli("run", f"{SCRIPTED}:broken_chat", "--topic", "tea", "--thread", "b")
     assert result.exit_code == cli.EXIT_LLM, result.output
+    assert "dialogllm resume b" in result.output
 
 
 @pytest.mark.slow
