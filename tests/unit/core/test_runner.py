@@ -134,12 +134,14 @@ async def test_resume_with_an_answer_and_its_refusals(saver: InMemorySaver) -> N
         first = await runner.run(_chat(4, person=True), {"topic": "tea"}, thread_id="t")
         assert first.status == "interrupted"
         assert first.request is not None and first.request.speaker == "Bo"
+        steps_before = len(await runner.history("t"))
         with pytest.raises(ResumeError, match="waiting for an answer from Bo"):
             await runner.resume("t")
         with pytest.raises(ResumeError, match="must be text"):
             await runner.resume("t", 42)
         with pytest.raises(ResumeError, match="empty"):
             await runner.resume("t", "   ")
+        assert len(await runner.history("t")) == steps_before  # nothing written
         waiting = await runner.state("t")
         assert waiting.status == "interrupted" and len(waiting.transcript.entries) == 1
         events = [e async for e in runner.stream_resume("t", "Calm.")]
