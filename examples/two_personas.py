@@ -18,7 +18,7 @@ def build_graph(turns: int = 4) -> Any:
     builder = StateGraph(DialogueState)
     next_one = stop_or(MaxTurns(turns), RoundRobin(["Ada", "Bo"]), end=END)
     for p in (ADA, BO):
-        builder.add_node(p.name, speaks(p, participants=[ADA, BO], max_tokens=48))
+        builder.add_node(p.name, speaks(p, participants=[ADA, BO], max_tokens=96))
         builder.add_conditional_edges(p.name, next_one, ["Ada", "Bo", END])
     builder.add_edge(START, "Ada")
     return builder.compile(name="two_personas")

@@ -85,11 +85,12 @@ async def test_directed_dialogue_with_the_local_model(runner: DialogueRunner) ->
     assert result.status == "done"
     values = result.values
     assert len(values["personas"]) == 2
-    assert 1 <= len(result.transcript.turns) <= 2
-    assert values["stop_reason"] in (
-        "reached 2 turns",
-        "the judge decided to conclude",
-    ) or values["stop_reason"].endswith("ended the dialogue")
+    assert len(result.transcript.turns) == 2
+    reason = values["stop_reason"]
+    assert any(
+        fired in reason
+        for fired in ("reached 2 turns", "the judge decided", "ended the dialogue")
+    ), reason
     assert values["conclusion"].strip()
     directed.Analysis.model_validate(values["analysis"])
     _assert_readable(result.transcript)
