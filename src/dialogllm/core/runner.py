@@ -89,15 +89,16 @@ class _NotGiven:
 NOT_GIVEN: Any = _NotGiven()
 """Marks "no resume value" (``None`` is a value a graph may expect)."""
 
-Status = Literal["done", "interrupted"]
+Status = Literal["done", "interrupted", "stopped"]
 
 
 @dataclass(frozen=True)
 class DialogueResult:
     """Where a dialogue stands after a call returned.
 
-    ``status`` is ``"done"`` (the graph finished) or ``"interrupted"`` (it waits for
-    a person: ``request`` says for whom and about what).
+    ``status`` is ``"done"`` (the graph finished), ``"interrupted"`` (it waits for
+    a person: ``request`` says for whom and about what) or ``"stopped"`` (it was
+    stopped midway, by a crash or Ctrl-C: :meth:`DialogueRunner.resume` continues).
     """
 
     thread_id: str
@@ -496,7 +497,9 @@ class DialogueRunner:
             if len(interrupts) > 1:
                 return Command(resume={i.id: value for i in interrupts})
             return Command(resume=value)
-        if not snapshot.next:
+        # A step that finished but was not folded into a checkpoint yet (the process
+        # died between the two writes) is not in ``next``, only in ``tasks``.
+        if not snapshot.next and not snapshot.tasks:
             raise ResumeError(
                 f"thread {thread_id!r} has finished: there is nothing to resume "
                 "(fork it from an earlier checkpoint to continue differently)"
@@ -565,13 +568,19 @@ class DialogueRunner:
         return DialogueResult(
             thread_id=thread_id,
             graph=resolved.name,
-            status="interrupted" if snap.interrupts else "done",
+            status=_status(snap),
             values=values,
             transcript=transcript,
             request=_request_of(value),
             interrupt_value=value,
             checkpoint_id=(snap.config.get("configurable") or {}).get("checkpoint_id"),
         )
+
+
+def _status(snap: StateSnapshot) -> Status:
+    if snap.interrupts:
+        return "interrupted"
+    return "stopped" if snap.next or snap.tasks else "done"
 
 
 def _root(thread_id: str) -> RunnableConfig:

@@ -218,3 +218,41 @@ def test_validate_input_keeps_only_given_keys_for_typed_dict_states() -> None:
     builder.add_edge(START, "n")
     graph = builder.compile()
     assert validate_input(graph, {"topic": "tea"}) == {"topic": "tea"}
+
+
+class _DiesBeforeCheckpoint(InMemorySaver):
+    """Saves a step's writes, then 'dies' before the checkpoint that folds them."""
+
+    def __init__(self, die_at: int) -> None:
+        super().__init__()
+        self.puts, self.die_at = 0, die_at
+
+    async def aput(
+        self, config: Any, checkpoint: Any, metadata: Any, versions: Any
+    ) -> Any:
+        self.puts += 1
+        if self.puts == self.die_at:
+            raise RuntimeError("killed between the writes and the checkpoint")
+        return await super().aput(config, checkpoint, metadata, versions)
+
+
+async def test_a_step_saved_but_not_folded_is_resumed_not_redone() -> None:
+    saver = _DiesBeforeCheckpoint(die_at=4)
+    model = scripted(*(said(f"line {i}") for i in range(5)))
+    runner = _runner(model, saver, durability="sync")
+    async with runner:
+        with pytest.raises(RuntimeError, match="killed between"):
+            await runner.run(_chat(4), {"topic": "tea"}, thread_id="t")
+        stopped = await runner.state("t")
+        assert stopped.status == "stopped"
+        assert len(stopped.transcript.entries) == 2  # turn 2 lives in the writes
+        saver.die_at = 0
+        done = await runner.resume("t")
+    assert done.status == "done"
+    assert [e.text for e in done.transcript.entries] == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "line 3",
+    ]
+    assert len(model.calls) == 4  # the saved second turn was not asked again
