@@ -100,7 +100,10 @@ async def aresolve_chat_model(
 ) -> BaseChatModel:
     """:func:`resolve_chat_model` for nodes: the first use of the local default model
     starts a server (seconds), so ``get_chat_model`` runs in a worker thread and the
-    event loop keeps serving checkpoint writes meanwhile."""
+    event loop keeps serving checkpoint writes meanwhile.
+
+    >>> chat = await aresolve_chat_model(config, "judge")      # doctest: +SKIP
+    """
     if explicit is not None:
         return explicit
     source = ((config or {}).get("configurable") or {}).get(MODEL_CONFIG_KEY)
