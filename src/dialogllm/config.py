@@ -71,6 +71,19 @@ class Settings(BaseSettings):
         description="Expire a thread's checkpoints this long after its last write.",
     )
 
+    alert_error_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Alert above this share of failed runs."
+    )
+    alert_dead_letters: int = Field(
+        default=1, ge=1, description="Alert at this many dead-lettered runs."
+    )
+    alert_queue_age_seconds: float = Field(
+        default=300, gt=0, description="Alert when a queued run waits this long."
+    )
+    alert_no_workers: bool = Field(
+        default=True, description="Alert when runs wait and no worker is alive."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:

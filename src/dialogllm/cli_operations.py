@@ -1,0 +1,722 @@
+"""The operator's commands of ``dialogllm``: queue, workers, fleet status, Redis.
+
+``submit``, ``worker``, ``status``, ``runs``, ``threads``, ``cancel``, ``dlq``,
+``doctor`` and ``redis`` are registered on the main app by :func:`register`. Each is a
+thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.fleet`,
+:mod:`dialogllm.doctor`, :mod:`dialogllm.embedded_redis`); every one takes ``--json``
+for scripts and exits with the codes of :mod:`dialogllm.exit_codes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import asdict
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from dialogllm.config import get_settings
+from dialogllm.errors import (
+    DialogueLLMError,
+    GraphNotFoundError,
+    InputValidationError,
+    LLMError,
+    QueueError,
+    RedisUnavailableError,
+    RunNotFoundError,
+    ThreadBusyError,
+)
+from dialogllm.exit_codes import (
+    EXIT_ALERT,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LLM,
+    EXIT_OK,
+    EXIT_REDIS,
+    EXIT_THREAD,
+    EXIT_WAITING,
+)
+from dialogllm.logging import mask_url
+
+__all__ = ["register"]
+
+T = TypeVar("T")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+QueueOpt = Annotated[str, typer.Option("--queue", help="Queue name.")]
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _code_for(exc: BaseException) -> int:
+    if isinstance(exc, GraphNotFoundError | InputValidationError | ThreadBusyError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, RunNotFoundError):
+        return EXIT_THREAD
+    if isinstance(exc, RedisUnavailableError):
+        return EXIT_REDIS
+    if isinstance(exc, LLMError):
+        return EXIT_LLM
+    return EXIT_FAILED
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except DialogueLLMError as exc:
+        _fail(_code_for(exc), str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _url() -> str:
+    from dialogllm.connect import redis_url
+
+    return redis_url()
+
+
+def _queue(name: str) -> Any:
+    from dialogllm.queue import Queue
+
+    url = _url()
+    return Queue.from_url(url, key_prefix=get_settings().key_prefix, queue=name)
+
+
+def _ago(ts: float | None) -> str:
+    return "—" if not ts else f"{max(0.0, time.time() - ts):.0f}s ago"
+
+
+# --- submit --------------------------------------------------------------------------
+
+
+def submit(
+    graph: Annotated[str, typer.Argument(help="Graph name or module:attr reference.")],
+    topic: Annotated[str | None, typer.Option(help="Sets the input's topic.")] = None,
+    input: Annotated[str | None, typer.Option("--input", help="Input JSON.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Thread id.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Same key, same run.")
+    ] = None,
+    multitask: Annotated[
+        str, typer.Option(help="reject | enqueue | interrupt | rollback")
+    ] = "enqueue",
+    delay: Annotated[float | None, typer.Option(help="Start after N s.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="--wait at most N s.")] = None,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Enqueue a run of a graph for the workers.
+
+    Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
+    """
+    try:
+        payload: Any = json.loads(input) if input else {}
+    except json.JSONDecodeError as exc:
+        _fail(EXIT_BAD_INPUT, f"--input is not valid JSON: {exc}")
+    if not isinstance(payload, dict):
+        _fail(EXIT_BAD_INPUT, "--input must be a JSON object")
+    if topic is not None:
+        payload["topic"] = topic
+    if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
+        _fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+
+    async def go() -> int:
+        from dialogllm.core import resolve_graph
+
+        resolve_graph(graph)  # unknown graphs fail here, before anything is queued
+        q = _queue(queue)
+        try:
+            run_id = await q.enqueue(
+                graph,
+                payload,
+                thread_id=thread,
+                idempotency_key=idempotency_key,
+                multitask=multitask,
+                delay=delay,
+            )
+            if not wait:
+                record = await q.get(run_id)
+                if as_json:
+                    _print_json(asdict(record))
+                else:
+                    out.print(f"run {run_id} on thread {record.thread_id}: queued")
+                return EXIT_OK
+            return await _follow(q, run_id, timeout, as_json)
+        finally:
+            await q.aclose()
+
+    raise typer.Exit(_run(go))
+
+
+async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> int:
+    from dialogllm.queue import TERMINAL_STATUSES
+
+    started = time.monotonic()
+    turns = 0
+    with Live(console=err, transient=True, refresh_per_second=4) as live:
+
+        async def watch() -> None:
+            nonlocal turns
+            async for event in q.events(run_id, follow=True, timeout=timeout):
+                if event.kind == "updates":
+                    turns += 1
+                live.update(
+                    f"run {run_id}: {event.status or 'running'} · {turns} step(s) · "
+                    f"{time.monotonic() - started:.0f}s"
+                )
+                if event.status in TERMINAL_STATUSES:
+                    return
+
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(watch(), timeout)
+    record = await q.get(run_id)
+    if as_json:
+        _print_json(asdict(record))
+    else:
+        out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
+        if record.error:
+            out.print(f"  error: {record.error}")
+    status = record.status.value
+    if status == "success":
+        return EXIT_OK
+    if status == "interrupted":
+        return EXIT_WAITING
+    if status in ("pending", "running"):
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+# --- worker --------------------------------------------------------------------------
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Runs at once.")] = 4,
+    queues: Annotated[
+        list[str] | None, typer.Option("--queues", help="Queue(s) to serve.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+    ] = None,
+    lease_ttl: Annotated[float, typer.Option(help="Lease seconds.")] = 30.0,
+    grace: Annotated[float, typer.Option(help="Shutdown grace seconds.")] = 30.0,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT (graceful: running runs are handed back).
+
+    Example: dialogllm worker --concurrency 8 --metrics-port 9100
+    """
+    if concurrency < 1:
+        _fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
+    names = queues or ["default"]
+
+    async def go() -> int:
+        from dialogllm.core import resolve_graph
+        from dialogllm.fleet import FleetExporter, WorkerPresence
+        from dialogllm.queue import Worker
+
+        settings = get_settings()
+        url = _url()
+        workers = [
+            Worker(
+                url,
+                key_prefix=settings.key_prefix,
+                queue=name,
+                concurrency=concurrency,
+                resolve=lambda ref: resolve_graph(ref).graph,
+                lease_ttl=lease_ttl,
+                grace=grace,
+                checkpoint_ttl=settings.checkpoint_ttl_seconds,
+            )
+            for name in names
+        ]
+        loop = asyncio.get_running_loop()
+
+        def stop_all() -> None:
+            for w in workers:
+                w.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_all)
+        queue_objs = [_queue(name) for name in names]
+        presences = [
+            WorkerPresence(
+                q.client,
+                prefix=settings.key_prefix,
+                name=w.name,
+                queue=w.queue,
+                concurrency=concurrency,
+            )
+            for q, w in zip(queue_objs, workers, strict=True)
+        ]
+        for p in presences:
+            p.start()
+        exporter_task = None
+        if metrics_port is not None:
+            import prometheus_client
+
+            prometheus_client.start_http_server(metrics_port, addr="0.0.0.0")
+            exporter = FleetExporter()
+
+            async def export() -> None:
+                while True:
+                    for q in queue_objs:
+                        with suppress(Exception):
+                            await exporter.refresh(q.client, q)
+                    await asyncio.sleep(5)
+
+            exporter_task = loop.create_task(export())
+        err.print(
+            f"worker(s) {', '.join(w.name for w in workers)} serving "
+            f"{', '.join(names)} at {mask_url(url)}"
+        )
+        try:
+            await asyncio.gather(
+                *(w.run(install_signal_handlers=False) for w in workers)
+            )
+        finally:
+            if exporter_task is not None:
+                exporter_task.cancel()
+            for p in presences:
+                await p.stop()
+            for q in queue_objs:
+                await q.aclose()
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+# --- status --------------------------------------------------------------------------
+
+
+def status(
+    watch: Annotated[bool, typer.Option(help="Refresh every 2 s.")] = False,
+    check: Annotated[
+        bool, typer.Option(help="Exit 6 when an alert threshold is crossed.")
+    ] = False,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """One screen: queue depth, runs by status, workers, LLM figures, errors, alerts.
+
+    Example: dialogllm status --watch      (cron/probe: dialogllm status --check)
+    """
+    from dialogllm.fleet import fleet_status
+
+    async def snapshot(q: Any) -> Any:
+        return await fleet_status(q.client, q)
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            if watch and not as_json:
+                with Live(console=out, refresh_per_second=1) as live:
+                    while True:
+                        live.update(_render_status(await snapshot(q)))
+                        await asyncio.sleep(2)
+            current = await snapshot(q)
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json(current.as_dict())
+        else:
+            out.print(_render_status(current))
+        return EXIT_ALERT if check and current.alerts else EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+def _render_status(s: Any) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    runs = ", ".join(f"{k} {v}" for k, v in s.runs_by_status.items() if v) or "none"
+    age = "—" if s.oldest_ready_age_s is None else f"{s.oldest_ready_age_s:.0f}s"
+    grid.add_row("queue", f"{s.queue}: depth {s.queue_depth}, delayed {s.delayed}, "
+                 f"dead letters {s.dead_letters}, oldest {age}")  # fmt: skip
+    grid.add_row("runs", runs + (" (capped)" if s.runs_capped else ""))
+    grid.add_row("error rate", f"{s.error_rate:.0%}")
+    workers = Table("worker", "host", "pid", "queue", "conc.", "heartbeat", "alive")
+    for w in s.workers:
+        workers.add_row(w.name, w.host, str(w.pid), w.queue, str(w.concurrency),
+                        _ago(w.last_seen), "yes" if w.alive else "NO")  # fmt: skip
+    grid.add_row(f"workers ({s.live_workers} alive)", workers)
+    llm = Table("model", "calls", "p50", "p95", "tokens in/out", "errors", "parse fail")
+    for name, m in s.llm.items():
+        llm.add_row(
+            name, str(m.calls),
+            "—" if m.latency_p50_s is None else f"{m.latency_p50_s:.2f}s",
+            "—" if m.latency_p95_s is None else f"{m.latency_p95_s:.2f}s",
+            f"{m.prompt_tokens}/{m.completion_tokens}",
+            str(m.error_total), str(m.structured_failures),
+        )  # fmt: skip
+    grid.add_row("LLM (last hour)", llm)
+    if s.errors:
+        errors = Table("kind", "graph", "count", "last", "example")
+        for g in s.errors[:10]:
+            errors.add_row(g.kind, g.graph, str(g.count), _ago(g.last_seen),
+                           f"{g.example_run_id}: {g.example_message[:80]}")  # fmt: skip
+        grid.add_row("errors", errors)
+    alerts = "\n".join(f"[bold red]ALERT[/] {a.name}: {a.message}" for a in s.alerts)
+    grid.add_row("alerts", alerts or "[green]none[/]")
+    return grid
+
+
+# --- runs, threads, cancel, dlq ------------------------------------------------------
+
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+threads_app = typer.Typer(help="Inspect dialogue threads.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The dead-letter stream.", no_args_is_help=True)
+redis_app = typer.Typer(help="The embedded Redis.", no_args_is_help=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    status_: Annotated[str | None, typer.Option("--status")] = None,
+    graph: Annotated[str | None, typer.Option()] = None,
+    thread: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first. Example: dialogllm runs list --status dead"""
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            try:
+                records = await q.list(
+                    status=status_, graph=graph, thread_id=thread, limit=limit
+                )
+            except ValueError:
+                _fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json([asdict(r) for r in records])
+            return EXIT_OK
+        table = Table("run", "status", "graph", "thread", "attempts", "created")
+        for r in records:
+            attempts = f"{r.attempts}/{r.max_attempts}"
+            table.add_row(
+                r.run_id, r.status.value, r.graph, r.thread_id, attempts,
+                _ago(r.created_at),
+            )  # fmt: skip
+        out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+) -> None:
+    """A run's record and its events. Example: dialogllm runs show RUN_ID"""
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            record = await q.get(run_id)
+            events = [e async for e in q.events(run_id, follow=False)]
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json({"run": asdict(record), "events": [asdict(e) for e in events]})
+        else:
+            for key, value in asdict(record).items():
+                out.print(f"{key:>16}: {value}")
+            out.print(f"{'events':>16}: {len(events)}")
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+def cancel(
+    run_id: str,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            result = await q.cancel(run_id)
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json({"run_id": run_id, "status": result.value})
+        else:
+            out.print(f"run {run_id}: {result.value}")
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option()] = 50,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead-lettered runs with their reason. Example: dialogllm dlq list"""
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            letters = await q.dlq_list(limit=limit)
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json([asdict(d) for d in letters])
+            return EXIT_OK
+        table = Table("run", "graph", "thread", "attempts", "reason")
+        for d in letters:
+            table.add_row(d.run_id, d.graph, d.thread_id, str(d.attempts), d.reason)
+        out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+) -> None:
+    """Queue a dead run again. Example: dialogllm dlq retry RUN_ID"""
+
+    async def go() -> int:
+        q = _queue(queue)
+        try:
+            result = await q.dlq_retry(run_id)
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json({"run_id": run_id, "status": result.value})
+        else:
+            out.print(f"run {run_id}: {result.value}")
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    queue: QueueOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Empty the dead-letter stream (the runs' records expire on their own).
+
+    Example: dialogllm dlq purge --yes
+    """
+    if not yes and not typer.confirm("Delete every dead letter?", default=False):
+        raise typer.Exit(EXIT_FAILED)
+
+    async def go() -> int:
+        from dialogllm.queue import keys as queue_keys
+
+        q = _queue(queue)
+        try:
+            key = queue_keys.dead_letters(q.prefix, q.name)
+            removed = int(await q.client.xlen(key))
+            await q.client.delete(key)
+        except Exception as exc:
+            raise QueueError(f"could not purge the dead letters: {exc}") from exc
+        finally:
+            await q.aclose()
+        if as_json:
+            _print_json({"purged": removed})
+        else:
+            out.print(f"purged {removed} dead letter(s)")
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@threads_app.command("list")
+def threads_list(
+    limit: Annotated[int, typer.Option()] = 50, as_json: JsonOpt = False
+) -> None:
+    """Threads with checkpoints (a SCAN: admin use).
+
+    Example: dialogllm threads list
+    """
+
+    async def go() -> int:
+        from dialogllm.checkpoint import AsyncRedisSaver
+        from dialogllm.connect import async_client
+
+        client = async_client(_url())
+        try:
+            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
+            ids = (await saver._drive(saver.ops.scan_threads()))[:limit]
+            rows = []
+            for thread_id in ids:
+                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+                rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "step": tup.metadata.get("step") if tup else None,
+                        "updated": tup.checkpoint["ts"] if tup else None,
+                    }
+                )
+        finally:
+            await client.aclose()
+        if as_json:
+            _print_json(rows)
+            return EXIT_OK
+        table = Table("thread", "step", "last checkpoint")
+        for row in rows:
+            table.add_row(row["thread_id"], str(row["step"]), str(row["updated"]))
+        out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+@threads_app.command("show")
+def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
+    """A thread's latest checkpoint, channels and history length.
+
+    Example: dialogllm threads show t-42
+    """
+
+    async def go() -> int:
+        from dialogllm.checkpoint import AsyncRedisSaver
+        from dialogllm.connect import async_client
+
+        client = async_client(_url())
+        try:
+            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
+            tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+            history = 0
+            async for _ in saver.alist({"configurable": {"thread_id": thread_id}}):
+                history += 1
+        finally:
+            await client.aclose()
+        if tup is None:
+            _fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
+        info = {
+            "thread_id": thread_id,
+            "checkpoint_id": tup.checkpoint["id"],
+            "step": tup.metadata.get("step"),
+            "checkpoints": history,
+            "channels": sorted(tup.checkpoint["channel_values"]),
+            "pending_writes": len(tup.pending_writes or []),
+            "metadata": tup.metadata,
+        }
+        if as_json:
+            _print_json(info)
+        else:
+            for key, value in info.items():
+                out.print(f"{key:>15}: {value}")
+        return EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+# --- doctor, redis -------------------------------------------------------------------
+
+
+def doctor(
+    deep: Annotated[bool, typer.Option(help="Also load the local model.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check Redis (version, persistence, eviction), the LLM endpoint, the local model.
+
+    Example: dialogllm doctor --deep
+    """
+    from dialogllm.doctor import CheckStatus, llm_checks, redis_checks, worst
+
+    async def go() -> int:
+        try:
+            url = _url()
+        except DialogueLLMError as exc:
+            from dialogllm.doctor import Check
+
+            checks = [Check("redis.reachable", CheckStatus.FAIL, str(exc))]
+        else:
+            checks = await redis_checks(url)
+        checks += await llm_checks(deep=deep)
+        if as_json:
+            _print_json([c.as_dict() for c in checks])
+        else:
+            colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+            for c in checks:
+                out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
+                          f"{c.name}: {c.detail}")  # fmt: skip
+        return EXIT_ALERT if worst(checks) is CheckStatus.FAIL else EXIT_OK
+
+    raise typer.Exit(_run(go))
+
+
+def _embedded() -> Any:
+    from dialogllm.embedded_redis import EmbeddedRedis
+
+    return EmbeddedRedis(get_settings().data_dir)
+
+
+@redis_app.command("start")
+def redis_start(as_json: JsonOpt = False) -> None:
+    """Start the embedded Redis (data dir's). Example: dialogllm redis start"""
+    try:
+        url = _embedded().ensure_running()
+    except DialogueLLMError as exc:
+        _fail(EXIT_REDIS, str(exc))
+    if as_json:
+        _print_json({"running": True, "url": url})
+    else:
+        out.print(f"embedded Redis running at {url}")
+
+
+@redis_app.command("stop")
+def redis_stop(as_json: JsonOpt = False) -> None:
+    """Stop the embedded Redis (AOF flushed). Example: dialogllm redis stop"""
+    stopped = _embedded().stop()
+    if as_json:
+        _print_json({"stopped": stopped})
+    else:
+        out.print("embedded Redis stopped" if stopped else "embedded Redis not running")
+
+
+@redis_app.command("status")
+def redis_status(as_json: JsonOpt = False) -> None:
+    """Whether the embedded Redis runs. Example: dialogllm redis status"""
+    info = _embedded().status()
+    data = {**asdict(info), "data_dir": str(info.data_dir)}
+    if as_json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            out.print(f"{key:>18}: {value}")
+    raise typer.Exit(EXIT_OK if info.running else EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator's commands to the ``dialogllm`` app."""
+    app.command()(submit)
+    app.command()(worker)
+    app.command()(status)
+    app.command()(cancel)
+    app.command()(doctor)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(threads_app, name="threads")
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(redis_app, name="redis")

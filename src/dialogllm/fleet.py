@@ -1,0 +1,387 @@
+"""The health of a fleet of workers: presence, one status snapshot, alerts, metrics.
+
+This module owns what ``dialogllm status`` shows and what a worker exports to
+Prometheus. Workers announce themselves in one Redis hash (``P:fleet:workers``: worker
+name -> JSON with host, pid, concurrency, start and last heartbeat); a worker whose
+last heartbeat is older than three heartbeat periods counts as dead. The snapshot
+reads the queue's counters and records, the workers, and the LLM layer's fleet-wide
+metrics, then marks every alert threshold it crosses.
+
+>>> snapshot = await fleet_status(redis, queue)           # doctest: +SKIP
+>>> [a.name for a in snapshot.alerts]
+['no_live_workers']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import socket
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import prometheus_client as prom
+
+from dialogllm.config import Settings, get_settings
+from dialogllm.llm import ModelMetrics, read_llm_metrics
+from dialogllm.logging import get_logger
+from dialogllm.queue import Queue, RunStatus
+from dialogllm.queue import keys as queue_keys
+
+__all__ = [
+    "HEARTBEAT_S",
+    "Alert",
+    "ErrorGroup",
+    "FleetExporter",
+    "FleetStatus",
+    "WorkerInfo",
+    "WorkerPresence",
+    "fleet_status",
+    "workers_key",
+]
+
+HEARTBEAT_S = 5.0
+_log = get_logger("dialogllm.fleet")
+
+
+def workers_key(prefix: str) -> str:
+    """HASH of live workers: name -> JSON presence record."""
+    return f"{prefix}:fleet:workers"
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker as the fleet sees it."""
+
+    name: str
+    host: str
+    pid: int
+    queue: str
+    concurrency: int
+    started_at: float
+    last_seen: float
+    alive: bool
+
+
+class WorkerPresence:
+    """Announces one worker every ``HEARTBEAT_S`` seconds until stopped."""
+
+    def __init__(
+        self, redis: Any, *, prefix: str, name: str, queue: str, concurrency: int
+    ) -> None:
+        self.redis = redis
+        self.key = workers_key(prefix)
+        self.name = name
+        self.record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queue": queue,
+            "concurrency": concurrency,
+            "started_at": time.time(),
+        }
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self) -> None:
+        """Write one heartbeat."""
+        payload = json.dumps({**self.record, "last_seen": time.time()})
+        await self.redis.hset(self.key, self.name, payload)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except Exception as exc:  # Redis down: the next beat retries
+                _log.warning("worker_heartbeat_failed", error=type(exc).__name__)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    def start(self) -> None:
+        """Beat on a task of its own."""
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop beating and leave the fleet."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.redis.hdel(self.key, self.name)
+        except Exception as exc:  # leaving is best effort: a stale entry ages out
+            _log.warning("worker_leave_failed", error=type(exc).__name__)
+
+
+async def read_workers(
+    redis: Any, prefix: str, now: float | None = None
+) -> list[WorkerInfo]:
+    """Every announced worker, alive or not (dead ones are dropped after an hour)."""
+    now = now if now is not None else time.time()
+    raw = await redis.hgetall(workers_key(prefix))
+    out: list[WorkerInfo] = []
+    stale: list[str] = []
+    for name, payload in raw.items():
+        name_s = name.decode() if isinstance(name, bytes) else str(name)
+        try:
+            data = json.loads(payload)
+        except (TypeError, ValueError):
+            stale.append(name_s)
+            continue
+        last = float(data.get("last_seen", 0))
+        if now - last > 3600:
+            stale.append(name_s)
+            continue
+        out.append(
+            WorkerInfo(
+                name=name_s,
+                host=str(data.get("host", "?")),
+                pid=int(data.get("pid", 0)),
+                queue=str(data.get("queue", "")),
+                concurrency=int(data.get("concurrency", 0)),
+                started_at=float(data.get("started_at", 0)),
+                last_seen=last,
+                alive=now - last <= 3 * HEARTBEAT_S,
+            )
+        )
+    if stale:
+        await redis.hdel(workers_key(prefix), *stale)
+    return sorted(out, key=lambda w: w.name)
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Failed runs that share a kind and a graph."""
+
+    kind: str
+    graph: str
+    count: int
+    first_seen: float | None
+    last_seen: float | None
+    example_run_id: str
+    example_message: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A threshold the fleet crosses now."""
+
+    name: str
+    message: str
+
+
+@dataclass
+class FleetStatus:
+    """Everything ``dialogllm status`` shows, as data (``--json`` prints it)."""
+
+    queue: str
+    queue_depth: int
+    delayed: int
+    dead_letters: int
+    oldest_ready_age_s: float | None
+    runs_by_status: dict[str, int]
+    runs_capped: bool
+    workers: list[WorkerInfo]
+    llm: dict[str, ModelMetrics]
+    errors: list[ErrorGroup]
+    error_rate: float
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def live_workers(self) -> int:
+        """Workers whose heartbeat is recent."""
+        return sum(1 for w in self.workers if w.alive)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        data = asdict(self)
+        data["llm"] = {k: v.model_dump() for k, v in self.llm.items()}
+        data["live_workers"] = self.live_workers
+        return data
+
+
+def _error_kind(message: str | None) -> str:
+    text = (message or "unknown").strip()
+    head = text.split(":", 1)[0].strip()
+    return head if head and " " not in head and len(head) <= 60 else "Error"
+
+
+def _group_errors(records: list[Any]) -> list[ErrorGroup]:
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for record in records:
+        groups.setdefault((_error_kind(record.error), record.graph), []).append(record)
+    out = []
+    for (kind, graph), members in groups.items():
+        times = [m.finished_at for m in members if m.finished_at]
+        latest = max(members, key=lambda m: m.finished_at or 0)
+        out.append(
+            ErrorGroup(
+                kind=kind,
+                graph=graph,
+                count=len(members),
+                first_seen=min(times) if times else None,
+                last_seen=max(times) if times else None,
+                example_run_id=latest.run_id,
+                example_message=(latest.error or "")[:300],
+            )
+        )
+    return sorted(out, key=lambda g: -g.count)
+
+
+async def fleet_status(
+    redis: Any,
+    queue: Queue,
+    *,
+    settings: Settings | None = None,
+    count_limit: int = 2000,
+    llm_window_s: int = 3600,
+) -> FleetStatus:
+    """Read the fleet's state and evaluate the alert thresholds."""
+    settings = settings or get_settings()
+    stats = await queue.stats()
+    oldest = await queue.client.xrange(
+        queue_keys.stream(queue.prefix, queue.name), count=1
+    )
+    oldest_age = None
+    if oldest:
+        entry_id = oldest[0][0]
+        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        oldest_age = max(0.0, time.time() - int(entry_id.split("-", 1)[0]) / 1000)
+    records = await queue.list(limit=count_limit)
+    counts = Counter(r.status.value for r in records)
+    by_status = {s.value: counts.get(s.value, 0) for s in RunStatus}
+    failed = [r for r in records if r.status in (RunStatus.ERROR, RunStatus.DEAD)]
+    finished = sum(
+        by_status[s] for s in ("success", "error", "dead", "interrupted", "cancelled")
+    )
+    error_rate = len(failed) / finished if finished else 0.0
+    workers = await read_workers(redis, queue.prefix)
+    try:
+        llm = await read_llm_metrics(redis, prefix=queue.prefix, window_s=llm_window_s)
+    except Exception as exc:  # metrics are optional: never fail status for them
+        _log.warning("llm_metrics_unreadable", error=type(exc).__name__)
+        llm = {}
+    status = FleetStatus(
+        queue=queue.name,
+        queue_depth=stats["ready"],
+        delayed=stats["delayed"],
+        dead_letters=stats["dead_letters"],
+        oldest_ready_age_s=oldest_age,
+        runs_by_status=by_status,
+        runs_capped=len(records) >= count_limit,
+        workers=workers,
+        llm=llm,
+        errors=_group_errors(failed),
+        error_rate=error_rate,
+    )
+    status.alerts = evaluate_alerts(status, settings)
+    return status
+
+
+def evaluate_alerts(status: FleetStatus, settings: Settings) -> list[Alert]:
+    """The thresholds ``status`` crosses (configured by ``DIALOGLLM_ALERT_*``)."""
+    alerts = []
+    if status.dead_letters >= settings.alert_dead_letters:
+        alerts.append(
+            Alert(
+                "dead_letters",
+                f"{status.dead_letters} run(s) in the dead-letter stream "
+                f"(threshold {settings.alert_dead_letters}); see `dialogllm dlq list`",
+            )
+        )
+    finished = (
+        sum(status.runs_by_status.values())
+        - status.runs_by_status.get("pending", 0)
+        - status.runs_by_status.get("running", 0)
+    )
+    if finished >= 5 and status.error_rate > settings.alert_error_rate:
+        alerts.append(
+            Alert(
+                "error_rate",
+                f"{status.error_rate:.0%} of finished runs failed (threshold "
+                f"{settings.alert_error_rate:.0%})",
+            )
+        )
+    if (
+        status.oldest_ready_age_s is not None
+        and status.oldest_ready_age_s > settings.alert_queue_age_seconds
+    ):
+        alerts.append(
+            Alert(
+                "queue_age",
+                f"the oldest queued run has waited {status.oldest_ready_age_s:.0f} s "
+                f"(threshold {settings.alert_queue_age_seconds:.0f} s)",
+            )
+        )
+    if (
+        settings.alert_no_workers
+        and status.live_workers == 0
+        and (status.queue_depth or status.runs_by_status.get("pending"))
+    ):
+        alerts.append(
+            Alert("no_live_workers", "runs are waiting and no worker is alive")
+        )
+    return alerts
+
+
+class FleetExporter:
+    """Prometheus gauges of the queue and this process, refreshed periodically.
+
+    LLM metrics (latency, tokens, errors by model) are registered by the LLM layer in
+    the same default registry, so one endpoint exports both.
+    """
+
+    def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
+        reg = registry or prom.REGISTRY
+        self.depth = prom.Gauge(
+            "dialogllm_queue_depth", "Runs in the stream (ready or in flight)",
+            ["queue"], registry=reg,
+        )  # fmt: skip
+        self.delayed = prom.Gauge(
+            "dialogllm_queue_delayed", "Delayed or backing-off runs", ["queue"],
+            registry=reg,
+        )  # fmt: skip
+        self.dead = prom.Gauge(
+            "dialogllm_dead_letters", "Runs in the dead-letter stream", ["queue"],
+            registry=reg,
+        )  # fmt: skip
+        self.runs = prom.Gauge(
+            "dialogllm_runs", "Retained runs by status", ["queue", "status"],
+            registry=reg,
+        )  # fmt: skip
+        self.oldest = prom.Gauge(
+            "dialogllm_queue_oldest_age_seconds", "Age of the oldest queued run",
+            ["queue"], registry=reg,
+        )  # fmt: skip
+        self.live = prom.Gauge(
+            "dialogllm_live_workers", "Workers with a recent heartbeat", ["queue"],
+            registry=reg,
+        )  # fmt: skip
+        self.rtt = prom.Gauge(
+            "dialogllm_redis_rtt_seconds", "Round trip of a Redis PING", registry=reg
+        )
+        self.memory = prom.Gauge(
+            "dialogllm_process_max_rss_bytes", "Peak resident memory of this process",
+            registry=reg,
+        )  # fmt: skip
+        self.ready = prom.Gauge(
+            "dialogllm_worker_ready", "1 when this worker is connected and reading",
+            registry=reg,
+        )  # fmt: skip
+
+    async def refresh(self, redis: Any, queue: Queue) -> None:
+        """Read the figures once and set the gauges."""
+        started = time.perf_counter()
+        await redis.ping()
+        self.rtt.set(time.perf_counter() - started)
+        status = await fleet_status(redis, queue, count_limit=500, llm_window_s=300)
+        name = status.queue
+        self.depth.labels(name).set(status.queue_depth)
+        self.delayed.labels(name).set(status.delayed)
+        self.dead.labels(name).set(status.dead_letters)
+        self.oldest.labels(name).set(status.oldest_ready_age_s or 0)
+        self.live.labels(name).set(status.live_workers)
+        for state, count in status.runs_by_status.items():
+            self.runs.labels(name, state).set(count)
+        self.memory.set(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        self.ready.set(1)
