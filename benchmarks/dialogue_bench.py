@@ -155,7 +155,7 @@ async def bench_local(turns: int, max_tokens: int) -> dict[str, Any]:
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=100, help="turns per dialogue")
-    parser.add_argument("--repeats", type=int, default=5, help="dialogues per setup")
+    parser.add_argument("--repeats", type=int, default=10, help="dialogues per setup")
     parser.add_argument("--local-turns", type=int, default=4)
     parser.add_argument("--local-max-tokens", type=int, default=64)
     parser.add_argument("--no-local", action="store_true", help="skip the real model")
@@ -172,14 +172,16 @@ async def main() -> dict[str, Any]:
         # warm-up: imports, first compile, Lua script loading
         await bench_bare(4, 1)
         await bench_runner(4, 1, redis_saver)
-        bare = _summary(await bench_bare(args.turns, args.repeats))
-        memory = _summary(await bench_runner(args.turns, args.repeats, _Memory))
-        red = _summary(
-            await bench_runner(args.turns, args.repeats, redis_saver, "async")
-        )
-        red_sync = _summary(
-            await bench_runner(args.turns, args.repeats, redis_saver, "sync")
-        )
+        # Interleaved, one dialogue of each setup per round, so that load from
+        # other processes (a shared machine) weighs on every setup alike.
+        gaps: dict[str, list[float]] = {k: [] for k in ("bare", "mem", "red", "sync")}
+        for _ in range(args.repeats):
+            gaps["bare"] += await bench_bare(args.turns, 1)
+            gaps["mem"] += await bench_runner(args.turns, 1, _Memory)
+            gaps["red"] += await bench_runner(args.turns, 1, redis_saver, "async")
+            gaps["sync"] += await bench_runner(args.turns, 1, redis_saver, "sync")
+        bare, memory = _summary(gaps["bare"]), _summary(gaps["mem"])
+        red, red_sync = _summary(gaps["red"]), _summary(gaps["sync"])
     finally:
         client = redis.Redis.from_url(url)
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
