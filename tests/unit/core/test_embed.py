@@ -28,6 +28,10 @@ from dialogllm.core import (
 from dialogllm.models import DialogueState, Persona, TranscriptEntry
 from tests.unit.core.conftest import said
 
+# create_react_agent is LangGraph's agent constructor here (langchain's create_agent
+# is not installed); its deprecation notice is not what these tests are about.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 HOST = Persona(name="Host", role="asks short questions")
 
 
