@@ -68,6 +68,7 @@ class AllOf(Condition):
         )
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         reasons = []
         for cond in self.conditions:
             reason = cond.check(state)
@@ -93,6 +94,7 @@ class AnyOf(Condition):
         )
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         for cond in self.conditions:
             reason = cond.check(state)
             if reason is not None:
@@ -123,6 +125,7 @@ class MaxTurns(Condition):
         self.n = n
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         limit = self.n(state) if callable(self.n) else self.n
         turns = sum(1 for e in _entries(state) if e.is_turn)
         return f"reached {limit} turns" if turns >= limit else None
@@ -140,6 +143,7 @@ class PersonaEnded(Condition):
     """
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         turns = [e for e in _entries(state) if e.is_turn]
         if turns and turns[-1].ends_dialogue:
             return f"{turns[-1].speaker} ended the dialogue"
@@ -160,6 +164,7 @@ class JudgeDecided(Condition):
         self.key = key
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         return "the judge decided to conclude" if state.get(self.key) else None
 
     def __repr__(self) -> str:
@@ -180,6 +185,7 @@ class TokenBudget(Condition):
         self.max_tokens = max_tokens
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         spent = sum(e.tokens for e in _entries(state))
         if spent >= self.max_tokens:
             return f"spent {spent} of {self.max_tokens} tokens"
@@ -208,6 +214,7 @@ class TimeBudget(Condition):
         self.clock = clock
 
     def check(self, state: Mapping[str, Any]) -> str | None:
+        """The reason to stop, or ``None`` (see the class docstring)."""
         entries = _entries(state)
         if not entries:
             return None
