@@ -118,3 +118,34 @@ async def test_the_two_personas_example_runs_as_written(
     ]
     assert [line.split(":", 1)[0] for line in lines] == ["Ada", "Bo", "Ada", "Bo"]
     assert all(line.split(":", 1)[1].strip() for line in lines)
+
+
+async def test_the_resume_interview_example_runs_as_written(
+    redis_url: str, dlg_prefix: str
+) -> None:
+    env = {
+        **os.environ,
+        "DIALOGLLM_REDIS_URL": redis_url,
+        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+    }
+    done = subprocess.run(  # blocking on purpose: nothing else runs meanwhile
+        [sys.executable, "examples/resume_interview.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith(("Interviewer:", "Candidate:", "done:"))
+    ]
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "Interviewer",
+        "Candidate",
+        "Interviewer",
+        "Candidate",
+        "done",
+    ]

@@ -36,3 +36,25 @@ async def test_two_personas_example_takes_turns(
         "Ada: line 2",
         "Bo: line 3",
     ]
+
+
+async def test_resume_interview_example_answers_each_question(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = _load("resume_interview")
+    model = scripted(said("What do you monitor?"), said("And backups?"))
+    await example.main(
+        ("Memory.", "Nightly."), checkpointer=InMemorySaver(), chat_model=model
+    )
+    printed = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(("Interviewer:", "Candidate:", "done:"))
+    ]
+    assert printed[:4] == [
+        "Interviewer: What do you monitor?",
+        "Candidate: Memory.",
+        "Interviewer: And backups?",
+        "Candidate: Nightly.",
+    ]
+    assert printed[4].startswith("done: 4 turns (")
