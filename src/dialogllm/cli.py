@@ -157,8 +157,21 @@ def resume(
         except ValueError as exc:
             _fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
 
-    def start(runner: DialogueRunner) -> AsyncIterator[Any]:
-        return runner.stream_resume(thread, resume_value, graph=graph)
+    ask_person = interactive and _stdin_is_terminal()
+
+    async def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+        chosen = resume_value
+        if chosen is NOT_GIVEN and ask_person:
+            # A thread waiting for a person: show the question and ask it here.
+            now = await runner.state(thread, graph=graph)
+            if now.status == "interrupted":
+                request = now.request
+                if request is not None and request.prompt:
+                    asker = request.asked_by or "Question"
+                    out.print(f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}")
+                chosen = await _ask(request.speaker if request else "a person")
+        async for event in runner.stream_resume(thread, chosen, graph=graph):
+            yield event
 
     _execute(start, thread, interactive=interactive)
 
@@ -348,15 +361,20 @@ async def _drive(
                         f'  dialogllm resume {escape(thread_id)} --answer "..."'
                     )
                     return EXIT_WAITING
-                answer = ""
-                while not answer.strip():
-                    answer = await asyncio.to_thread(
-                        Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
-                    )
-                events = runner.stream_resume(thread_id, answer)
+                events = runner.stream_resume(thread_id, await _ask(who))
         finally:
             if ticker is not None:
                 ticker.cancel()
+
+
+async def _ask(who: str) -> str:
+    """Ask the person at the terminal (again on an empty answer)."""
+    answer = ""
+    while not answer.strip():
+        answer = await asyncio.to_thread(
+            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+        )
+    return answer
 
 
 async def _show(

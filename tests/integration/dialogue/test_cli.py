@@ -271,3 +271,16 @@ def test_a_terminal_gets_a_live_progress_line(
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
     assert "turn 2 · " in shown
     assert "Ada: turn 1\nBo: turn 2" in run.output
+
+
+def test_resume_at_a_terminal_shows_the_question_and_asks(
+    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _cli("run", INTERVIEW, "--topic", "Redis", "--thread", "r")
+    assert first.exit_code == cli.EXIT_WAITING
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    resumed = _cli("resume", "r", input="Streams.\nGroups.\n")
+    assert resumed.exit_code == cli.EXIT_OK, resumed.output
+    assert "Interviewer: Question 1?" in resumed.output
+    assert "Candidate: Streams.\nInterviewer: Question 2?" in resumed.output
+    assert "Candidate: Groups." in resumed.output
