@@ -25,6 +25,7 @@ from rich.prompt import Prompt
 from rich.status import Status
 
 from dialogllm import __version__
+from dialogllm.cli_operations import register as register_operations
 from dialogllm.errors import (
     DialogueLLMError,
     GraphNotFoundError,
@@ -416,6 +417,9 @@ def _print_outcome(values: dict[str, Any]) -> None:
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
             out.print(f"[bold]{key}:[/bold] {_clean(text)}")
+
+
+register_operations(app)
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -45,7 +47,7 @@ from dialogllm.exit_codes import (
     EXIT_THREAD,
     EXIT_WAITING,
 )
-from dialogllm.logging import mask_url
+from dialogllm.logging import configure_logging, mask_url
 
 __all__ = ["register"]
 
@@ -74,7 +76,15 @@ def _code_for(exc: BaseException) -> int:
     return EXIT_FAILED
 
 
+def _setup_logging() -> None:
+    """Logs go to stderr (stdout is for results and --json); quiet unless asked."""
+    settings = get_settings()
+    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
+    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
+
+
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    _setup_logging()
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except DialogueLLMError as exc:
@@ -670,6 +680,7 @@ def doctor(
 def _embedded() -> Any:
     from dialogllm.embedded_redis import EmbeddedRedis
 
+    _setup_logging()
     return EmbeddedRedis(get_settings().data_dir)
 
 

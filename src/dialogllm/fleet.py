@@ -202,6 +202,8 @@ class FleetStatus:
 
 def _error_kind(message: str | None) -> str:
     text = (message or "unknown").strip()
+    if "last error:" in text:  # "failed 3 times; last error: RuntimeError: ..."
+        text = text.rsplit("last error:", 1)[1].strip()
     head = text.split(":", 1)[0].strip()
     return head if head and " " not in head and len(head) <= 60 else "Error"
 

@@ -152,8 +152,11 @@ def configure_logging(
 
 
 def get_logger(name: str, **context: Any) -> Any:
-    """Return a structlog logger named ``name`` with ``context`` bound.
+    """Return a structlog logger for ``name`` (logged as ``component``) with
+    ``context`` bound.
 
     >>> log = get_logger("dialogllm.queue", worker="w-1")
     """
-    return structlog.get_logger(name).bind(logger=name, **context)
+    # initial values (not .bind()) keep the logger lazy: configured on first use,
+    # so module-level loggers follow configure_logging() called later
+    return structlog.get_logger(name, component=name, **context)
