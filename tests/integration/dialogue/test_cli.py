@@ -136,8 +136,9 @@ def test_resume_refuses_a_value_for_a_thread_that_is_not_waiting(
 
 
 def test_redis_down_is_exit_code_4(
-    monkeypatch: pytest.MonkeyPatch, dlg_prefix: str
+    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # dlg_prefix first: monkeypatch is undone before it restores the environment
     monkeypatch.setenv("DIALOGLLM_REDIS_URL", "redis://127.0.0.1:1/0")
     from dialogllm.config import get_settings
 
