@@ -3,6 +3,7 @@ the test's own (``test-dlg-<random>``), deleted afterwards."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,11 +11,25 @@ from pathlib import Path
 
 import pytest
 import redis
+import structlog
 
 from dialogllm.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTED = ROOT / "tests" / "integration" / "dialogue" / "scripted_graphs.py"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto the stream of the moment (a test runner's
+    capture, closed afterwards): put the process-wide set-up back after each test."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
