@@ -214,7 +214,7 @@ def _group_errors(records: list[Any]) -> list[ErrorGroup]:
         groups.setdefault((_error_kind(record.error), record.graph), []).append(record)
     out = []
     for (kind, graph), members in groups.items():
-        times = [m.finished_at for m in members if m.finished_at]
+        times = [m.finished_at for m in members if m.finished_at is not None]
         latest = max(members, key=lambda m: m.finished_at or 0)
         out.append(
             ErrorGroup(
