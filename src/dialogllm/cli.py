@@ -206,15 +206,34 @@ def transcript(
 
 
 @app.command()
-def graphs() -> None:
-    """List the graph names this directory knows (langgraph.json, registrations).
+def graphs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the graphs this directory knows (langgraph.json, registrations), each
+    with its input schema.
 
-    Example: dialogllm graphs
+    Example: dialogllm graphs --json
     """
-    from dialogllm.core import default_registry
+    from dialogllm.core import default_registry, resolve_graph
 
+    listed = []
     for name, ref in _guard(default_registry.names).items():
-        out.print(f"{escape(name)}  [dim]{escape(ref)}[/dim]")
+        try:
+            schema = resolve_graph(name).graph.get_input_jsonschema()
+        except DialogueLLMError as exc:
+            schema = {"error": str(exc)}
+        listed.append({"name": name, "ref": ref, "input_schema": schema})
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    for item in listed:
+        out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
+        props = item["input_schema"].get("properties", {})
+        required = set(item["input_schema"].get("required", []))
+        for field_name, spec in props.items():
+            kind = spec.get("type", "any")
+            mark = "" if field_name in required else "?"
+            out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
 
 
 # --- helpers --------------------------------------------------------------------

@@ -183,3 +183,12 @@ def test_embedded_redis_commands(key_prefix: str, tmp_path: Path) -> None:
     stopped = cli(key_prefix, "redis", "stop", "--json", **env)
     assert json.loads(stopped.stdout) == {"stopped": True}
     assert cli(key_prefix, "redis", "status", **env).returncode == 1
+
+
+def test_graphs_lists_input_schemas(key_prefix: str) -> None:
+    listed = cli_json(key_prefix, "graphs")
+    assert isinstance(listed, list)
+    by_name = {g["name"]: g for g in listed}
+    assert {"directed_dialogue", "debate", "interview"} <= set(by_name)
+    assert "topic" in by_name["directed_dialogue"]["input_schema"]["properties"]
+    assert "motion" in by_name["debate"]["input_schema"]["required"]
