@@ -1,0 +1,769 @@
+"""Queue benchmark: DialogueLLM's queue against arq, saq, rq and taskiq-redis.
+
+Every system runs the same no-op job on the same private ``redis-server`` (started by
+this script on a free port, no persistence; each system in a database of its own), with
+its own worker CLI and defaults:
+
+* ours: ``python -m dialogllm.queue`` (concurrency 10), the job a plain function,
+* arq 0.28 (needs redis<6: installed on first run into ``benchmarks/.peers/arq``, its
+  part runs as a subprocess of that virtual environment), ``arq`` CLI (max_jobs 10),
+* saq: ``saq`` CLI (concurrency 10),
+* rq: ``rq worker`` (one job at a time, a fork per job),
+* taskiq-redis: ``RedisStreamBroker`` with the ``taskiq worker`` CLI.
+
+Measured per system: enqueue latency p50/p99 (no worker running), enqueue->start
+latency p50/p99 at a steady 100 jobs/s (one worker process), throughput of N queued
+jobs with 1 and with 4 worker processes (first start to last finish), and what each
+leaves in Redis after its queue drained (keys and bytes, bookkeeping of the benchmark
+excluded). The job itself does one pipelined round trip to record its start.
+
+Ours is measured twice more: the whole worker path with a one-node LangGraph graph
+and the Redis checkpointer, against running the same graph in-process with the same
+checkpointer (the overhead of going through the queue), and Redis memory after many
+no-op runs once their retention passed (back to the baseline?).
+
+    .venv/bin/python benchmarks/queue_bench.py           # full: 10,000 jobs
+    .venv/bin/python benchmarks/queue_bench.py --quick   # ~2 minutes: 2,000 jobs
+
+Prints a table and ends with one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+from typing import Any
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = HERE / ".peers"
+ARQ_VENV = PEERS / "arq"
+ARQ_VERSION = "0.28.0"
+DBS = {"ours": 1, "arq": 2, "saq": 3, "rq": 4, "taskiq": 5}
+BENCH = "bench"  # prefix of the benchmark's own bookkeeping keys
+DONE, FIRST, LAST, LAT = (
+    f"{BENCH}:done",
+    f"{BENCH}:first",
+    f"{BENCH}:last",
+    f"{BENCH}:lat",
+)
+
+# --- the job (every system runs this) ------------------------------------------------
+
+_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    return _client
+
+
+def record(t0: float) -> None:
+    """The no-op job: note when it started, one pipelined round trip."""
+    now = time.time()
+    pipe = _redis().pipeline(transaction=False)
+    if t0 > 0:
+        pipe.rpush(LAT, now - t0)
+    pipe.set(FIRST, now, nx=True)
+    pipe.incr(DONE)
+    pipe.set(LAST, now)
+    pipe.execute()
+
+
+def ours_job(payload: dict[str, float]) -> None:
+    record(payload["t0"])
+
+
+async def arq_job(ctx: dict[str, Any], t0: float) -> None:
+    record(t0)
+
+
+async def saq_job(ctx: dict[str, Any], *, t0: float) -> None:
+    record(t0)
+
+
+def rq_job(t0: float) -> None:
+    record(t0)
+
+
+_lazy: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """Worker settings built on first use, so that importing this module needs no
+    peer (the arq environment has none of the others, the main one has no arq)."""
+    if name in _lazy:
+        return _lazy[name]
+    url = os.environ["BENCH_REDIS_URL"]  # set by the benchmark, never a default
+    if name == "saq_settings":
+        from saq import Queue as SaqQueue
+
+        value: Any = {"queue": SaqQueue.from_url(url), "functions": [saq_job]}
+    elif name == "taskiq_broker":
+        from taskiq_redis import RedisStreamBroker
+
+        value = RedisStreamBroker(url, consumer_id="0")  # also jobs sent before
+        _lazy["taskiq_task"] = value.task(task_name="job")(rq_job)
+    elif name == "ArqSettings":
+        from arq.connections import RedisSettings
+
+        value = type(
+            "ArqSettings",
+            (),
+            {"functions": [arq_job], "redis_settings": RedisSettings.from_dsn(url)},
+        )
+    elif name == "one_node":
+        value = _one_node_graph()
+    else:
+        raise AttributeError(name)
+    _lazy[name] = value
+    return value
+
+
+def _one_node_graph() -> Any:
+    from typing import TypedDict
+
+    from langgraph.graph import START, StateGraph
+
+    class State(TypedDict):
+        n: int
+
+    builder = StateGraph(State)
+    builder.add_node("one", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "one")
+    return builder.compile()
+
+
+# --- measuring helpers ----------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--databases",
+            "16",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            redis.Redis.from_url(url).ping()
+            return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+class System:
+    """One queue under test: how to enqueue, how to start its workers."""
+
+    name = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def enqueue(self, t0: float) -> None:
+        raise NotImplementedError
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        raise NotImplementedError
+
+    def leftover_ignore(self) -> tuple[str, ...]:
+        return (BENCH,)
+
+
+class Ours(System):
+    name = "ours"
+
+    async def open(self) -> None:
+        from dialogllm.queue import Queue
+
+        self.queue = Queue.from_url(self.url, key_prefix="q", retention=600.0)
+
+    async def close(self) -> None:
+        await self.queue.aclose()
+
+    async def enqueue(self, t0: float) -> None:
+        await self.queue.enqueue(f"{HERE / 'queue_bench.py'}:ours_job", {"t0": t0})
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "dialogllm.queue",
+            "--redis-url",
+            self.url,
+            "--key-prefix",
+            "q",
+            "--concurrency",
+            "10",
+            "--retention",
+            "600",
+        ]
+        return [cmd] * processes
+
+
+class Saq(System):
+    name = "saq"
+
+    async def open(self) -> None:
+        from saq import Queue as SaqQueue
+
+        self.queue = SaqQueue.from_url(self.url)
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+    async def enqueue(self, t0: float) -> None:
+        await self.queue.enqueue("saq_job", t0=t0)
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        saq = str(Path(sys.executable).with_name("saq"))
+        return [[saq, "queue_bench.saq_settings", "--workers", str(processes)]]
+
+
+class Rq(System):
+    name = "rq"
+
+    async def open(self) -> None:
+        from rq import Queue as RqQueue
+
+        self.conn = redis.Redis.from_url(self.url)
+        self.queue = RqQueue(connection=self.conn)
+
+    async def close(self) -> None:
+        self.conn.close()
+
+    async def enqueue(self, t0: float) -> None:
+        from queue_bench import rq_job as job  # the importable name rq stores
+
+        self.queue.enqueue(job, t0)
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        rq = str(Path(sys.executable).with_name("rq"))
+        return [[rq, "worker", "--url", self.url, "--quiet"]] * processes
+
+
+class Taskiq(System):
+    name = "taskiq"
+
+    async def open(self) -> None:
+        os.environ["BENCH_REDIS_URL"] = self.url  # the broker is built from it
+        import queue_bench
+
+        queue_bench._lazy.pop("taskiq_broker", None)
+        self.broker = queue_bench.taskiq_broker
+        self.task = queue_bench.taskiq_task
+        await self.broker.startup()
+
+    async def close(self) -> None:
+        await self.broker.shutdown()
+
+    async def enqueue(self, t0: float) -> None:
+        await self.task.kiq(t0)
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        taskiq = str(Path(sys.executable).with_name("taskiq"))
+        return [
+            [
+                taskiq,
+                "worker",
+                "queue_bench:taskiq_broker",
+                "--workers",
+                str(processes),
+                "--no-configure-logging",
+            ]
+        ]
+
+
+class Arq(System):
+    name = "arq"
+
+    async def open(self) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        self.pool = await create_pool(RedisSettings.from_dsn(self.url))
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+    async def enqueue(self, t0: float) -> None:
+        await self.pool.enqueue_job("arq_job", t0)
+
+    def worker_commands(self, processes: int) -> list[list[str]]:
+        arq = str(Path(sys.executable).with_name("arq"))
+        return [[arq, "queue_bench.ArqSettings"]] * processes
+
+
+SYSTEMS: dict[str, type[System]] = {
+    "ours": Ours,
+    "arq": Arq,
+    "saq": Saq,
+    "rq": Rq,
+    "taskiq": Taskiq,
+}
+
+
+class Workers:
+    def __init__(self, system: System, processes: int) -> None:
+        self.procs = [
+            subprocess.Popen(
+                cmd,
+                env=system.env,
+                cwd=HERE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for cmd in system.worker_commands(processes)
+        ]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def reset(client: redis.Redis) -> None:
+    keys = list(client.scan_iter(match=f"{BENCH}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+async def wait_done(client: redis.Redis, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while int(client.get(DONE) or 0) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {client.get(DONE)} of {n} jobs done")
+        await asyncio.sleep(0.02)
+
+
+async def enqueue_many(system: System, n: int) -> None:
+    for start in range(0, n, 50):
+        await asyncio.gather(
+            *(system.enqueue(0.0) for _ in range(start, min(n, start + 50)))
+        )
+
+
+async def measure(name: str, url: str, jobs: int, quick: bool) -> dict[str, Any]:
+    system = SYSTEMS[name](url)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    await system.open()
+    out: dict[str, Any] = {"system": name}
+    try:
+        # 1. enqueue latency, nothing consuming
+        samples = []
+        for _ in range(500 if quick else 2000):
+            t = time.perf_counter()
+            await system.enqueue(0.0)
+            samples.append((time.perf_counter() - t) * 1000)
+        out["enqueue_p50_ms"], out["enqueue_p99_ms"] = (
+            pct(samples, 0.5),
+            pct(samples, 0.99),
+        )
+        client.flushdb()
+        await system.close()
+        await system.open()
+
+        # 2. enqueue -> start at a steady 100 jobs/s, one worker process
+        workers = Workers(system, 1)
+        try:
+            await system.enqueue(0.0)  # warm-up: the worker is up when it ran
+            await wait_done(client, 1, 120)
+            reset(client)
+            count = 200 if quick else 500
+            t_next = time.perf_counter()
+            for _ in range(count):
+                await system.enqueue(time.time())
+                t_next += 0.01
+                await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
+            await wait_done(client, count, 120)
+            lat = [float(x) * 1000 for x in client.lrange(LAT, 0, -1)]
+            out["start_p50_ms"], out["start_p99_ms"] = pct(lat, 0.5), pct(lat, 0.99)
+        finally:
+            workers.stop()
+        client.flushdb()
+
+        # 3. throughput of queued jobs, 1 and 4 worker processes
+        for processes in (1, 4):
+            n = min(jobs, 2000) if name == "rq" else jobs
+            await enqueue_many(system, n)
+            reset(client)
+            workers = Workers(system, processes)
+            try:
+                await wait_done(client, n, 900)
+            finally:
+                workers.stop()
+            first, last = float(client.get(FIRST)), float(client.get(LAST))  # type: ignore[arg-type]
+            out[f"throughput_{processes}p"] = n / max(1e-9, last - first)
+            out[f"throughput_{processes}p_jobs"] = n
+            if processes == 1:  # 4. what the system leaves behind
+                await asyncio.sleep(1.0)
+                left = [
+                    k for k in client.scan_iter() if not k.startswith(BENCH.encode())
+                ]
+                out["left_keys"] = len(left)
+                out["left_bytes"] = sum(int(client.memory_usage(k) or 0) for k in left)
+            client.flushdb()
+    finally:
+        await system.close()
+        client.close()
+    return out
+
+
+# --- ours, twice more ----------------------------------------------------------------
+
+
+async def ours_graph(url: str, runs: int) -> dict[str, Any]:
+    """One-node graph with the Redis checkpointer: through the queue vs in-process."""
+    from redis.asyncio import Redis
+
+    from dialogllm.checkpoint import AsyncRedisSaver
+    from dialogllm.queue import Queue
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    graph = _one_node_graph()
+    aclient = Redis.from_url(url)
+    saver = AsyncRedisSaver(aclient, key_prefix="inproc")
+    compiled = graph.copy(update={"checkpointer": saver})
+
+    async def one(i: int) -> None:
+        await compiled.ainvoke({"n": i}, {"configurable": {"thread_id": f"t{i}"}})
+
+    t = time.perf_counter()
+    for start in range(0, runs, 10):  # ten at a time, like a worker's concurrency
+        await asyncio.gather(*(one(i) for i in range(start, min(runs, start + 10))))
+    inproc = runs / (time.perf_counter() - t)
+    await aclient.aclose()
+
+    queue = Queue.from_url(url, key_prefix="g", retention=600.0)
+    ids = []
+    for start in range(0, runs, 50):
+        ids += await asyncio.gather(
+            *(
+                queue.enqueue(f"{HERE / 'queue_bench.py'}:one_node", {"n": i})
+                for i in range(start, min(runs, start + 50))
+            )
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "dialogllm.queue",
+        "--redis-url",
+        url,
+        "--key-prefix",
+        "g",
+        "--concurrency",
+        "10",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await queue.wait(ids[0], timeout=120)
+        first = (await queue.get(ids[0])).started_at or 0.0
+        await queue.wait(ids[-1], timeout=600)
+        finished = [r.finished_at or 0.0 for r in [await queue.get(i) for i in ids]]
+        queued = runs / (max(finished) - first)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        await queue.aclose()
+    client.flushdb()
+    client.close()
+    return {
+        "graph_inprocess_runs_per_s": inproc,
+        "graph_queued_runs_per_s": queued,
+        "graph_overhead_ms_per_run": (1 / queued - 1 / inproc) * 1000,
+    }
+
+
+async def ours_memory(url: str, runs: int) -> dict[str, Any]:
+    """No-op runs with a 5 s retention: Redis memory before, at the peak, after."""
+    from dialogllm.queue import Queue
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+
+    def data() -> int:
+        stats = client.memory_stats()
+        return int(stats["total.allocated"]) - int(stats["clients.normal"])
+
+    queue = Queue.from_url(url, key_prefix="m", retention=5.0)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dialogllm.queue",
+        "--redis-url",
+        url,
+        "--key-prefix",
+        "m",
+        "--concurrency",
+        "32",
+        "--retention",
+        "5",
+    ]
+    env = {**os.environ, "BENCH_REDIS_URL": url}
+    procs = [
+        subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
+    ref = f"{HERE / 'queue_bench.py'}:ours_job"
+    try:
+        warm = await queue.enqueue(ref, {"t0": 0.0})
+        await queue.wait(warm, timeout=120)
+        await asyncio.sleep(8)
+        base_keys, base = client.dbsize(), data()
+        peak_keys = 0
+        last = ""
+        for start in range(0, runs, 100):
+            ids = await asyncio.gather(
+                *(
+                    queue.enqueue(ref, {"t0": 0.0})
+                    for _ in range(min(100, runs - start))
+                )
+            )
+            last = ids[-1]
+            if start % 5000 == 0:
+                peak_keys = max(peak_keys, client.dbsize())
+        await queue.wait(last, timeout=600)
+        await asyncio.sleep(8)  # retention 5 s + housekeeping
+        after_keys, after = client.dbsize(), data()
+        if os.environ.get("BENCH_DEBUG"):
+            print(sorted(client.scan_iter(count=1000))[:20], file=sys.stderr)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+        await queue.aclose()
+    client.flushdb()
+    client.close()
+    return {
+        "memory_runs": runs,
+        "memory_baseline_bytes": base,
+        "memory_after_bytes": after,
+        "memory_baseline_keys": base_keys,
+        "memory_peak_keys_seen": peak_keys,
+        "memory_after_keys": after_keys,
+    }
+
+
+# --- the arq environment ----------------------------------------------------------
+
+
+def arq_python() -> Path:
+    python = ARQ_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing arq=={ARQ_VERSION} into {ARQ_VENV} ...", file=sys.stderr)
+        venv.create(ARQ_VENV, with_pip=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"arq=={ARQ_VERSION}"],
+            check=True,
+        )
+    return python
+
+
+# --- main -------------------------------------------------------------------------
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        ("system", "system", "{}"),
+        ("enqueue_p50_ms", "enq p50 ms", "{:.3f}"),
+        ("enqueue_p99_ms", "enq p99 ms", "{:.3f}"),
+        ("start_p50_ms", "start p50 ms", "{:.2f}"),
+        ("start_p99_ms", "start p99 ms", "{:.2f}"),
+        ("throughput_1p", "jobs/s 1 proc", "{:,.0f}"),
+        ("throughput_4p", "jobs/s 4 procs", "{:,.0f}"),
+        ("left_keys", "keys left", "{}"),
+        ("left_bytes", "bytes left", "{:,}"),
+    ]
+    lines = [
+        "| " + " | ".join(c[1] for c in cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
+    for row in rows:
+        cells = []
+        for key, _, fmt in cols:
+            value = row.get(key)
+            cells.append("-" if value is None else fmt.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+async def run_all(args: argparse.Namespace) -> None:
+    from dialogllm.logging import configure_logging
+
+    configure_logging(level="warning")
+    workdir = Path(tempfile.mkdtemp(prefix="queue-bench-"))
+    server, base_url = start_redis(workdir)
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    try:
+        for name in args.systems:
+            url = f"{base_url}/{DBS[name]}"
+            print(f"measuring {name} ...", file=sys.stderr)
+            if name == "arq":
+                out = subprocess.run(
+                    [
+                        str(arq_python()),
+                        str(Path(__file__)),
+                        "--only",
+                        "arq",
+                        "--url",
+                        url,
+                        "--jobs",
+                        str(args.jobs),
+                        *(["--quick"] if args.quick else []),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=HERE,
+                    env={**os.environ, "PYTHONPATH": str(HERE)},
+                )
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            else:
+                rows.append(await measure(name, url, args.jobs, args.quick))
+        if "ours" in args.systems:
+            print(
+                "measuring ours with a graph and the checkpointer ...", file=sys.stderr
+            )
+            extra.update(await ours_graph(f"{base_url}/6", 500 if args.quick else 2000))
+            print(
+                f"measuring memory after {args.memory_runs:,} runs ...", file=sys.stderr
+            )
+            extra.update(await ours_memory(f"{base_url}/7", args.memory_runs))
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    server_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True
+    ).stdout.split()[2]
+    print(
+        f"\nQueue benchmark ({'quick' if args.quick else 'full'}; {args.jobs:,} jobs"
+        " for"
+        " throughput, rq capped at 2,000)"
+    )
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, redis-server "
+        f"{server_version}"
+    )
+    print()
+    print(table(rows))
+    if extra:
+        print()
+        print(
+            f"ours, one-node graph + Redis checkpointer: in-process "
+            f"{extra['graph_inprocess_runs_per_s']:,.0f} runs/s, through the queue "
+            f"(1 worker process) {extra['graph_queued_runs_per_s']:,.0f} runs/s, "
+            f"overhead {extra['graph_overhead_ms_per_run']:.2f} ms/run"
+        )
+        print(
+            f"ours, memory after {extra['memory_runs']:,} no-op runs (retention 5 s): "
+            f"baseline {extra['memory_baseline_bytes']:,} B / "
+            f"{extra['memory_baseline_keys']} keys, after "
+            f"{extra['memory_after_bytes']:,} B / {extra['memory_after_keys']} keys "
+            f"(peak seen {extra['memory_peak_keys_seen']:,} keys)"
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "queue",
+                "quick": args.quick,
+                "jobs": args.jobs,
+                "systems": rows,
+                "ours": extra,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--memory-runs", type=int, default=None)
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        # taskiq's worker did not pick up jobs in this harness (see
+        # docs/benchmarks/queue.md); measure it explicitly with --systems taskiq
+        default=[s for s in SYSTEMS if s != "taskiq"],
+        choices=list(SYSTEMS),
+    )
+    parser.add_argument("--only", choices=list(SYSTEMS), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.jobs is None:
+        args.jobs = 2000 if args.quick else 10_000
+    if args.memory_runs is None:
+        args.memory_runs = 10_000 if args.quick else 100_000
+    if args.only:  # one system, in this interpreter (arq's own environment)
+        result = asyncio.run(measure(args.only, args.url, args.jobs, args.quick))
+        print(json.dumps(result))
+        return
+    asyncio.run(run_all(args))
+
+
+if __name__ == "__main__":
+    main()
