@@ -110,6 +110,8 @@ def __getattr__(name: str) -> Any:
     peer (the arq environment has none of the others, the main one has no arq)."""
     if name in _lazy:
         return _lazy[name]
+    if name not in ("saq_settings", "taskiq_broker", "ArqSettings", "one_node"):
+        raise AttributeError(name)
     url = os.environ["BENCH_REDIS_URL"]  # set by the benchmark, never a default
     if name == "saq_settings":
         from saq import Queue as SaqQueue
