@@ -192,3 +192,46 @@ def test_graphs_lists_input_schemas(key_prefix: str) -> None:
     assert {"directed_dialogue", "debate", "interview"} <= set(by_name)
     assert "topic" in by_name["directed_dialogue"]["input_schema"]["properties"]
     assert "motion" in by_name["debate"]["input_schema"]["required"]
+
+
+def test_worker_exports_prometheus_metrics_and_stops_on_sigterm(
+    key_prefix: str,
+) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = subprocess.Popen(
+        [DIALOGLLM, "worker", "--metrics-port", str(port), "--queues", "default",
+         "--grace", "1"],
+        env=_env(key_prefix), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        queued = cli(key_prefix, "submit", f"{GRAPH}:counting", "--thread", "m-1",
+                     "--wait", "--timeout", "60")  # fmt: skip
+        assert queued.returncode == 0, queued.stderr
+
+        def scraped() -> bool:
+            try:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = response.read().decode()
+            except OSError:
+                return False
+            return (
+                'dialogllm_runs{queue="default",status="success"} 1.0' in body
+                and "dialogllm_live_workers" in body
+                and "dialogllm_redis_rtt_seconds" in body
+                and "dialogllm_worker_ready 1.0" in body
+            )
+
+        _wait_for(scraped, timeout=60)
+        assert cli(key_prefix, "status", "--check").returncode == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    down = cli_json(key_prefix, "status")
+    assert isinstance(down, dict) and down["workers"] == []
