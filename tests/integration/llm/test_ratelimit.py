@@ -17,7 +17,7 @@ from tests.integration.llm import limiter_worker
 pytestmark = pytest.mark.integration
 
 PROCESSES = 4
-SECONDS = 3.0
+SECONDS = 10.0  # the issue: several processes for 10 s, within 5%
 
 
 @pytest.mark.slow
