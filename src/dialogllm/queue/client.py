@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 import redis.asyncio as aredis
 from langgraph.types import Command
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dialogllm.config import get_settings
 from dialogllm.errors import (
@@ -45,6 +46,8 @@ from dialogllm.queue.models import (
     MULTITASK_VALUES,
     DeadLetter,
     Multitask,
+    Reclaim,
+    Recovery,
     RunEvent,
     RunRecord,
     RunStatus,
@@ -368,16 +371,19 @@ class Queue:
         while True:
             block: int | None = None
             if follow:
-                left = 5.0 if deadline is None else deadline - time.monotonic()
+                left = 2.0 if deadline is None else deadline - time.monotonic()
                 if left <= 0:
                     return
-                block = max(1, int(min(left, 5.0) * 1000))
-            reply = await self._call(
-                "reading run events",
-                functools.partial(
-                    self.client.xread, {key: last}, count=500, block=block
-                ),
-            )
+                # short blocks: a busy server answering late is not an outage
+                block = max(1, int(min(left, 2.0) * 1000))
+            try:
+                reply = await self.client.xread({key: last}, count=500, block=block)
+            except RedisTimeoutError as exc:
+                if not follow:
+                    raise map_error(exc, self.url, "reading run events") from exc
+                continue
+            except RedisError as exc:
+                raise map_error(exc, self.url, "reading run events") from exc
             entries = reply[0][1] if reply else []
             for entry_id, fields in entries:
                 last = entry_id
@@ -474,6 +480,24 @@ class Queue:
             )
             for entry_id, f in entries
         ]
+
+    async def recovery(self) -> Recovery:
+        """Reclaims of runs whose worker died or stalled, and how long each stood.
+
+        >>> figures = await queue.recovery()
+        >>> figures.reclaims, [r.downtime_s for r in figures.recent]
+        (2, [1.31, 1.12])
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(keys.recovery(self.prefix, self.name), "reclaims")
+        pipe.lrange(keys.reclaims(self.prefix, self.name), 0, -1)
+        total, entries = await self._call("reading recovery figures", pipe.execute)
+        recent = []
+        for entry in entries:
+            text = entry.decode() if isinstance(entry, bytes) else str(entry)
+            at, down, run_id = text.split(" ", 2)
+            recent.append(Reclaim(int(at) / 1000.0, int(down) / 1000.0, run_id))
+        return Recovery(reclaims=int(total or 0), recent=recent)
 
     async def dlq_retry(self, run_id: str) -> RunStatus:
         """Re-enqueue a dead run (attempts start again at 0) after its thread's

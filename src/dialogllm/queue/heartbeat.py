@@ -3,8 +3,10 @@
 The heartbeat runs in an OS thread with its own (sync) Redis connection, so a run that
 hogs the event loop (a CPU-bound node, a blocking call) cannot starve it. Every
 ``interval`` it renews each lease (only while the lease still holds that worker's id,
-checked in Lua) and reads each run's ``signal`` field, a fallback for a missed pub/sub
-message. It reports back to the event loop with ``call_soon_threadsafe``.
+checked in Lua), marks the run alive in its record (``beat``, from which a reclaim
+measures how long the run stood still), and reads the run's ``signal`` field, a
+fallback for a missed pub/sub message. It reports back to the event loop with
+``call_soon_threadsafe``.
 
 The rule a reader must not break: a lease that cannot be renewed (taken over, or Redis
 unreachable for longer than the lease) is reported lost, and the worker stops the run's
@@ -71,6 +73,7 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._renew = client.register_script(lua.LEASE_RENEW)
+        self._beat = client.register_script(lua.BEAT)
 
     def add(self, run_id: str, thread_id: str, lease_id: str) -> None:
         """Start renewing the lease ``lease_id`` on ``thread_id`` for ``run_id``."""
@@ -110,7 +113,11 @@ class Heartbeat(threading.Thread):
                 args=[h.lease_id, ttl_ms],
                 client=pipe,
             )
-            pipe.hget(keys.run_record(self.prefix, self.queue, run_id), "signal")
+            self._beat(
+                keys=[keys.run_record(self.prefix, self.queue, run_id)],
+                args=[h.lease_id],
+                client=pipe,
+            )
         now = time.monotonic()
         try:
             replies = pipe.execute()

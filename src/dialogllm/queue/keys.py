@@ -17,6 +17,10 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
     P:q:{Q}:expiry       ZSET    finished run ids, scored by the ms their record expires
     P:q:{Q}:dlq          STREAM  dead letters: run, graph, thread, reason, attempts
     P:q:{Q}:signals      pub/sub channel: ``cancel R``, ``interrupt R``, ``rollback R``
+    P:q:{Q}:recovery     HASH    ``reclaims``: runs taken over from a dead worker, ever
+    P:q:{Q}:reclaims     LIST    the latest 200 reclaims, newest first: ``AT DOWN R``
+                                 (server ms of the reclaim, ms since the run's last
+                                 heartbeat, run id)
     P:q:{Q}:run:R        HASH    the run record (see ``RunRecord``)
     P:q:{Q}:ev:R         STREAM  the run's events, replayable from the start
     P:q:{Q}:th:T:active  STRING  the run that holds thread T in this queue
@@ -40,6 +44,8 @@ __all__ = [
     "expiry",
     "idempotency",
     "queue_base",
+    "reclaims",
+    "recovery",
     "run_events",
     "run_record",
     "runs_index",
@@ -90,6 +96,16 @@ def dead_letters(prefix: str, queue: str) -> str:
 def signals(prefix: str, queue: str) -> str:
     """Pub/sub channel on which workers hear ``cancel``/``interrupt``/``rollback``."""
     return f"{queue_base(prefix, queue)}:signals"
+
+
+def recovery(prefix: str, queue: str) -> str:
+    """HASH of recovery counters (``reclaims``)."""
+    return f"{queue_base(prefix, queue)}:recovery"
+
+
+def reclaims(prefix: str, queue: str) -> str:
+    """LIST of the latest reclaims, newest first (``AT DOWN RUN``)."""
+    return f"{queue_base(prefix, queue)}:reclaims"
 
 
 def run_record(prefix: str, queue: str, run_id: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BEAT",
     "CANCEL",
     "CLAIM",
     "DLQ_RETRY",
@@ -49,6 +50,9 @@ local K_RUNS = BASE .. ':runs'
 local K_EXPIRY = BASE .. ':expiry'
 local K_DLQ = BASE .. ':dlq'
 local K_SIGNALS = BASE .. ':signals'
+local K_RECOVERY = BASE .. ':recovery'
+local K_RECLAIMS = BASE .. ':reclaims'
+local RECLAIMS_KEPT = 200
 local GROUP = 'workers'
 local EVENTS_MAXLEN = 10000
 local function k_run(id) return BASE .. ':run:' .. id end
@@ -218,7 +222,7 @@ _CLAIM_FUNC = r"""
 local function claim(id, entry, worker, lease)
   local rec = k_run(id)
   local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
-    'attempts', 'max_attempts', 'signal', 'signal_by')
+    'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat')
   if not h[1] then
     redis.call('XACK', K_STREAM, GROUP, entry)
     redis.call('XDEL', K_STREAM, entry)
@@ -230,9 +234,21 @@ local function claim(id, entry, worker, lease)
     return {'skip', h[1]}
   end
   local attempts = tonumber(h[6] or '0') + 1
+  local detail = 'attempt ' .. attempts .. ' on ' .. worker
+  if h[1] == 'running' then
+    -- its holder never ended it: the worker died or stalled and its lease lapsed.
+    -- Downtime counts from the last sign of life (lease renewal, else the start).
+    local alive = math.max(tonumber(h[10] or '0') or 0, tonumber(h[11] or '0') or 0)
+    local down = math.max(0, NOW - alive)
+    redis.call('HINCRBY', rec, 'reclaims', 1)
+    redis.call('HINCRBY', K_RECOVERY, 'reclaims', 1)
+    redis.call('LPUSH', K_RECLAIMS, NOW .. ' ' .. down .. ' ' .. id)
+    redis.call('LTRIM', K_RECLAIMS, 0, RECLAIMS_KEPT - 1)
+    detail = detail .. ' (reclaimed ' .. down .. ' ms after its last heartbeat)'
+  end
   redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
-    'lease', lease, 'started', NOW)
-  status_event(id, 'running', 'attempt ' .. attempts .. ' on ' .. worker)
+    'lease', lease, 'started', NOW, 'beat', NOW)
+  status_event(id, 'running', detail)
   return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, h[7] or '1',
     h[8] or '', h[9] or ''}
 end
@@ -251,7 +267,7 @@ _FINISH_FUNC = r"""
 -- end attempt `lease` of run `id`. mode: a terminal status | 'retry' (back to
 -- pending after backoff ms) | 'handback' (pending at once, attempt not counted)
 local function finish(id, lease, mode, entry, result, err, retention, backoff,
-                      dlq_maxlen)
+                      dlq_maxlen, node)
   local rec = k_run(id)
   local h = redis.call('HMGET', rec, 'status', 'lease')
   if entry ~= '' then
@@ -262,6 +278,7 @@ local function finish(id, lease, mode, entry, result, err, retention, backoff,
   end
   if not h[1] then return 'gone' end
   if h[2] ~= lease then return 'superseded' end
+  if node and node ~= '' then redis.call('HSET', rec, 'error_node', node) end
   if mode == 'retry' then
     redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'error', err,
       'due', NOW + backoff, 'entry', '')
@@ -286,9 +303,9 @@ FINISH: Final = (
     + _FINISH_FUNC
     + r"""
 -- ARGV: base, run_id, lease_id, mode, entry_id, result, error, retention_ms,
---       backoff_ms, dlq_maxlen
+--       backoff_ms, dlq_maxlen[, error_node]
 return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-  tonumber(ARGV[9]), tonumber(ARGV[10]))
+  tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
 """
 )
 
@@ -422,6 +439,18 @@ end
 return 0
 """
 
+BEAT: Final = r"""
+-- KEYS: run record.  ARGV: lease_id.  Marks the run alive (field ``beat``, server ms)
+-- while the record still names this lease; returns the run's pending signal, if any.
+local h = redis.call('HMGET', KEYS[1], 'lease', 'signal')
+if h[1] and h[1] == ARGV[1] then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'beat',
+    tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+return h[2]
+"""
+
 LEASE_RELEASE: Final = (
     _LEASE_FUNCS
     + r"""
@@ -460,9 +489,10 @@ END: Final = (
     + r"""
 -- KEYS: stream, thread lease
 -- ARGV: base, run_id, lease_id, mode, entry_id, result, error, retention_ms,
---       backoff_ms, dlq_maxlen.  Releases the lease, then records the run's end.
+--       backoff_ms, dlq_maxlen[, error_node].  Releases the lease, then records
+--       the run's end.
 lease_release(KEYS[2], ARGV[3])
 return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-  tonumber(ARGV[9]), tonumber(ARGV[10]))
+  tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
 """
 )

@@ -125,7 +125,10 @@ class RunRecord:
     """What the queue knows about one run.
 
     Times are seconds since the epoch (``None`` until they happen). ``error`` is the
-    last error's text; ``result`` the final graph values (JSON) of a successful run.
+    last error's text and ``error_node`` the graph node it came from (when LangGraph
+    named one); ``result`` the final graph values (JSON) of a successful run.
+    ``reclaims`` counts the times another worker took the run over from a worker that
+    died or stalled; ``heartbeat_at`` is the running attempt's last lease renewal.
 
     >>> record = await queue.get(run_id)                     # doctest: +SKIP
     >>> record.status, record.attempts
@@ -147,7 +150,10 @@ class RunRecord:
     finished_at: float | None = None
     worker: str | None = None
     error: str | None = None
+    error_node: str | None = None
     result: Any = None
+    reclaims: int = 0
+    heartbeat_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -168,7 +174,10 @@ class RunRecord:
             "finished",
             "worker",
             "error",
+            "error_node",
             "result",
+            "reclaims",
+            "beat",
         }
         return cls(
             run_id=run_id,
@@ -186,7 +195,10 @@ class RunRecord:
             finished_at=_ms(raw, "finished"),
             worker=_s(raw, "worker"),
             error=_s(raw, "error"),
+            error_node=_s(raw, "error_node"),
             result=loads(raw.get("result")),
+            reclaims=int(raw.get("reclaims") or 0),
+            heartbeat_at=_ms(raw, "beat"),
             extra={k: v for k, v in raw.items() if k not in known},
         )
 
@@ -224,3 +236,26 @@ class DeadLetter:
     reason: str
     attempts: int
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaim:
+    """One run taken over from a worker that died or stalled.
+
+    ``downtime_s`` is the time from the run's last sign of life (its last lease
+    renewal, else its start) to the moment another worker took it: about the time
+    from the old worker's death to the run resuming.
+    """
+
+    at: float
+    downtime_s: float
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How a queue recovered from dead workers: every reclaim ever counted, and the
+    latest ones (up to 200, newest first) with their downtime."""
+
+    reclaims: int
+    recent: list[Reclaim]

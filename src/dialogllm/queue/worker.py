@@ -24,6 +24,7 @@ import inspect
 import json
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -61,7 +62,7 @@ from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.models import dumps
 from dialogllm.queue.resolve import Resolver, import_resolver
 
-__all__ = ["NON_RETRYABLE", "Worker", "backoff_delay"]
+__all__ = ["NON_RETRYABLE", "Worker", "backoff_delay", "failing_node"]
 
 T = TypeVar("T")
 
@@ -76,6 +77,27 @@ POISON: tuple[type[BaseException], ...] = (
     InputValidationError,
     json.JSONDecodeError,
 )
+
+
+_TASK_NOTE = re.compile(r"^During task with name '(.+)' and id '[^']*'$")
+
+
+def failing_node(exc: BaseException) -> str:
+    """The graph node an exception came from, as LangGraph notes it; ``""`` if none.
+
+    LangGraph adds the note ``During task with name 'NODE' and id '...'`` to an
+    exception that escapes a node; the innermost (first) note names the failing node.
+
+    >>> exc = RuntimeError("boom")
+    >>> exc.add_note("During task with name 'judge' and id 'abc'")
+    >>> failing_node(exc)
+    'judge'
+    """
+    for note in getattr(exc, "__notes__", None) or ():
+        match = _TASK_NOTE.match(str(note))
+        if match:
+            return match.group(1)
+    return ""
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -110,6 +132,7 @@ class _Active:
     stop_reason: str | None = None  # cancel | rollback | interrupt | handback | lost
     stop_at_step: str | None = None  # interrupt | handback
     signal_by: str = ""  # the run whose enqueue interrupted or rolled back this one
+    error_node: str = ""  # the graph node the last error came from, when known
 
 
 class Worker:
@@ -182,7 +205,14 @@ class Worker:
         self._capacity = asyncio.Event()
         self._capacity.set()
         self._wake = asyncio.Event()
+        self._reading = False
         self.processed = 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether the worker takes runs now: its last read of the queue succeeded
+        and it is not shutting down (readiness, as opposed to liveness)."""
+        return self._reading and not self._stopping.is_set()
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -340,15 +370,17 @@ class Worker:
                     self.name,
                     {self.stream: ">"},
                     count=max(1, free),
-                    block=5000,
+                    block=2000,
                 )
                 attempt = 0
+                self._reading = True
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 await self._retrying("creating the consumer group", self._ensure_group)
                 continue
             except CONNECTION_ERRORS as exc:
+                self._reading = False
                 self.log.warning("redis unreachable, reconnecting", error=str(exc))
                 await self._pause(attempt)
                 attempt += 1
@@ -549,10 +581,12 @@ class Worker:
             mode, error = "dead", f"poison: {type(exc).__name__}: {exc}"
         except NON_RETRYABLE as exc:
             mode, error = "error", f"{type(exc).__name__}: {exc}"
+            active.error_node = failing_node(exc)
         except _UNREACHABLE as exc:
             mode, error = "handback", f"redis unreachable: {exc}"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            active.error_node = failing_node(exc)
             mode = "retry" if attempts < max_attempts else "dead"
             if mode == "dead":
                 error = f"failed {attempts} times; last error: {error}"
@@ -609,6 +643,7 @@ class Worker:
             retention,
             backoff_ms,
             DLQ_MAXLEN,
+            active.error_node,
         ]
         try:
             verdict = await self._retrying(
@@ -628,7 +663,11 @@ class Worker:
             log.warning("run was taken over; its new holder finishes it")
         elif mode in ("retry", "dead", "error"):
             log.warning(
-                "run failed", outcome=verdict, error=error, backoff_ms=backoff_ms
+                "run failed",
+                outcome=verdict,
+                error=error,
+                node=active.error_node or None,
+                backoff_ms=backoff_ms,
             )
         else:
             log.info("run ended", outcome=verdict)

@@ -126,6 +126,17 @@ async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
             # the lease lapses after 1 x ttl; XAUTOCLAIM takes the run within
             # 0.75 x ttl more
             assert started - killed < 2.0 * lease_ttl + 0.25
+    # every takeover is counted, with the time from the run's last heartbeat
+    # (at most ttl/3 before the kill) to its takeover
+    recovery = await queue.recovery()
+    assert sum(r.reclaims for r in records) == recovery.reclaims >= len(kills)
+    assert {r.run_id for r in recovery.recent} == {
+        r.run_id for r in records if r.reclaims
+    }
+    assert all(
+        0 < r.downtime_s < 2.0 * lease_ttl + lease_ttl / 3 + 0.25
+        for r in recovery.recent
+    )
 
 
 async def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(

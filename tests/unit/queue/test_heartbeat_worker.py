@@ -15,6 +15,7 @@ from dialogllm.queue import Queue, Worker, backoff_delay
 from dialogllm.queue import __main__ as entry
 from dialogllm.queue.connection import map_error
 from dialogllm.queue.heartbeat import Heartbeat
+from dialogllm.queue.worker import failing_node
 
 
 class FakePipe:
@@ -170,3 +171,12 @@ def test_the_command_line_builds_a_worker_and_runs_it(
     )
     (worker,) = seen
     assert (worker.prefix, worker.concurrency, worker.lease_ttl) == ("app", 3, 9.0)
+
+
+def test_the_failing_node_comes_from_langgraphs_task_note() -> None:
+    exc = RuntimeError("boom")
+    assert failing_node(exc) == ""
+    exc.add_note("some other note")
+    exc.add_note("During task with name 'judge' and id '1f0-abc'")
+    exc.add_note("During task with name 'debate' and id '1f0-def'")
+    assert failing_node(exc) == "judge"  # the innermost node

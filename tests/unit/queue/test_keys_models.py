@@ -30,6 +30,8 @@ def test_every_key_of_a_queue_carries_the_queue_hash_tag() -> None:
         keys.thread_active("p", "q", "t"),
         keys.thread_waiting("p", "q", "t"),
         keys.idempotency("p", "q", "k"),
+        keys.recovery("p", "q"),
+        keys.reclaims("p", "q"),
     ]
     assert all(k.startswith("p:q:{q}:") for k in built)
     assert len(set(built)) == len(built)
@@ -64,12 +66,18 @@ def test_a_record_reads_back_from_its_hash_fields() -> None:
             "created": "1500",
             "started": "",
             "result": "[1,2]",
+            "error": "RuntimeError: boom",
+            "error_node": "judge",
+            "reclaims": "1",
+            "beat": "2500",
             "fp": "abc",
         },
     )
     assert record.status is RunStatus.SUCCESS
     assert (record.input, record.result, record.attempts) == ({"a": 1}, [1, 2], 2)
-    assert (record.created_at, record.started_at, record.error) == (1.5, None, None)
+    assert (record.created_at, record.started_at) == (1.5, None)
+    assert (record.error, record.error_node) == ("RuntimeError: boom", "judge")
+    assert (record.reclaims, record.heartbeat_at) == (1, 2.5)
     assert record.extra == {"fp": "abc"}
 
 
