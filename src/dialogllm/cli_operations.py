@@ -10,6 +10,7 @@ for scripts and exits with the codes of :mod:`dialogllm.exit_codes`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -204,7 +205,8 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
     else:
         out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
         if record.error:
-            out.print(f"  error: {record.error}")
+            where = f" (in node {record.error_node})" if record.error_node else ""
+            out.print(f"  error{where}: {record.error}")
     status = record.status.value
     if status == "success":
         return EXIT_OK
@@ -273,6 +275,7 @@ def worker(
                 name=w.name,
                 queue=w.queue,
                 concurrency=concurrency,
+                ready=functools.partial(getattr, w, "ready"),
             )
             for q, w in zip(queue_objs, workers, strict=True)
         ]
@@ -287,9 +290,10 @@ def worker(
 
             async def export() -> None:
                 while True:
+                    ready = all(w.ready for w in workers)
                     for q in queue_objs:
                         with suppress(Exception):
-                            await exporter.refresh(q.client, q)
+                            await exporter.refresh(q.client, q, ready=ready)
                     await asyncio.sleep(5)
 
             exporter_task = loop.create_task(export())
@@ -360,11 +364,24 @@ def _render_status(s: Any) -> Table:
     grid.add_row("queue", f"{s.queue}: depth {s.queue_depth}, delayed {s.delayed}, "
                  f"dead letters {s.dead_letters}, oldest {age}")  # fmt: skip
     grid.add_row("runs", runs + (" (capped)" if s.runs_capped else ""))
-    grid.add_row("error rate", f"{s.error_rate:.0%}")
-    workers = Table("worker", "host", "pid", "queue", "conc.", "heartbeat", "alive")
+    p50 = "—" if s.run_duration_p50_s is None else f"{s.run_duration_p50_s:.1f}s"
+    p95 = "—" if s.run_duration_p95_s is None else f"{s.run_duration_p95_s:.1f}s"
+    grid.add_row("error rate", f"{s.error_rate:.0%}, retries {s.retries}")
+    grid.add_row("run duration", f"p50 {p50}, p95 {p95}")
+    if s.reclaims:
+        down = f"p50 {s.recovery_p50_s or 0:.1f}s, max {s.recovery_max_s or 0:.1f}s"
+        last = _ago(s.last_reclaim_at)
+        grid.add_row("recovery", f"{s.reclaims} reclaim(s), last {last}; "
+                     f"death to resume {down}")  # fmt: skip
+    else:
+        grid.add_row("recovery", "no reclaims")
+    workers = Table(
+        "worker", "host", "pid", "queue", "conc.", "heartbeat", "alive", "ready"
+    )
     for w in s.workers:
         workers.add_row(w.name, w.host, str(w.pid), w.queue, str(w.concurrency),
-                        _ago(w.last_seen), "yes" if w.alive else "NO")  # fmt: skip
+                        _ago(w.last_seen), "yes" if w.alive else "NO",
+                        "yes" if w.ready else "no")  # fmt: skip
     grid.add_row(f"workers ({s.live_workers} alive)", workers)
     llm = Table("model", "calls", "p50", "p95", "tokens in/out", "errors", "parse fail")
     for name, m in s.llm.items():
@@ -377,9 +394,10 @@ def _render_status(s: Any) -> Table:
         )  # fmt: skip
     grid.add_row("LLM (last hour)", llm)
     if s.errors:
-        errors = Table("kind", "graph", "count", "last", "example")
+        errors = Table("kind", "graph", "node", "count", "last", "example")
         for g in s.errors[:10]:
-            errors.add_row(g.kind, g.graph, str(g.count), _ago(g.last_seen),
+            errors.add_row(g.kind, g.graph, g.node or "—", str(g.count),
+                           _ago(g.last_seen),
                            f"{g.example_run_id}: {g.example_message[:80]}")  # fmt: skip
         grid.add_row("errors", errors)
     alerts = "\n".join(f"[bold red]ALERT[/] {a.name}: {a.message}" for a in s.alerts)

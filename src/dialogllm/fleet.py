@@ -21,6 +21,7 @@ import resource
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,7 +56,9 @@ def workers_key(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """One worker as the fleet sees it."""
+    """One worker as the fleet sees it: ``alive`` (liveness) when its heartbeat is
+    recent, ``ready`` (readiness) when it is alive and its last read of the queue
+    succeeded (not reconnecting, not shutting down)."""
 
     name: str
     host: str
@@ -65,15 +68,24 @@ class WorkerInfo:
     started_at: float
     last_seen: float
     alive: bool
+    ready: bool = True
 
 
 class WorkerPresence:
     """Announces one worker every ``HEARTBEAT_S`` seconds until stopped."""
 
     def __init__(
-        self, redis: Any, *, prefix: str, name: str, queue: str, concurrency: int
+        self,
+        redis: Any,
+        *,
+        prefix: str,
+        name: str,
+        queue: str,
+        concurrency: int,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.redis = redis
+        self.ready = ready
         self.key = workers_key(prefix)
         self.name = name
         self.record = {
@@ -87,7 +99,8 @@ class WorkerPresence:
 
     async def beat(self) -> None:
         """Write one heartbeat."""
-        payload = json.dumps({**self.record, "last_seen": time.time()})
+        ready = self.ready() if self.ready is not None else True
+        payload = json.dumps({**self.record, "last_seen": time.time(), "ready": ready})
         await self.redis.hset(self.key, self.name, payload)
 
     async def _loop(self) -> None:
@@ -142,6 +155,7 @@ async def read_workers(
                 started_at=float(data.get("started_at", 0)),
                 last_seen=last,
                 alive=now - last <= 3 * HEARTBEAT_S,
+                ready=bool(data.get("ready", True)) and now - last <= 3 * HEARTBEAT_S,
             )
         )
     if stale:
@@ -151,10 +165,12 @@ async def read_workers(
 
 @dataclass(frozen=True)
 class ErrorGroup:
-    """Failed runs that share a kind and a graph."""
+    """Failed runs that share a kind, a graph and the node the error came from
+    (``""`` when LangGraph named none, e.g. an error before the first node)."""
 
     kind: str
     graph: str
+    node: str
     count: int
     first_seen: float | None
     last_seen: float | None
@@ -185,6 +201,13 @@ class FleetStatus:
     llm: dict[str, ModelMetrics]
     errors: list[ErrorGroup]
     error_rate: float
+    retries: int = 0
+    run_duration_p50_s: float | None = None
+    run_duration_p95_s: float | None = None
+    reclaims: int = 0
+    recovery_p50_s: float | None = None
+    recovery_max_s: float | None = None
+    last_reclaim_at: float | None = None
     alerts: list[Alert] = field(default_factory=list)
 
     @property
@@ -209,17 +232,19 @@ def _error_kind(message: str | None) -> str:
 
 
 def _group_errors(records: list[Any]) -> list[ErrorGroup]:
-    groups: dict[tuple[str, str], list[Any]] = {}
+    groups: dict[tuple[str, str, str], list[Any]] = {}
     for record in records:
-        groups.setdefault((_error_kind(record.error), record.graph), []).append(record)
+        key = (_error_kind(record.error), record.graph, record.error_node or "")
+        groups.setdefault(key, []).append(record)
     out = []
-    for (kind, graph), members in groups.items():
+    for (kind, graph, node), members in groups.items():
         times = [m.finished_at for m in members if m.finished_at is not None]
         latest = max(members, key=lambda m: m.finished_at or 0)
         out.append(
             ErrorGroup(
                 kind=kind,
                 graph=graph,
+                node=node,
                 count=len(members),
                 first_seen=min(times) if times else None,
                 last_seen=max(times) if times else None,
@@ -257,6 +282,14 @@ async def fleet_status(
         by_status[s] for s in ("success", "error", "dead", "interrupted", "cancelled")
     )
     error_rate = len(failed) / finished if finished else 0.0
+    durations = sorted(
+        r.finished_at - r.started_at
+        for r in records
+        if r.finished_at is not None and r.started_at is not None
+    )
+    retries = sum(max(0, r.attempts - 1) for r in records)
+    recovery = await queue.recovery()
+    downtimes = sorted(r.downtime_s for r in recovery.recent)
     workers = await read_workers(redis, queue.prefix)
     try:
         llm = await read_llm_metrics(redis, prefix=queue.prefix, window_s=llm_window_s)
@@ -275,9 +308,22 @@ async def fleet_status(
         llm=llm,
         errors=_group_errors(failed),
         error_rate=error_rate,
+        retries=retries,
+        run_duration_p50_s=_quantile(durations, 0.5),
+        run_duration_p95_s=_quantile(durations, 0.95),
+        reclaims=recovery.reclaims,
+        recovery_p50_s=_quantile(downtimes, 0.5),
+        recovery_max_s=downtimes[-1] if downtimes else None,
+        last_reclaim_at=recovery.recent[0].at if recovery.recent else None,
     )
     status.alerts = evaluate_alerts(status, settings)
     return status
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def evaluate_alerts(status: FleetStatus, settings: Settings) -> list[Alert]:
@@ -366,13 +412,31 @@ class FleetExporter:
             "dialogllm_process_max_rss_bytes", "Peak resident memory of this process",
             registry=reg,
         )  # fmt: skip
+        self.retries = prom.Gauge(
+            "dialogllm_run_retries", "Retries of the retained runs", ["queue"],
+            registry=reg,
+        )  # fmt: skip
+        self.duration = prom.Gauge(
+            "dialogllm_run_duration_seconds", "Run duration of retained finished runs",
+            ["queue", "quantile"], registry=reg,
+        )  # fmt: skip
+        self.reclaims = prom.Gauge(
+            "dialogllm_reclaims", "Runs taken over from dead or stalled workers, ever",
+            ["queue"], registry=reg,
+        )  # fmt: skip
+        self.recovery = prom.Gauge(
+            "dialogllm_recovery_seconds",
+            "From a reclaimed run's last heartbeat to its takeover (latest 200)",
+            ["queue", "quantile"], registry=reg,
+        )  # fmt: skip
         self.ready = prom.Gauge(
             "dialogllm_worker_ready", "1 when this worker is connected and reading",
             registry=reg,
         )  # fmt: skip
 
-    async def refresh(self, redis: Any, queue: Queue) -> None:
-        """Read the figures once and set the gauges."""
+    async def refresh(self, redis: Any, queue: Queue, *, ready: bool = True) -> None:
+        """Read the figures once and set the gauges; ``ready`` is this worker's
+        readiness (see :attr:`dialogllm.queue.Worker.ready`)."""
         started = time.perf_counter()
         await redis.ping()
         self.rtt.set(time.perf_counter() - started)
@@ -383,7 +447,21 @@ class FleetExporter:
         self.dead.labels(name).set(status.dead_letters)
         self.oldest.labels(name).set(status.oldest_ready_age_s or 0)
         self.live.labels(name).set(status.live_workers)
+        self.retries.labels(name).set(status.retries)
+        for quantile, value in (
+            ("0.5", status.run_duration_p50_s),
+            ("0.95", status.run_duration_p95_s),
+        ):
+            if value is not None:
+                self.duration.labels(name, quantile).set(value)
+        self.reclaims.labels(name).set(status.reclaims)
+        for quantile, value in (
+            ("0.5", status.recovery_p50_s),
+            ("1", status.recovery_max_s),
+        ):
+            if value is not None:
+                self.recovery.labels(name, quantile).set(value)
         for state, count in status.runs_by_status.items():
             self.runs.labels(name, state).set(count)
         self.memory.set(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        self.ready.set(1)
+        self.ready.set(1 if ready else 0)

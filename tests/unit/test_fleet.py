@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 from dialogllm.config import Settings
 from dialogllm.fleet import (
@@ -13,6 +12,7 @@ from dialogllm.fleet import (
     _group_errors,
     evaluate_alerts,
 )
+from dialogllm.queue import RunRecord, RunStatus
 
 
 def _status(**overrides: object) -> FleetStatus:
@@ -48,17 +48,28 @@ def test_error_kind_reads_the_last_error_of_a_retried_run() -> None:
     assert _error_kind(None) == "unknown"
 
 
-def test_errors_are_grouped_by_kind_and_graph_with_latest_example() -> None:
+def _failed(
+    run_id: str, graph: str, error: str, node: str | None, at: float | None
+) -> RunRecord:
+    return RunRecord(
+        run_id, graph, "t", RunStatus.ERROR, error=error, error_node=node,
+        finished_at=at,
+    )  # fmt: skip
+
+
+def test_errors_are_grouped_by_kind_graph_and_node_with_latest_example() -> None:
     records = [
-        SimpleNamespace(
-            run_id=f"r{i}", graph="g", error=f"KeyError: {i}", finished_at=float(i)
-        )
-        for i in range(3)
-    ] + [SimpleNamespace(run_id="x", graph="h", error="OSError: x", finished_at=None)]
+        _failed(f"r{i}", "g", f"KeyError: {i}", "judge", float(i)) for i in range(3)
+    ]
+    records += [
+        _failed("x", "h", "OSError: x", None, None),
+        _failed("y", "g", "KeyError: y", "persona", 5.0),
+    ]
     groups = _group_errors(records)
-    assert [(g.kind, g.graph, g.count) for g in groups] == [
-        ("KeyError", "g", 3),
-        ("OSError", "h", 1),
+    assert [(g.kind, g.graph, g.node, g.count) for g in groups] == [
+        ("KeyError", "g", "judge", 3),
+        ("OSError", "h", "", 1),
+        ("KeyError", "g", "persona", 1),
     ]
     assert groups[0].example_run_id == "r2" and groups[0].first_seen == 0.0
     assert groups[1].last_seen is None
@@ -87,3 +98,30 @@ def test_status_as_dict_counts_live_workers() -> None:
     status = _status(workers=[_worker(True), _worker(False)])
     data = status.as_dict()
     assert data["live_workers"] == 1 and data["queue"] == "default"
+
+
+def test_the_status_screen_shows_errors_by_node_and_recovery() -> None:
+    from rich.console import Console
+
+    from dialogllm.cli_operations import _render_status
+
+    errors = _group_errors([_failed("r1", "debate", "KeyError: k", "judge", 1.0)])
+    status = _status(
+        errors=errors,
+        reclaims=3,
+        recovery_p50_s=1.25,
+        recovery_max_s=2.5,
+        last_reclaim_at=time.time() - 10,
+        run_duration_p50_s=4.0,
+        retries=2,
+    )
+    console = Console(width=160, record=True)
+    console.print(_render_status(status))
+    screen = console.export_text()
+    assert "judge" in screen and "KeyError" in screen
+    assert "3 reclaim(s)" in screen and "p50 1.2s, max 2.5s" in screen
+    assert "p50 4.0s, p95 —" in screen and "retries 2" in screen
+
+    quiet = Console(width=160, record=True)
+    quiet.print(_render_status(_status()))
+    assert "no reclaims" in quiet.export_text()

@@ -116,8 +116,13 @@ def test_submit_wait_status_runs_threads_dlq_with_two_workers(
     assert status["runs_by_status"]["running"] == 1
     assert status["runs_by_status"]["dead"] + status["runs_by_status"]["error"] == 1
     assert [w["alive"] for w in status["workers"]] == [True, True]
+    assert [w["ready"] for w in status["workers"]] == [True, True]
     assert status["errors"][0]["count"] == 1
     assert status["errors"][0]["kind"] == "RuntimeError"
+    assert status["errors"][0]["node"] == "speak"  # the node that raised
+    assert status["reclaims"] == 0 and status["recovery_max_s"] is None
+    assert status["retries"] >= 2  # the broken run was retried before dying
+    assert status["run_duration_p50_s"] is not None
     assert "BrokenNode" in status["errors"][0]["example_message"]
     assert cli(key_prefix, "status", "--check").returncode in (0, 6)
 
@@ -226,6 +231,7 @@ def test_worker_exports_prometheus_metrics_and_stops_on_sigterm(
                 and "dialogllm_live_workers" in body
                 and "dialogllm_redis_rtt_seconds" in body
                 and "dialogllm_worker_ready 1.0" in body
+                and 'run_duration_seconds{quantile="0.5",queue="default"}' in body
             )
 
         _wait_for(scraped, timeout=60)
