@@ -205,7 +205,8 @@ class System:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}
+        path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+        self.env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": path}
 
     async def open(self) -> None: ...
 
@@ -534,8 +535,9 @@ async def ours_graph(url: str, runs: int) -> dict[str, Any]:
     }
 
 
-async def ours_memory(url: str, runs: int) -> dict[str, Any]:
-    """No-op runs with a 5 s retention: Redis memory before, at the peak, after."""
+async def ours_memory(url: str, runs: int, memory_wait: float) -> dict[str, Any]:
+    """No-op runs with a 5 s retention: Redis memory before, at the peak, 8 s after
+    the last run, and once it settled (or ``memory_wait`` s after the last run)."""
     from dialogllm.queue import Queue
 
     client = redis.Redis.from_url(url)
@@ -585,10 +587,22 @@ async def ours_memory(url: str, runs: int) -> dict[str, Any]:
             if start % 5000 == 0:
                 peak_keys = max(peak_keys, client.dbsize())
         await queue.wait(last, timeout=600)
+        finished = time.monotonic()
         await asyncio.sleep(8)  # retention 5 s + housekeeping
         after_keys, after = client.dbsize(), data()
-        if os.environ.get("BENCH_DEBUG"):
-            print(sorted(client.scan_iter(count=1000))[:20], file=sys.stderr)
+        # then wait (up to memory_wait s) for keys and bytes to settle at the baseline
+        settled_s: float | None = None
+        while time.monotonic() - finished < memory_wait:
+            keys_now, bytes_now = client.dbsize(), data()
+            if keys_now <= base_keys and bytes_now - base <= 256 * 1024:
+                settled_s = time.monotonic() - finished
+                break
+            await asyncio.sleep(2)
+        final_keys, final = client.dbsize(), data()
+        left = sorted(k.decode() for k in client.scan_iter(count=1000))[:10]
+        db_stats = {
+            k: v for k, v in client.memory_stats().items() if str(k).startswith("db.")
+        }
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -604,6 +618,11 @@ async def ours_memory(url: str, runs: int) -> dict[str, Any]:
         "memory_baseline_keys": base_keys,
         "memory_peak_keys_seen": peak_keys,
         "memory_after_keys": after_keys,
+        "memory_final_bytes": final,
+        "memory_final_keys": final_keys,
+        "memory_settled_after_s": settled_s,
+        "memory_final_key_names": left,
+        "memory_final_db_stats": str(db_stats),
     }
 
 
@@ -692,7 +711,9 @@ async def run_all(args: argparse.Namespace) -> None:
             print(
                 f"measuring memory after {args.memory_runs:,} runs ...", file=sys.stderr
             )
-            extra.update(await ours_memory(f"{base_url}/7", args.memory_runs))
+            extra.update(
+                await ours_memory(f"{base_url}/7", args.memory_runs, args.memory_wait)
+            )
     finally:
         server.terminate()
         server.wait(10)
@@ -725,7 +746,9 @@ async def run_all(args: argparse.Namespace) -> None:
             f"baseline {extra['memory_baseline_bytes']:,} B / "
             f"{extra['memory_baseline_keys']} keys, after "
             f"{extra['memory_after_bytes']:,} B / {extra['memory_after_keys']} keys "
-            f"(peak seen {extra['memory_peak_keys_seen']:,} keys)"
+            f"(peak seen {extra['memory_peak_keys_seen']:,} keys); settled at "
+            f"{extra['memory_final_bytes']:,} B / {extra['memory_final_keys']} keys "
+            f"after {extra['memory_settled_after_s']} s (limit {args.memory_wait:.0f}s)"
         )
     print(
         json.dumps(
@@ -745,6 +768,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--memory-runs", type=int, default=None)
+    parser.add_argument(
+        "--memory-wait",
+        type=float,
+        default=60.0,
+        help="seconds after the last run to wait for Redis memory to settle",
+    )
     parser.add_argument(
         "--systems",
         nargs="+",
