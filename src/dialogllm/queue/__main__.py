@@ -24,6 +24,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments and run a worker until it is stopped."""
     parser = argparse.ArgumentParser(prog="python -m dialogllm.queue")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        default=None,
+        help="the URL is a Redis Cluster node (default: DIALOGLLM_REDIS_CLUSTER)",
+    )
     parser.add_argument("--key-prefix", default=None)
     parser.add_argument("--queue", default=DEFAULT_QUEUE)
     parser.add_argument("--concurrency", type=int, default=10)
@@ -44,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         grace=args.grace,
         retention=args.retention,
         backoff_base=args.backoff_base,
+        cluster=args.cluster,
     )
     asyncio.run(worker.run())
 

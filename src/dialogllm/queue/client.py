@@ -41,7 +41,7 @@ from dialogllm.errors import (
 )
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
-from dialogllm.queue.connection import async_client, map_error
+from dialogllm.queue.connection import async_client, decodes_responses, map_error
 from dialogllm.queue.models import (
     MULTITASK_VALUES,
     DeadLetter,
@@ -122,7 +122,8 @@ class Queue:
     """A named run queue in Redis: the producer and inspection API.
 
     Args:
-        client: a ``redis.asyncio.Redis`` created with ``decode_responses=True``.
+        client: a ``redis.asyncio.Redis`` (or ``RedisCluster``: every key of a queue
+            carries the queue's hash tag) created with ``decode_responses=True``.
         key_prefix: prefix of every key (default: the ``DIALOGLLM_KEY_PREFIX``
             setting); use the checkpointer's prefix.
         queue: the queue's name; workers read one queue.
@@ -147,7 +148,7 @@ class Queue:
         url: str = "redis",
     ) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to use
-        if not self.client.connection_pool.connection_kwargs.get("decode_responses"):
+        if not decodes_responses(self.client):
             raise ConfigError("Queue needs a Redis client with decode_responses=True")
         if retention <= 0 or dead_retention <= 0:
             raise ConfigError("retention and dead_retention must be > 0 seconds")
@@ -167,13 +168,17 @@ class Queue:
         self._prune = self.client.register_script(lua.PRUNE)
 
     @classmethod
-    def from_url(cls, url: str | None = None, **options: Any) -> Queue:
+    def from_url(
+        cls, url: str | None = None, *, cluster: bool | None = None, **options: Any
+    ) -> Queue:
         """A queue with its own pooled client; close it with :meth:`aclose`.
+        ``cluster`` (default: ``DIALOGLLM_REDIS_CLUSTER``) connects to a Redis
+        Cluster.
 
         >>> queue = Queue.from_url("rediss://app:secret@cache:6380/0", queue="llm")
         """
         url = url or get_settings().effective_redis_url
-        queue = cls(async_client(url), url=url, **options)
+        queue = cls(async_client(url, cluster=cluster), url=url, **options)
         queue._owns_client = True
         return queue
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
@@ -27,6 +28,7 @@ from redis.exceptions import RedisError
 from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
+from dialogllm.queue.connection import is_cluster
 
 __all__ = ["Heartbeat"]
 
@@ -99,28 +101,39 @@ class Heartbeat(threading.Thread):
         except RuntimeError:  # the loop is closed: the worker is gone
             self._halt.set()
 
+    def _renew_all(self, held: list[tuple[str, _Held]]) -> list[Any]:
+        """Renew each lease and mark each run alive: one pipelined round trip, or on
+        Redis Cluster (whose pipelines refuse scripts) two calls per run."""
+        ttl_ms = int(self.ttl * 1000)
+        cluster = is_cluster(self.client)
+        pipe = None if cluster else self.client.pipeline(transaction=False)
+        replies: list[Any] = []
+        for run_id, h in held:
+            replies.append(
+                self._renew(
+                    keys=[thread_lease(self.prefix, h.thread_id)],
+                    args=[h.lease_id, ttl_ms],
+                    client=pipe,
+                )
+            )
+            replies.append(
+                self._beat(
+                    keys=[keys.run_record(self.prefix, self.queue, run_id)],
+                    args=[h.lease_id],
+                    client=pipe,
+                )
+            )
+        return replies if pipe is None else list(pipe.execute())
+
     def tick(self) -> None:
         """Renew every held lease once (one pipelined round trip)."""
         with self._lock:
             held = list(self._held.items())
         if not held:
             return
-        ttl_ms = int(self.ttl * 1000)
-        pipe = self.client.pipeline(transaction=False)
-        for run_id, h in held:
-            self._renew(
-                keys=[thread_lease(self.prefix, h.thread_id)],
-                args=[h.lease_id, ttl_ms],
-                client=pipe,
-            )
-            self._beat(
-                keys=[keys.run_record(self.prefix, self.queue, run_id)],
-                args=[h.lease_id],
-                client=pipe,
-            )
         now = time.monotonic()
         try:
-            replies = pipe.execute()
+            replies = self._renew_all(held)
         except (RedisError, OSError) as exc:
             for run_id, h in held:
                 if now - h.renewed >= self.ttl:

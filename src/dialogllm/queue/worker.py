@@ -155,6 +155,10 @@ class Worker:
         backoff_base / backoff_max: retry delays (seconds).
         checkpoint_ttl: expire threads' checkpoints (seconds after the last write).
         name: this consumer's name (default: host-pid-random).
+        cluster: connect to a Redis Cluster (default: ``DIALOGLLM_REDIS_CLUSTER``).
+            A queue lives in one slot and a thread's lease in the thread's slot, so
+            on a Cluster the worker takes the lease and claims the run in two
+            one-slot calls (likewise at the end) instead of one.
 
     >>> await Worker(url, resolve=registry.get, concurrency=16).run()
     """
@@ -175,6 +179,7 @@ class Worker:
         backoff_max: float = 300.0,
         checkpoint_ttl: float | None = None,
         name: str | None = None,
+        cluster: bool | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -193,6 +198,7 @@ class Worker:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.checkpoint_ttl = checkpoint_ttl
+        self.cluster = settings.redis_cluster if cluster is None else cluster
         self.name = (
             name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
@@ -227,16 +233,21 @@ class Worker:
         >>> await Worker(url).run()
         """
         loop = asyncio.get_running_loop()
-        self.client: Any = async_client(self.url)  # loose reply types: Any
-        self.bclient = async_client(self.url, decode=False)
+        self.client: Any = async_client(self.url, cluster=self.cluster)
+        self.bclient = async_client(self.url, decode=False, cluster=self.cluster)
         self.saver = AsyncRedisSaver(
             self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
         )
         self._start_script = self.client.register_script(lua.START)
         self._end_script = self.client.register_script(lua.END)
+        # one-slot halves of START and END, for Redis Cluster
+        self._lease_acquire = self.client.register_script(lua.LEASE_ACQUIRE)
+        self._lease_release = self.client.register_script(lua.LEASE_RELEASE)
+        self._claim = self.client.register_script(lua.CLAIM)
+        self._finish = self.client.register_script(lua.FINISH)
         self._promote = self.client.register_script(lua.PROMOTE)
         self._prune = self.client.register_script(lua.PRUNE)
-        self._hb_client = sync_client(self.url, decode=False)
+        self._hb_client = sync_client(self.url, decode=False, cluster=self.cluster)
         self.heartbeat = Heartbeat(
             self._hb_client,
             prefix=self.prefix,
@@ -525,7 +536,10 @@ class Worker:
             self.retention_ms,
         ]
         for _ in range(2):
-            got = await self._start_script(keys=keys_, args=args)
+            if self.cluster:
+                got = await self._start_in_two(run_id, thread_id, entry_id, lease_id)
+            else:
+                got = await self._start_script(keys=keys_, args=args)
             if got[0] != "held":
                 return got
             holder, pttl = str(got[1]), int(got[2])
@@ -535,6 +549,26 @@ class Worker:
                 return got
             await asyncio.sleep(max(0, pttl) / 1000 + 0.02)
         return got
+
+    async def _start_in_two(
+        self, run_id: str, thread_id: str, entry_id: str, lease_id: str
+    ) -> list[Any]:
+        """``START`` as two one-slot calls (Redis Cluster): take the thread's lease,
+        then claim the run; give the lease back when the run is not to be run."""
+        lease = thread_lease(self.prefix, thread_id)
+        got = await self._lease_acquire(
+            keys=[lease, thread_fence_counter(self.prefix, thread_id)],
+            args=[lease_id, run_id, int(self.lease_ttl * 1000), self.retention_ms],
+        )
+        if int(got[0]) == 0:
+            return ["held", got[1], got[2]]
+        claim = await self._claim(
+            keys=[self.stream], args=[self.base, run_id, entry_id, self.name, lease_id]
+        )
+        if claim[0] != "run":
+            await self._lease_release(keys=[lease], args=[lease_id])
+            return list(claim)
+        return [claim[0], got[1], *claim[1:]]
 
     async def _execute(self, run_id: str, thread_id: str, entry_id: str) -> None:
         log = self.log.bind(run_id=run_id, thread_id=thread_id)
@@ -646,13 +680,21 @@ class Worker:
             active.error_node,
         ]
         try:
-            verdict = await self._retrying(
-                "finishing a run",
-                lambda: self._end_script(
-                    keys=[self.stream, thread_lease(self.prefix, active.thread_id)],
-                    args=args,
-                ),
-            )
+            lease = thread_lease(self.prefix, active.thread_id)
+            if self.cluster:  # END as two one-slot calls: release, then record
+                await self._retrying(
+                    "releasing a lease",
+                    lambda: self._lease_release(keys=[lease], args=[active.lease_id]),
+                )
+                verdict = await self._retrying(
+                    "finishing a run",
+                    lambda: self._finish(keys=[self.stream], args=args),
+                )
+            else:
+                verdict = await self._retrying(
+                    "finishing a run",
+                    lambda: self._end_script(keys=[self.stream, lease], args=args),
+                )
         except _UNREACHABLE as exc:
             log.error(
                 "could not record the run's end; it will be reclaimed", error=str(exc)

@@ -169,8 +169,10 @@ def test_the_command_line_builds_a_worker_and_runs_it(
             "console",
         ]
     )
-    (worker,) = seen
+    entry.main(["--redis-url", "redis://127.0.0.1:1/0", "--cluster"])
+    worker, on_cluster = seen
     assert (worker.prefix, worker.concurrency, worker.lease_ttl) == ("app", 3, 9.0)
+    assert (worker.cluster, on_cluster.cluster) == (False, True)
 
 
 def test_the_failing_node_comes_from_langgraphs_task_note() -> None:
