@@ -178,21 +178,34 @@ def submit(
     raise typer.Exit(_run(go))
 
 
+def _tokens_in(update: Any) -> int:
+    """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
+    total = 0
+    for value in update.values() if isinstance(update, dict) else ():
+        entries = value.get("transcript") if isinstance(value, dict) else None
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, dict):
+                total += int(entry.get("prompt_tokens") or 0)
+                total += int(entry.get("completion_tokens") or 0)
+    return total
+
+
 async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> int:
     from dialogllm.queue import TERMINAL_STATUSES
 
     started = time.monotonic()
-    turns = 0
+    turns = tokens = 0
     with Live(console=err, transient=True, refresh_per_second=4) as live:
 
         async def watch() -> None:
-            nonlocal turns
+            nonlocal turns, tokens
             async for event in q.events(run_id, follow=True, timeout=timeout):
                 if event.kind == "updates":
                     turns += 1
+                    tokens += _tokens_in(event.data)
                 live.update(
                     f"run {run_id}: {event.status or 'running'} · {turns} step(s) · "
-                    f"{time.monotonic() - started:.0f}s"
+                    f"{tokens} tokens · {time.monotonic() - started:.0f}s"
                 )
                 if event.status in TERMINAL_STATUSES:
                     return

@@ -125,3 +125,15 @@ def test_the_status_screen_shows_errors_by_node_and_recovery() -> None:
     quiet = Console(width=160, record=True)
     quiet.print(_render_status(_status()))
     assert "no reclaims" in quiet.export_text()
+
+
+def test_submit_progress_counts_the_tokens_of_transcript_entries() -> None:
+    from dialogllm.cli_operations import _tokens_in
+
+    update = {
+        "Ada": {"transcript": [{"prompt_tokens": 30, "completion_tokens": 12}]},
+        "judge": {"verdict": "ok"},
+        "Bo": {"transcript": [{"text": "hi"}, "not an entry"]},
+    }
+    assert _tokens_in(update) == 42
+    assert _tokens_in(["not", "a", "dict"]) == 0
