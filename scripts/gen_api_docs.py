@@ -2,7 +2,7 @@
 docstrings (the single source).
 
 ``python scripts/gen_api_docs.py`` rewrites the page; the test suite fails when the
-committed page and the code disagree (``tests/unit/test_api_doc.py``).
+committed page and the code disagree (``tests/unit/test_generated_docs.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Write docs/cli.md from the ``dialogllm`` command's own help (the single source).
 
 ``python scripts/gen_cli_docs.py`` rewrites the page; the suite fails when it is stale
-(``tests/unit/test_cli_doc.py``).
+(``tests/unit/test_generated_docs.py``).
 """
 
 from __future__ import annotations

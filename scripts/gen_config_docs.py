@@ -1,7 +1,7 @@
 """Write docs/configuration.md from the settings classes (the single source).
 
 ``python scripts/gen_config_docs.py`` rewrites the page; the test suite fails when the
-committed page and the settings disagree (``tests/unit/test_configuration_doc.py``).
+committed page and the settings disagree (``tests/unit/test_generated_docs.py``).
 """
 
 from __future__ import annotations

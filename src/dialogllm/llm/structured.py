@@ -111,7 +111,7 @@ class StructuredReply(Generic[T]):
 
 
 def strict_json_schema(
-    schema: type[BaseModel], *, max_tokens: int | None = None
+    schema: type[BaseModel], *, max_tokens: int | None = None, squeeze: int = 1
 ) -> dict[str, Any]:
     """The JSON schema of ``schema`` in the strict form OpenAI and llama.cpp accept:
     every property required, no additional properties, no defaults.
@@ -122,7 +122,9 @@ def strict_json_schema(
     ``maxItems`` or 2 items): a constrained decoder then
     closes the JSON instead of being cut off; integers without bounds get six
     digits at most (small models otherwise write ``1000000000...`` to the limit).
-    This only narrows the schema, so a value it allows still validates.
+    This only narrows the schema, so a value it allows still validates. ``squeeze``
+    divides the string caps further: :func:`ask` doubles it after a reply that ran
+    out of tokens (text such as digits costs a token a character).
 
     >>> from pydantic import BaseModel
     >>> class T(BaseModel):
@@ -136,7 +138,7 @@ def strict_json_schema(
     if max_tokens is not None:
         fields, strings = _slots(source, source.get("$defs", {}), 0)
         budget = max_tokens - _TOKENS_PER_FIELD * fields
-        cap = max(8, budget * _CHARS_PER_TOKEN // max(1, strings))
+        cap = max(8, budget * _CHARS_PER_TOKEN // max(1, strings * squeeze))
 
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
@@ -183,7 +185,9 @@ def _slots(node: Any, defs: dict[str, Any], depth: int) -> tuple[int, int]:
     return (0, 1) if kind == "string" and "enum" not in node else (0, 0)
 
 
-def local_grammar(schema: type[BaseModel], max_tokens: int | None = None) -> str:
+def local_grammar(
+    schema: type[BaseModel], max_tokens: int | None = None, squeeze: int = 1
+) -> str:
     """A llama.cpp grammar for ``schema`` that writes compact JSON.
 
     llama.cpp's own ``json_schema`` grammar lets the model spend tokens on newlines
@@ -196,7 +200,7 @@ def local_grammar(schema: type[BaseModel], max_tokens: int | None = None) -> str
     """
     import xllamacpp
 
-    strict = strict_json_schema(schema, max_tokens=max_tokens)
+    strict = strict_json_schema(schema, max_tokens=max_tokens, squeeze=squeeze)
     strict["x-guidance"] = {"whitespace_flexible": False}
     return str(xllamacpp.json_schema_to_grammar(json.dumps(strict)))
 
@@ -237,6 +241,7 @@ def _bind(
     schema: type[BaseModel],
     max_tokens: int | None,
     temperature: float | None,
+    squeeze: int = 1,
 ) -> Runnable[Any, Any]:
     if not isinstance(model, ChatOpenAI):
         return model
@@ -255,14 +260,16 @@ def _bind(
     if mode == "json_schema" and (model.metadata or {}).get("dialogllm_local_grammar"):
         kwargs["extra_body"] = {
             **kwargs.get("extra_body", model.extra_body or {}),
-            "grammar": local_grammar(schema, max_tokens),
+            "grammar": local_grammar(schema, max_tokens, squeeze),
         }
     elif mode == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
             "json_schema": {
                 "name": name,
-                "schema": strict_json_schema(schema, max_tokens=max_tokens),
+                "schema": strict_json_schema(
+                    schema, max_tokens=max_tokens, squeeze=squeeze
+                ),
                 "strict": True,
             },
         }
@@ -388,6 +395,7 @@ class _Call:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_retries = max_retries
+        self.squeeze = 1  # divisor of the schema's string caps; doubled on truncation
         self.label = model_label(model)
         limiter = getattr(model, "rate_limiter", None)
         self.limiter = limiter if isinstance(limiter, RedisRateLimiter) else None
@@ -402,7 +410,12 @@ class _Call:
         while True:
             messages = self._messages(conversation)
             runnable = _bind(
-                self.model, self.mode, self.schema, self.max_tokens, self.temperature
+                self.model,
+                self.mode,
+                self.schema,
+                self.max_tokens,
+                self.temperature,
+                self.squeeze,
             )
             estimate = _estimate_tokens(messages, self.max_tokens)
             token = pending_tokens().set(estimate)
@@ -524,11 +537,17 @@ async def _ask_one(
             if attempt <= structured_retries:
                 if metrics is not None:
                     metrics.record_structured_retry(call.label)
-                conversation = [
-                    *messages,
-                    AIMessage(content=raw or "(empty)"),
-                    HumanMessage(content=_feedback(errors[-1])),
-                ]
+                finish = (message.response_metadata or {}).get("finish_reason")
+                if finish == "length" and max_tokens is not None:
+                    # cut off, not wrong: ask the same again with tighter caps
+                    call.squeeze *= 2
+                    conversation = list(messages)
+                else:
+                    conversation = [
+                        *messages,
+                        AIMessage(content=raw or "(empty)"),
+                        HumanMessage(content=_feedback(errors[-1])),
+                    ]
             continue
         name = (message.response_metadata or {}).get("model_name") or call.label
         return StructuredReply(

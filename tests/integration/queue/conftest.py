@@ -134,3 +134,26 @@ def worker_log(proc: subprocess.Popen[bytes]) -> str:
 def is_ready(proc: subprocess.Popen[bytes]) -> bool:
     """Whether the worker process has started reading the queue."""
     return proc.poll() is None and "worker started" in worker_log(proc)
+
+
+async def ready_workers(procs: list[subprocess.Popen[bytes]], n: int) -> None:
+    """Wait until ``n`` of ``procs`` read the queue (a fresh process needs a few
+    seconds to import LangGraph on a busy machine)."""
+    for _ in range(400):
+        if sum(is_ready(p) for p in procs) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("workers did not start")
+
+
+def stop_processes(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker processes; SIGKILL those still there after 15 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -9,7 +9,6 @@ reclaimed and resumed, and cancellation and the event stream work there too.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import uuid
@@ -23,7 +22,7 @@ from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.queue import Queue, RunStatus, keys
 
 from ..redis_cluster import redis_cluster
-from .conftest import REDIS_URL, is_ready, ref, worker_process
+from .conftest import REDIS_URL, ready_workers, ref, stop_processes, worker_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,26 +44,6 @@ async def cluster_queue(cluster_url: str) -> AsyncIterator[Queue]:
     await queue.aclose()
 
 
-def _stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-async def _ready(proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(400):
-        if is_ready(proc):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("worker did not start")
-
-
 async def test_runs_survive_a_killed_worker_on_a_cluster(
     cluster_url: str, cluster_queue: Queue, qprefix: str
 ) -> None:
@@ -84,7 +63,7 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
     )
     second: subprocess.Popen[bytes] | None = None
     try:
-        await _ready(first)
+        await ready_workers([first], 1)
         runs = [
             await queue.enqueue(
                 ref("dialogue"),
@@ -109,7 +88,7 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
         )
         records = [await queue.wait(run, timeout=60) for run in runs]
     finally:
-        _stop(first, *([second] if second else []))
+        stop_processes(first, *([second] if second else []))
 
     assert [r.status for r in records] == [RunStatus.SUCCESS] * len(runs)
     plain = redis.Redis.from_url(REDIS_URL)
@@ -144,7 +123,7 @@ async def test_cancel_events_and_errors_on_a_cluster(
         ok = await queue.wait(done, timeout=30)
         failed = await queue.wait(broken, timeout=30)
     finally:
-        _stop(worker)
+        stop_processes(worker)
     assert (ok.status, ok.result) == (RunStatus.SUCCESS, {"x": 2})
     statuses = [e.status for e in [e async for e in queue.events(done)] if e.status]
     assert statuses == [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUCCESS]

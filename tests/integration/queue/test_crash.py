@@ -17,7 +17,14 @@ import redis
 from dialogllm.errors import RedisUnavailableError
 from dialogllm.queue import Queue, RunStatus, Worker
 
-from .conftest import REDIS_URL, is_ready, ref, worker_log, worker_process
+from .conftest import (
+    REDIS_URL,
+    ready_workers,
+    ref,
+    stop_processes,
+    worker_log,
+    worker_process,
+)
 from .servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,28 +44,6 @@ def calls_per_turn(url: str, counter: str, thread: str, turns: int) -> list[int]
         ]
     finally:
         client.close()
-
-
-async def ready_workers(procs: list[subprocess.Popen[bytes]], n: int) -> None:
-    """Wait until ``n`` of ``procs`` read the queue (a fresh process needs a few
-    seconds to import LangGraph on a busy machine)."""
-    for _ in range(400):
-        if sum(is_ready(p) for p in procs) >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("workers did not start")
-
-
-def stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
@@ -103,7 +88,7 @@ async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
             workers[proc.pid] = proc
         records = [await queue.wait(r, timeout=60) for r in runs]
     finally:
-        stop(*workers.values())
+        stop_processes(*workers.values())
 
     assert len(kills) >= 3
     assert [r.status for r in records] == [RunStatus.SUCCESS] * len(runs)
@@ -171,7 +156,7 @@ async def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(
         assert stalled.poll() is None  # it gave up the run, not its life
     finally:
         stalled.send_signal(signal.SIGCONT)
-        stop(stalled, *([rescuer] if rescuer else []))
+        stop_processes(stalled, *([rescuer] if rescuer else []))
     assert record.status is RunStatus.SUCCESS
     assert record.attempts == 2
     assert record.result["transcript"] == transcript(8)
@@ -209,7 +194,7 @@ async def test_sigterm_hands_running_runs_back_for_another_worker(
         staying = worker_process(qprefix, concurrency=2)
         records = [await queue.wait(r, timeout=30) for r in runs]
     finally:
-        stop(leaving, *([staying] if staying else []))
+        stop_processes(leaving, *([staying] if staying else []))
     assert code == 0
     assert took < 3.0  # each run stopped at its next step, well inside the grace
     assert [h.status for h in handed] == [RunStatus.PENDING] * 2
@@ -265,7 +250,7 @@ async def test_a_redis_restart_loses_no_enqueued_run(
     finally:
         inproc.stop()
         await inproc_task
-        stop(*workers)
+        stop_processes(*workers)
         await queue.aclose()
         server.stop()
     assert len(acknowledged) >= 30

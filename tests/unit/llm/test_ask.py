@@ -200,3 +200,29 @@ def test_local_model_gets_a_compact_grammar_instead() -> None:
     assert "response_format" not in kwargs
     assert kwargs["extra_body"]["grammar"] == local_grammar(Turn, 40)
     assert '"whitespace_flexible":false' in kwargs["extra_body"]["grammar"]
+
+
+def test_squeeze_divides_the_string_caps() -> None:
+    loose = strict_json_schema(Turn, max_tokens=128)["properties"]["message"]
+    tight = strict_json_schema(Turn, max_tokens=128, squeeze=2)["properties"]["message"]
+    assert tight["maxLength"] <= loose["maxLength"] // 2 + 1
+    assert local_grammar(Turn, 128, 2) != local_grammar(Turn, 128)
+    target = ModelTarget(model="m", base_url="http://127.0.0.1:9/v1", max_tokens=64)
+    model = build_chat_model(target, settings=SETTINGS)
+    bound = _kwargs(_bind(model, "json_schema", Turn, 128, None, 2))
+    sent = bound["response_format"]["json_schema"]["schema"]["properties"]["message"]
+    assert sent["maxLength"] == tight["maxLength"]
+
+
+async def test_a_reply_cut_off_at_the_token_bound_is_asked_again_not_argued_with() -> (
+    None
+):
+    cut = AIMessage(
+        content='{"message": "2017-04-24T10:00:00 and so on and',
+        response_metadata={"finish_reason": "length"},
+    )
+    model = FakeChat(script=[cut, '{"message": "Short now."}'])
+    reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS, max_tokens=32)
+    assert (reply.value.message, reply.attempts) == ("Short now.", 2)
+    first, second = model.calls
+    assert second == first  # the same request again, no "that was invalid" turn
