@@ -448,20 +448,27 @@ class FleetExporter:
         self.oldest.labels(name).set(status.oldest_ready_age_s or 0)
         self.live.labels(name).set(status.live_workers)
         self.retries.labels(name).set(status.retries)
-        for quantile, value in (
-            ("0.5", status.run_duration_p50_s),
-            ("0.95", status.run_duration_p95_s),
-        ):
-            if value is not None:
-                self.duration.labels(name, quantile).set(value)
+        _set_quantiles(
+            self.duration,
+            name,
+            {"0.5": status.run_duration_p50_s, "0.95": status.run_duration_p95_s},
+        )
         self.reclaims.labels(name).set(status.reclaims)
-        for quantile, value in (
-            ("0.5", status.recovery_p50_s),
-            ("1", status.recovery_max_s),
-        ):
-            if value is not None:
-                self.recovery.labels(name, quantile).set(value)
+        _set_quantiles(
+            self.recovery,
+            name,
+            {"0.5": status.recovery_p50_s, "1": status.recovery_max_s},
+        )
         for state, count in status.runs_by_status.items():
             self.runs.labels(name, state).set(count)
         self.memory.set(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         self.ready.set(1 if ready else 0)
+
+
+def _set_quantiles(
+    gauge: prom.Gauge, queue: str, values: dict[str, float | None]
+) -> None:
+    """Set ``gauge{queue, quantile}`` for each known value (unknown ones are left)."""
+    for quantile, value in values.items():
+        if value is not None:
+            gauge.labels(queue, quantile).set(value)

@@ -44,6 +44,13 @@ async def cluster_queue(cluster_url: str) -> AsyncIterator[Queue]:
     await queue.aclose()
 
 
+def cluster_worker(prefix: str, url: str) -> subprocess.Popen[bytes]:
+    """A worker process on the cluster, with a 1 s lease so reclaims come fast."""
+    return worker_process(
+        prefix, url=url, concurrency=8, lease_ttl=1.0, extra=("--cluster",)
+    )
+
+
 async def test_runs_survive_a_killed_worker_on_a_cluster(
     cluster_url: str, cluster_queue: Queue, qprefix: str
 ) -> None:
@@ -54,13 +61,7 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
     assert lease_slots - {stream_slot}, "some lease must live in another slot"
 
     counter = f"{qprefix}:calls"  # counted on the plain Redis: any slot is fine
-    first = worker_process(
-        queue.prefix,
-        url=cluster_url,
-        concurrency=8,
-        lease_ttl=1.0,
-        extra=("--cluster",),
-    )
+    first = cluster_worker(queue.prefix, cluster_url)
     second: subprocess.Popen[bytes] | None = None
     try:
         await ready_workers([first], 1)
@@ -79,13 +80,7 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
             if updates == 2:
                 break
         first.send_signal(signal.SIGKILL)  # mid-dialogue, runs still leased
-        second = worker_process(
-            queue.prefix,
-            url=cluster_url,
-            concurrency=8,
-            lease_ttl=1.0,
-            extra=("--cluster",),
-        )
+        second = cluster_worker(queue.prefix, cluster_url)
         records = [await queue.wait(run, timeout=60) for run in runs]
     finally:
         stop_processes(first, *([second] if second else []))
