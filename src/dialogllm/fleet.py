@@ -15,6 +15,7 @@ metrics, then marks every alert threshold it crosses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -417,7 +418,8 @@ class FleetExporter:
             registry=reg,
         )  # fmt: skip
         self.duration = prom.Gauge(
-            "dialogllm_run_duration_seconds", "Run duration of retained finished runs",
+            "dialogllm_run_duration_seconds",
+            "Duration of retained finished runs (their last attempt)",
             ["queue", "quantile"], registry=reg,
         )  # fmt: skip
         self.reclaims = prom.Gauge(
@@ -468,7 +470,11 @@ class FleetExporter:
 def _set_quantiles(
     gauge: prom.Gauge, queue: str, values: dict[str, float | None]
 ) -> None:
-    """Set ``gauge{queue, quantile}`` for each known value (unknown ones are left)."""
+    """Set ``gauge{queue, quantile}`` for each known value; drop the series of a
+    value no longer known (its runs expired), so no stale figure is exported."""
     for quantile, value in values.items():
         if value is not None:
             gauge.labels(queue, quantile).set(value)
+        else:
+            with contextlib.suppress(KeyError):
+                gauge.remove(queue, quantile)

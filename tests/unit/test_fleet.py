@@ -137,3 +137,22 @@ def test_submit_progress_counts_the_tokens_of_transcript_entries() -> None:
     }
     assert _tokens_in(update) == 42
     assert _tokens_in(["not", "a", "dict"]) == 0
+
+
+def test_a_quantile_no_longer_known_stops_being_exported() -> None:
+    import prometheus_client as prom
+
+    from dialogllm.fleet import _set_quantiles
+
+    registry = prom.CollectorRegistry()
+    gauge = prom.Gauge("g_seconds", "x", ["queue", "quantile"], registry=registry)
+    _set_quantiles(gauge, "default", {"0.5": 1.5, "1": 3.0})
+    assert registry.get_sample_value("g_seconds", {"queue": "default", "quantile": "1"})
+    _set_quantiles(gauge, "default", {"0.5": 1.0, "1": None})
+    sample = {"queue": "default", "quantile": "1"}
+    assert registry.get_sample_value("g_seconds", sample) is None
+    assert (
+        registry.get_sample_value("g_seconds", {"queue": "default", "quantile": "0.5"})
+        == 1.0
+    )
+    _set_quantiles(gauge, "default", {"1": None})  # dropping twice is fine

@@ -53,6 +53,9 @@ from dialogllm.queue.models import (
     RunStatus,
 )
 
+#: How long ``events(follow=True)`` tolerates nothing but read timeouts in a row.
+_EVENTS_TIMEOUT_PATIENCE_S = 30.0
+
 __all__ = [
     "DEFAULT_DEAD_RETENTION",
     "DEFAULT_MAX_ATTEMPTS",
@@ -373,6 +376,7 @@ class Queue:
         await self.get(run_id)  # RunNotFoundError for unknown runs
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after
+        quiet_since: float | None = None
         while True:
             block: int | None = None
             if follow:
@@ -383,8 +387,13 @@ class Queue:
                 block = max(1, int(min(left, 2.0) * 1000))
             try:
                 reply = await self.client.xread({key: last}, count=500, block=block)
+                quiet_since = None
             except RedisTimeoutError as exc:
-                if not follow:
+                # a busy server answering a blocking read late is not an outage;
+                # half a minute of nothing but timeouts is
+                now = time.monotonic()
+                quiet_since = quiet_since if quiet_since is not None else now
+                if not follow or now - quiet_since > _EVENTS_TIMEOUT_PATIENCE_S:
                     raise map_error(exc, self.url, "reading run events") from exc
                 continue
             except RedisError as exc:
@@ -403,8 +412,12 @@ class Queue:
                     return
             if not follow and not entries:
                 return
-            if follow and not entries and not await self.client.exists(key):
-                return
+            if follow and not entries:
+                exists = await self._call(
+                    "reading run events", lambda: self.client.exists(key)
+                )
+                if not exists:
+                    return
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Block until the run reaches a terminal status; return its record.

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -34,6 +34,7 @@ from dialogllm.logging import mask_url, redact_text
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "REDIS_FAILURES",
     "async_client",
     "decodes_responses",
     "is_cluster",
@@ -45,9 +46,13 @@ __all__ = [
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
+    RedisClusterException,  # a cluster client that reaches no node; not a RedisError
     ConnectionError,
     OSError,
 )
+
+#: Any failure of a Redis call: refused commands and unreachable servers alike.
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, *CONNECTION_ERRORS)
 
 _RETRIES = 6  # ~0.05 + 0.1 + ... capped at 2 s: about 6 s of patience per command
 
@@ -104,11 +109,15 @@ def decodes_responses(client: Any) -> bool:
     return bool(client.connection_pool.connection_kwargs.get("decode_responses"))
 
 
-def map_error(exc: RedisError, url: str, what: str) -> Exception:
+def map_error(
+    exc: RedisError | RedisClusterException, url: str, what: str
+) -> Exception:
     """The typed DialogueLLM error for a Redis error raised while doing ``what``."""
     text = redact_text(str(exc))
     where = mask_url(url)
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(
+        exc, RedisConnectionError | RedisTimeoutError | RedisClusterException
+    ):
         return RedisUnavailableError(
             f"Redis at {where} is unreachable while {what} "
             f"({type(exc).__name__}: {text}); nothing was half-written, retry once "

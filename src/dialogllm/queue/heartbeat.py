@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError
 
 from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
-from dialogllm.queue.connection import is_cluster
+from dialogllm.queue.connection import REDIS_FAILURES, is_cluster
 
 __all__ = ["Heartbeat"]
 
@@ -134,7 +133,7 @@ class Heartbeat(threading.Thread):
         now = time.monotonic()
         try:
             replies = self._renew_all(held)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             for run_id, h in held:
                 if now - h.renewed >= self.ttl:
                     _log.warning(

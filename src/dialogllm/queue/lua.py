@@ -278,7 +278,10 @@ local function finish(id, lease, mode, entry, result, err, retention, backoff,
   end
   if not h[1] then return 'gone' end
   if h[2] ~= lease then return 'superseded' end
-  if node and node ~= '' then redis.call('HSET', rec, 'error_node', node) end
+  if node and err ~= '' then  -- the node goes with the error it came from
+    if node == '' then redis.call('HDEL', rec, 'error_node')
+    else redis.call('HSET', rec, 'error_node', node) end
+  end
   if mode == 'retry' then
     redis.call('HSET', rec, 'status', 'pending', 'lease', '', 'error', err,
       'due', NOW + backoff, 'entry', '')

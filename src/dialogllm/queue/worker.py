@@ -57,7 +57,12 @@ from dialogllm.queue.client import (
     DLQ_MAXLEN,
     decode_input,
 )
-from dialogllm.queue.connection import CONNECTION_ERRORS, async_client, sync_client
+from dialogllm.queue.connection import (
+    CONNECTION_ERRORS,
+    REDIS_FAILURES,
+    async_client,
+    sync_client,
+)
 from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.models import dumps
 from dialogllm.queue.resolve import Resolver, import_resolver
@@ -247,7 +252,13 @@ class Worker:
         self._finish = self.client.register_script(lua.FINISH)
         self._promote = self.client.register_script(lua.PROMOTE)
         self._prune = self.client.register_script(lua.PRUNE)
-        self._hb_client = sync_client(self.url, decode=False, cluster=self.cluster)
+        # a cluster client connects when built: off the loop, retried like any call
+        self._hb_client = await self._retrying(
+            "connecting the heartbeat",
+            lambda: asyncio.to_thread(
+                sync_client, self.url, decode=False, cluster=self.cluster
+            ),
+        )
         self.heartbeat = Heartbeat(
             self._hb_client,
             prefix=self.prefix,
@@ -370,6 +381,12 @@ class Worker:
             await self.client.xdel(self.stream, *entry_ids)
 
     async def _read_loop(self) -> None:
+        try:
+            await self._read_entries()
+        finally:
+            self._reading = False  # not ready once this loop ends, however it ends
+
+    async def _read_entries(self) -> None:
         attempt = 0
         await self._retrying("creating the consumer group", self._ensure_group)
         while not self._stopping.is_set():
@@ -535,7 +552,7 @@ class Worker:
             int(self.lease_ttl * 1000),
             self.retention_ms,
         ]
-        for _ in range(2):
+        for attempt in range(3):
             if self.cluster:
                 got = await self._start_in_two(run_id, thread_id, entry_id, lease_id)
             else:
@@ -543,9 +560,16 @@ class Worker:
             if got[0] != "held":
                 return got
             holder, pttl = str(got[1]), int(got[2])
+            if holder != run_id:
+                if not self.cluster or attempt == 2:
+                    return got
+                # On a Cluster a finished run releases its lease a round trip after
+                # it handed the thread to this run: look again shortly.
+                await asyncio.sleep(0.01 * 2**attempt)
+                continue
             # A live holder renews every ttl/3, so its lease never runs this low; a
             # holder that stopped renewing is waited out once, then replaced.
-            if holder != run_id or pttl > self.lease_ttl * 500:
+            if pttl > self.lease_ttl * 500:
                 return got
             await asyncio.sleep(max(0, pttl) / 1000 + 0.02)
         return got
@@ -562,9 +586,16 @@ class Worker:
         )
         if int(got[0]) == 0:
             return ["held", got[1], got[2]]
-        claim = await self._claim(
-            keys=[self.stream], args=[self.base, run_id, entry_id, self.name, lease_id]
-        )
+        try:
+            claim = await self._claim(
+                keys=[self.stream],
+                args=[self.base, run_id, entry_id, self.name, lease_id],
+            )
+        except BaseException:
+            # the run was not claimed: give the thread back now, not after lease_ttl
+            with contextlib.suppress(Exception):
+                await self._lease_release(keys=[lease], args=[lease_id])
+            raise
         if claim[0] != "run":
             await self._lease_release(keys=[lease], args=[lease_id])
             return list(claim)
@@ -575,7 +606,7 @@ class Worker:
         lease_id = uuid.uuid4().hex
         try:
             claim = await self._start(run_id, thread_id, entry_id, lease_id)
-        except CONNECTION_ERRORS as exc:
+        except REDIS_FAILURES as exc:
             log.warning("could not start run, left for reclaim", error=str(exc))
             return
         if claim[0] != "run":
@@ -681,14 +712,16 @@ class Worker:
         ]
         try:
             lease = thread_lease(self.prefix, active.thread_id)
-            if self.cluster:  # END as two one-slot calls: release, then record
-                await self._retrying(
-                    "releasing a lease",
-                    lambda: self._lease_release(keys=[lease], args=[active.lease_id]),
-                )
+            if self.cluster:
+                # END as two one-slot calls. Record the end first: until then the
+                # lease keeps other workers off a run that is not over yet.
                 verdict = await self._retrying(
                     "finishing a run",
                     lambda: self._finish(keys=[self.stream], args=args),
+                )
+                await self._retrying(
+                    "releasing a lease",
+                    lambda: self._lease_release(keys=[lease], args=[active.lease_id]),
                 )
             else:
                 verdict = await self._retrying(
