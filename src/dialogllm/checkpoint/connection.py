@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
+    ClusterError,
     RedisError,
     ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
@@ -67,7 +69,10 @@ def url_of(client: Any) -> str:
 def map_redis_error(exc: RedisError, url: str) -> Exception:
     """The typed DialogueLLM error for a Redis error raised during a saver call."""
     text = redact_text(str(exc))
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    # a Cluster that is failing over or resharding (CLUSTERDOWN, TRYAGAIN) is
+    # temporarily unavailable, like a broken connection: retry, do not fail the run
+    transient = RedisConnectionError | RedisTimeoutError | ClusterError | TryAgainError
+    if isinstance(exc, transient):
         return RedisUnavailableError(
             f"Redis at {url} is unreachable or the connection broke mid-call "
             f"({type(exc).__name__}: {text}); nothing was half-written, retry once "
