@@ -198,6 +198,17 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("redis-server did not start")
 
 
+def ours_worker(
+    url: str, prefix: str, *, concurrency: int, retention: int | None = None
+) -> list[str]:
+    """The command line of one of our worker processes (`python -m dialogllm.queue`)."""
+    cmd = [sys.executable, "-m", "dialogllm.queue", "--redis-url", url]
+    cmd += ["--key-prefix", prefix, "--concurrency", str(concurrency)]
+    if retention is not None:
+        cmd += ["--retention", str(retention)]
+    return cmd
+
+
 class System:
     """One queue under test: how to enqueue, how to start its workers."""
 
@@ -237,20 +248,7 @@ class Ours(System):
         await self.queue.enqueue(f"{HERE / 'queue_bench.py'}:ours_job", {"t0": t0})
 
     def worker_commands(self, processes: int) -> list[list[str]]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "dialogllm.queue",
-            "--redis-url",
-            self.url,
-            "--key-prefix",
-            "q",
-            "--concurrency",
-            "10",
-            "--retention",
-            "600",
-        ]
-        return [cmd] * processes
+        return [ours_worker(self.url, "q", concurrency=10, retention=600)] * processes
 
 
 class Saq(System):
@@ -504,17 +502,7 @@ async def ours_graph(url: str, runs: int) -> dict[str, Any]:
                 for i in range(start, min(runs, start + 50))
             )
         )
-    cmd = [
-        sys.executable,
-        "-m",
-        "dialogllm.queue",
-        "--redis-url",
-        url,
-        "--key-prefix",
-        "g",
-        "--concurrency",
-        "10",
-    ]
+    cmd = ours_worker(url, "g", concurrency=10)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await queue.wait(ids[0], timeout=120)
@@ -548,19 +536,7 @@ async def ours_memory(url: str, runs: int, memory_wait: float) -> dict[str, Any]
         return int(stats["total.allocated"]) - int(stats["clients.normal"])
 
     queue = Queue.from_url(url, key_prefix="m", retention=5.0)
-    cmd = [
-        sys.executable,
-        "-m",
-        "dialogllm.queue",
-        "--redis-url",
-        url,
-        "--key-prefix",
-        "m",
-        "--concurrency",
-        "32",
-        "--retention",
-        "5",
-    ]
+    cmd = ours_worker(url, "m", concurrency=32, retention=5)
     env = {**os.environ, "BENCH_REDIS_URL": url}
     procs = [
         subprocess.Popen(

@@ -154,8 +154,7 @@ def submit(
         from dialogllm.core import resolve_graph
 
         resolve_graph(graph)  # unknown graphs fail here, before anything is queued
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             run_id = await q.enqueue(
                 graph,
                 payload,
@@ -172,8 +171,6 @@ def submit(
                     out.print(f"run {run_id} on thread {record.thread_id}: queued")
                 return EXIT_OK
             return await _follow(q, run_id, timeout, as_json)
-        finally:
-            await q.aclose()
 
     raise typer.Exit(_run(go))
 
@@ -351,16 +348,13 @@ def status(
         return await fleet_status(q.client, q)
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             if watch and not as_json:
                 with Live(console=out, refresh_per_second=1) as live:
                     while True:
                         live.update(_render_status(await snapshot(q)))
                         await asyncio.sleep(2)
             current = await snapshot(q)
-        finally:
-            await q.aclose()
         if as_json:
             _print_json(current.as_dict())
         else:
@@ -438,16 +432,13 @@ def runs_list(
     """List runs, newest first. Example: dialogllm runs list --status dead"""
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             try:
                 records = await q.list(
                     status=status_, graph=graph, thread_id=thread, limit=limit
                 )
             except ValueError:
                 _fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
-        finally:
-            await q.aclose()
         if as_json:
             _print_json([asdict(r) for r in records])
             return EXIT_OK
@@ -471,12 +462,9 @@ def runs_show(
     """A run's record and its events. Example: dialogllm runs show RUN_ID"""
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             record = await q.get(run_id)
             events = [e async for e in q.events(run_id, follow=False)]
-        finally:
-            await q.aclose()
         if as_json:
             _print_json({"run": asdict(record), "events": [asdict(e) for e in events]})
         else:
@@ -496,11 +484,8 @@ def cancel(
     """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             result = await q.cancel(run_id)
-        finally:
-            await q.aclose()
         if as_json:
             _print_json({"run_id": run_id, "status": result.value})
         else:
@@ -519,11 +504,8 @@ def dlq_list(
     """Dead-lettered runs with their reason. Example: dialogllm dlq list"""
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             letters = await q.dlq_list(limit=limit)
-        finally:
-            await q.aclose()
         if as_json:
             _print_json([asdict(d) for d in letters])
             return EXIT_OK
@@ -543,11 +525,8 @@ def dlq_retry(
     """Queue a dead run again. Example: dialogllm dlq retry RUN_ID"""
 
     async def go() -> int:
-        q = _queue(queue)
-        try:
+        async with _queue(queue) as q:
             result = await q.dlq_retry(run_id)
-        finally:
-            await q.aclose()
         if as_json:
             _print_json({"run_id": run_id, "status": result.value})
         else:
