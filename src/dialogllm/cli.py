@@ -28,12 +28,17 @@ from dialogllm import __version__
 from dialogllm.cli_operations import register as register_operations
 from dialogllm.errors import (
     DialogueLLMError,
-    GraphNotFoundError,
-    InputValidationError,
-    LLMError,
-    RedisUnavailableError,
-    ResumeError,
-    ThreadNotFoundError,
+)
+from dialogllm.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LLM,
+    EXIT_OK,
+    EXIT_REDIS,
+    EXIT_THREAD,
+    EXIT_WAITING,
+    exit_code_for,
 )
 
 __all__ = [
@@ -49,14 +54,6 @@ __all__ = [
     "main",
 ]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_THREAD = 3
-EXIT_REDIS = 4
-EXIT_LLM = 5
-EXIT_WAITING = 10
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="dialogllm",
@@ -277,23 +274,11 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _exit_code(exc: BaseException) -> int:
-    if isinstance(exc, GraphNotFoundError | InputValidationError):
-        return EXIT_BAD_INPUT
-    if isinstance(exc, ThreadNotFoundError | ResumeError):
-        return EXIT_THREAD
-    if isinstance(exc, RedisUnavailableError):
-        return EXIT_REDIS
-    if isinstance(exc, LLMError):
-        return EXIT_LLM
-    return EXIT_FAILED
-
-
 def _guard(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except DialogueLLMError as exc:
-        _fail(_exit_code(exc), str(exc))
+        _fail(exit_code_for(exc), str(exc))
     except KeyboardInterrupt:
         err.print("stopped")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -319,7 +304,7 @@ def _execute(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except DialogueLLMError as exc:
-        code = _exit_code(exc)
+        code = exit_code_for(exc)
         if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
             err.print(
                 f"[bold red]error:[/bold red] {escape(str(exc))}\n"

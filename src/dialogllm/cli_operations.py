@@ -29,24 +29,18 @@ from rich.table import Table
 from dialogllm.config import get_settings
 from dialogllm.errors import (
     DialogueLLMError,
-    GraphNotFoundError,
-    InputValidationError,
-    LLMError,
     QueueError,
-    RedisUnavailableError,
-    RunNotFoundError,
-    ThreadBusyError,
 )
 from dialogllm.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_LLM,
     EXIT_OK,
     EXIT_REDIS,
     EXIT_THREAD,
     EXIT_WAITING,
+    exit_code_for,
 )
 from dialogllm.logging import configure_logging, mask_url
 
@@ -65,18 +59,6 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _code_for(exc: BaseException) -> int:
-    if isinstance(exc, GraphNotFoundError | InputValidationError | ThreadBusyError):
-        return EXIT_BAD_INPUT
-    if isinstance(exc, RunNotFoundError):
-        return EXIT_THREAD
-    if isinstance(exc, RedisUnavailableError):
-        return EXIT_REDIS
-    if isinstance(exc, LLMError):
-        return EXIT_LLM
-    return EXIT_FAILED
-
-
 def _setup_logging() -> None:
     """Logs go to stderr (stdout is for results and --json); quiet unless asked."""
     settings = get_settings()
@@ -89,7 +71,7 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except DialogueLLMError as exc:
-        _fail(_code_for(exc), str(exc))
+        _fail(exit_code_for(exc), str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 

@@ -8,6 +8,17 @@ graph; 3 unknown thread or run, or a resume that cannot happen; 4 Redis unavaila
 
 from __future__ import annotations
 
+from dialogllm.errors import (
+    GraphNotFoundError,
+    InputValidationError,
+    LLMError,
+    RedisUnavailableError,
+    ResumeError,
+    RunNotFoundError,
+    ThreadBusyError,
+    ThreadNotFoundError,
+)
+
 __all__ = [
     "EXIT_ALERT",
     "EXIT_BAD_INPUT",
@@ -18,6 +29,7 @@ __all__ = [
     "EXIT_REDIS",
     "EXIT_THREAD",
     "EXIT_WAITING",
+    "exit_code_for",
 ]
 
 EXIT_OK = 0
@@ -29,3 +41,21 @@ EXIT_LLM = 5
 EXIT_ALERT = 6
 EXIT_WAITING = 10
 EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code a command ends with when ``exc`` stops it.
+
+    >>> exit_code_for(GraphNotFoundError("no graph 'x'"))
+    2
+    """
+    bad_input = GraphNotFoundError | InputValidationError | ThreadBusyError
+    if isinstance(exc, bad_input):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, ThreadNotFoundError | ResumeError | RunNotFoundError):
+        return EXIT_THREAD
+    if isinstance(exc, RedisUnavailableError):
+        return EXIT_REDIS
+    if isinstance(exc, LLMError):
+        return EXIT_LLM
+    return EXIT_FAILED
