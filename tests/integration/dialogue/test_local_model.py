@@ -96,16 +96,17 @@ async def test_directed_dialogue_with_the_local_model(runner: DialogueRunner) ->
     _assert_readable(result.transcript)
 
 
-async def test_the_two_personas_example_runs_as_written(
-    redis_url: str, dlg_prefix: str
-) -> None:
+def _run_example(
+    name: str, redis_url: str, prefix: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>.py`` as written, on the test's Redis and key prefix."""
     env = {
         **os.environ,
         "DIALOGLLM_REDIS_URL": redis_url,
-        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+        "DIALOGLLM_KEY_PREFIX": prefix,
     }
     done = subprocess.run(  # blocking on purpose: nothing else runs meanwhile
-        [sys.executable, "examples/two_personas.py"],
+        [sys.executable, f"examples/{name}.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -113,6 +114,13 @@ async def test_the_two_personas_example_runs_as_written(
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+async def test_the_two_personas_example_runs_as_written(
+    redis_url: str, dlg_prefix: str
+) -> None:
+    done = _run_example("two_personas", redis_url, dlg_prefix)
     lines = [
         line for line in done.stdout.splitlines() if line.startswith(("Ada:", "Bo:"))
     ]
@@ -123,20 +131,7 @@ async def test_the_two_personas_example_runs_as_written(
 async def test_the_resume_interview_example_runs_as_written(
     redis_url: str, dlg_prefix: str
 ) -> None:
-    env = {
-        **os.environ,
-        "DIALOGLLM_REDIS_URL": redis_url,
-        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
-    }
-    done = subprocess.run(  # blocking on purpose: nothing else runs meanwhile
-        [sys.executable, "examples/resume_interview.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run_example("resume_interview", redis_url, dlg_prefix)
     lines = [
         line
         for line in done.stdout.splitlines()
