@@ -75,6 +75,7 @@ class Heartbeat(threading.Thread):
         self._halt = threading.Event()
         self._renew = client.register_script(lua.LEASE_RENEW)
         self._beat = client.register_script(lua.BEAT)
+        self._cluster = is_cluster(client)  # Cluster pipelines refuse scripts
 
     def add(self, run_id: str, thread_id: str, lease_id: str) -> None:
         """Start renewing the lease ``lease_id`` on ``thread_id`` for ``run_id``."""
@@ -104,8 +105,7 @@ class Heartbeat(threading.Thread):
         """Renew each lease and mark each run alive: one pipelined round trip, or on
         Redis Cluster (whose pipelines refuse scripts) two calls per run."""
         ttl_ms = int(self.ttl * 1000)
-        cluster = is_cluster(self.client)
-        pipe = None if cluster else self.client.pipeline(transaction=False)
+        pipe = None if self._cluster else self.client.pipeline(transaction=False)
         replies: list[Any] = []
         for run_id, h in held:
             replies.append(
