@@ -26,6 +26,7 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.queue", "the run queue and its workers"),
     ("dialogllm.fleet", "fleet status, alerts, Prometheus export"),
     ("dialogllm.config", "settings from `DIALOGLLM_*` variables"),
+    ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
     ("dialogllm.connect", "Redis clients for the configured (or embedded) Redis"),
     ("dialogllm.embedded_redis", "the embedded Redis server"),
     ("dialogllm.doctor", "environment checks behind `dialogllm doctor`"),

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level that is logged."
     )
+    allowed_msgpack_modules: str = Field(
+        default="",
+        description=(
+            "Your own types that checkpoints may hold, comma-separated module:Name "
+            "(e.g. myapp.state:Fact); anything else read from Redis is refused."
+        ),
+    )
     checkpoint_ttl_seconds: float | None = Field(
         default=None,
         gt=0,

@@ -15,6 +15,7 @@ ThreadNotFoundError
 from __future__ import annotations
 
 __all__ = [
+    "BlockedTypeError",
     "CheckpointError",
     "ConfigError",
     "CorruptCheckpointError",
@@ -53,6 +54,38 @@ class RedisUnavailableError(DialogueLLMError):
     The message names the URL with its password masked. Nothing half-written is left
     behind: every multi-key write is one atomic Redis call.
     """
+
+
+class BlockedTypeError(DialogueLLMError):
+    """Data read from Redis names a type that is not on the allow-list.
+
+    Nothing was imported or called. ``module`` and ``name`` say which type; if it
+    is yours and you trust everyone who can write to the Redis, allow it with
+    ``DIALOGLLM_ALLOWED_MSGPACK_MODULES=module:Name`` (see :mod:`dialogllm.serde`).
+    """
+
+    def __init__(
+        self, module: str, name: str, *, method: str | None = None, where: str = ""
+    ) -> None:
+        self.module = module
+        self.name = name
+        self.method = method
+        self.where = where
+        what = f"{module}.{name}" + (f".{method}" if method else "")
+        if method:
+            hint = "method calls are never revived"
+        else:
+            hint = (
+                "if it is a type of yours and you trust every client that can write "
+                f"to this Redis, allow it: DIALOGLLM_ALLOWED_MSGPACK_MODULES={module}:"
+                f"{name} (or StrictSerializer(allowed=[...]), "
+                "saver.with_allowlist([...]))"
+            )
+        place = f" in {where}" if where else ""
+        super().__init__(
+            f"refused to revive {what}{place}: not on the allow-list, nothing was "
+            f"imported or run; {hint}"
+        )
 
 
 class PayloadTooLargeError(DialogueLLMError):

@@ -42,16 +42,17 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from dialogllm.checkpoint import keys
 from dialogllm.checkpoint.fencing import FencingToken, fencing_token_from_config
 from dialogllm.errors import (
+    BlockedTypeError,
     CorruptCheckpointError,
     InvalidCheckpointConfigError,
     PayloadTooLargeError,
 )
+from dialogllm.serde import StrictSerializer
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -102,8 +103,9 @@ def decode_version(item: str) -> str | int | float:
 
 
 def default_serde() -> SerializerProtocol:
-    """LangGraph's JSON+msgpack serializer with the pickle fallback off."""
-    return JsonPlusSerializer(pickle_fallback=False)
+    """The strict serializer: LangGraph's JSON+msgpack, no pickle, and only allowed
+    types revived (see :mod:`dialogllm.serde`)."""
+    return StrictSerializer()
 
 
 def next_version(current: str | int | float | None) -> str:
@@ -329,6 +331,10 @@ class RecordCodec:
     def _load(self, type_: bytes, data: bytes, where: str) -> Any:
         try:
             return self.serde.loads_typed((type_.decode(), data))
+        except BlockedTypeError as exc:
+            raise BlockedTypeError(
+                exc.module, exc.name, method=exc.method, where=where
+            ) from None
         except Exception as exc:  # any decoder failure means corrupt data
             raise CorruptCheckpointError(
                 f"cannot decode {where}: {type(exc).__name__}: {exc}"

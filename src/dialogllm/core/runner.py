@@ -13,7 +13,6 @@ the graph is invoked, so a refused call writes nothing.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -59,21 +58,6 @@ __all__ = [
     "validate_input",
 ]
 
-
-class _OwnTypesFilter(logging.Filter):
-    """Drops LangGraph's "unregistered type" warning for this package's own models
-    (plain pydantic data, known safe); warnings about other types still show."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (
-            str(record.msg).startswith("Deserializing unregistered type")
-            and args
-            and str(args[0]).startswith("dialogllm.models")
-        )
-
-
-logging.getLogger("langgraph.checkpoint.serde.jsonplus").addFilter(_OwnTypesFilter())
 
 META_GRAPH = "dialogllm_graph"
 """Checkpoint metadata key: the graph's name as the user gave it."""
