@@ -37,6 +37,12 @@ _SECRET_KEY = re.compile(
 )
 # scheme://user:password@host  -> scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
+# ?password=x / &ssl_password=x / &token=x -> ...=***
+_QUERY_SECRET = re.compile(
+    r"([?&;][^=&#\s]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential)"
+    r"[^=&#\s]*=)[^&#\s]*",
+    re.IGNORECASE,
+)
 # "Bearer abc", "api_key=abc", "sk-..." style secrets inside free text.
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _KV_SECRET = re.compile(
@@ -47,12 +53,17 @@ _OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``.
+    """Return ``url`` with every secret replaced by ``***``: the password of the
+    userinfo, and query parameters that carry one (``password``, ``ssl_password``,
+    ``token``, ``api_key``, ...). Every URL the project prints goes through here.
 
     >>> mask_url("rediss://app:s3cret@cache:6380/0")
     'rediss://app:***@cache:6380/0'
+    >>> mask_url("redis://cache/0?password=s3cret&ssl_password=x&db=1")
+    'redis://cache/0?password=***&ssl_password=***&db=1'
     """
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", url)
+    url = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", url)
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", url)
 
 
 def redact_text(text: str) -> str:

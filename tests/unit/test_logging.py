@@ -60,3 +60,13 @@ def test_exception_logged_with_type() -> None:
     record = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert record["exc_type"] == "ValueError"
     assert "abc123" not in json.dumps(record)
+
+
+def test_urls_are_masked_in_the_userinfo_and_the_query_string() -> None:
+    from dialogllm.logging import mask_url
+
+    url = "rediss://app:pw1@h:6380/0?password=pw2&ssl_password=pw3&token=pw4&db=2"
+    masked = mask_url(url)
+    assert not any(f"pw{i}" in masked for i in range(1, 5)), masked
+    assert masked.startswith("rediss://app:***@h:6380/0?") and masked.endswith("&db=2")
+    assert mask_url("redis://h/0?password=secret#x") == "redis://h/0?password=***#x"
