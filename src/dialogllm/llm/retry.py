@@ -20,6 +20,7 @@ from typing import Any, Literal
 import httpx
 import openai
 
+from dialogllm.backoff import backoff_delay as exponential_delay
 from dialogllm.logging import redact_text
 
 __all__ = ["Failure", "backoff_delay", "classify", "retry_after_seconds"]
@@ -152,17 +153,16 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based).
 
-    Exponential with "equal jitter" (half fixed, half random), capped at ``max_s``;
-    a server's ``Retry-After`` wins when longer (capped at ``retry_after_max_s``).
+    The project's backoff (:func:`dialogllm.backoff.backoff_delay`, "equal
+    jitter"), capped at ``max_s``; a server's ``Retry-After`` wins when longer
+    (capped at ``retry_after_max_s``).
 
     >>> 0.5 <= backoff_delay(1, base_s=1.0, max_s=10.0) <= 1.0
     True
     >>> backoff_delay(1, base_s=0.1, max_s=1.0, retry_after_s=3.0) >= 3.0
     True
     """
-    rng = rng or random.Random()
-    ceiling = min(max_s, base_s * (2 ** (attempt - 1)))
-    delay: float = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    delay = exponential_delay(attempt, base_s=base_s, max_s=max_s, rng=rng)
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, retry_after_max_s))
     return delay
