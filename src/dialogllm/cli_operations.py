@@ -81,9 +81,9 @@ def _print_json(data: Any) -> None:
 
 
 def _url() -> str:
-    from dialogllm.connect import redis_url
+    from dialogllm.redis import resolve_url
 
-    return redis_url()
+    return resolve_url()
 
 
 def _queue(name: str) -> Any:
@@ -563,7 +563,7 @@ def threads_list(
 
     async def go() -> int:
         from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.connect import async_client
+        from dialogllm.redis import async_client
 
         client = async_client(_url())
         try:
@@ -602,7 +602,7 @@ def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
 
     async def go() -> int:
         from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.connect import async_client
+        from dialogllm.redis import async_client
 
         client = async_client(_url())
         try:
@@ -670,7 +670,7 @@ def doctor(
 
 
 def _embedded() -> Any:
-    from dialogllm.embedded_redis import EmbeddedRedis
+    from dialogllm.redis import EmbeddedRedis
 
     _setup_logging()
     return EmbeddedRedis(get_settings().data_dir)

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from dialogllm.llm import LLMSettings, get_llm_settings, local_server
 from dialogllm.logging import mask_url, redact_text
+from dialogllm.redis.clients import async_client
+from dialogllm.redis.errors import REDIS_FAILURES
 
 __all__ = ["Check", "CheckStatus", "llm_checks", "redis_checks", "worst"]
 
@@ -74,13 +75,18 @@ def _version(text: str) -> tuple[int, ...]:
 async def redis_checks(url: str, *, timeout: float = 3.0) -> list[Check]:
     """Check the Redis at ``url``: reachable, version, persistence, memory policy."""
     shown = mask_url(url)
-    client = aredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout
+    client = async_client(
+        url,
+        decode=True,
+        cluster=False,  # one node's settings are what the checks read
+        retries=0,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
     try:
         try:
             info: dict[str, Any] = await client.info()
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             return [
                 Check(
                     "redis.reachable",

@@ -31,6 +31,8 @@ __all__ = [
     "LLMUnavailableError",
     "PayloadTooLargeError",
     "QueueError",
+    "RedisAuthError",
+    "RedisCommandError",
     "RedisUnavailableError",
     "ResumeError",
     "RunNotFoundError",
@@ -54,6 +56,16 @@ class RedisUnavailableError(DialogueLLMError):
     The message names the URL with its password masked. Nothing half-written is left
     behind: every multi-key write is one atomic Redis call.
     """
+
+
+class RedisAuthError(DialogueLLMError):
+    """Redis refused the credentials in the URL, or the ACL user may not run a
+    command or touch a key. The message names the user, never the password."""
+
+
+class RedisCommandError(DialogueLLMError):
+    """Redis refused a command (``WRONGTYPE``, ``OOM``, a script error, ...): not an
+    outage, so retrying the same call will not help."""
 
 
 class BlockedTypeError(DialogueLLMError):

@@ -1,7 +1,8 @@
 """Exit codes of the ``dialogllm`` command: what a script can rely on.
 
 0 done; 1 failed (or a run ended in error/dead/cancelled); 2 bad input or unknown
-graph; 3 unknown thread or run, or a resume that cannot happen; 4 Redis unavailable;
+graph; 3 unknown thread or run, or a resume that cannot happen; 4 Redis unavailable
+(or refusing the credentials);
 5 LLM failure; 6 ``status --check`` found an alert (or ``doctor`` a failed check);
 10 paused waiting for a person; 130 stopped with Ctrl-C.
 """
@@ -12,6 +13,7 @@ from dialogllm.errors import (
     GraphNotFoundError,
     InputValidationError,
     LLMError,
+    RedisAuthError,
     RedisUnavailableError,
     ResumeError,
     RunNotFoundError,
@@ -54,7 +56,7 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_BAD_INPUT
     if isinstance(exc, ThreadNotFoundError | ResumeError | RunNotFoundError):
         return EXIT_THREAD
-    if isinstance(exc, RedisUnavailableError):
+    if isinstance(exc, RedisUnavailableError | RedisAuthError):
         return EXIT_REDIS
     if isinstance(exc, LLMError):
         return EXIT_LLM

@@ -10,8 +10,7 @@ import pytest
 import redis
 
 from dialogllm.config import Settings
-from dialogllm.connect import async_client, redis_url, sync_client
-from dialogllm.embedded_redis import EmbeddedRedis
+from dialogllm.redis import EmbeddedRedis, async_client, resolve_url, sync_client
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +46,7 @@ def test_starts_once_persists_with_aof_and_stops(server: EmbeddedRedis) -> None:
 def test_other_processes_share_the_same_server(server: EmbeddedRedis) -> None:
     url = server.ensure_running()
     code = (
-        "from pathlib import Path; from dialogllm.embedded_redis import EmbeddedRedis;"
+        "from pathlib import Path; from dialogllm.redis import EmbeddedRedis;"
         f"print(EmbeddedRedis(Path({str(server.data_dir)!r})).ensure_running())"
     )
     out = subprocess.run(
@@ -69,12 +68,13 @@ def test_long_data_dir_uses_a_short_socket_path(tmp_path: Path) -> None:
 async def test_unset_url_means_the_embedded_server(tmp_path: Path) -> None:
     settings = Settings(redis_url=None, data_dir=tmp_path / "d")
     try:
-        url = redis_url(settings)
+        url = resolve_url(settings=settings)
         assert url.startswith("unix://")
-        client = async_client(settings=settings)
+        # the embedded server's unix socket takes no TCP keepalive options
+        client = async_client(url, decode=True)
         assert await client.ping()
         await client.aclose()
-        sync = sync_client(settings=settings)
+        sync = sync_client(url)
         assert sync.ping()
         sync.close()
     finally:
@@ -83,5 +83,5 @@ async def test_unset_url_means_the_embedded_server(tmp_path: Path) -> None:
 
 def test_configured_url_wins(tmp_path: Path) -> None:
     settings = Settings(redis_url="redis://127.0.0.1:6379/0", data_dir=tmp_path)
-    assert redis_url(settings) == "redis://127.0.0.1:6379/0"
+    assert resolve_url(settings=settings) == "redis://127.0.0.1:6379/0"
     assert not (tmp_path / "redis").exists()

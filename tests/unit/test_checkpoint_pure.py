@@ -99,18 +99,3 @@ def test_fencing_tokens_travel_in_config() -> None:
         FencingToken("", 1)
     with pytest.raises(ValueError):
         FencingToken("x", -1)
-
-
-def test_a_cluster_failing_over_is_unavailable_not_a_refusal() -> None:
-    from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
-
-    from dialogllm.checkpoint.connection import map_redis_error
-    from dialogllm.errors import CheckpointError, RedisUnavailableError
-
-    url = "redis://app:***@cluster:7000"
-    for exc in (ClusterDownError("CLUSTERDOWN"), TryAgainError("TRYAGAIN")):
-        mapped = map_redis_error(exc, url)
-        assert isinstance(mapped, RedisUnavailableError) and url in str(mapped)
-    refused = map_redis_error(ResponseError("WRONGTYPE"), url)
-    assert isinstance(refused, CheckpointError)
-    assert not isinstance(refused, RedisUnavailableError)

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -30,21 +29,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint.base import (
-    DEFAULT_KEY_PREFIX,
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    RecordCodec,
-    SaverOptions,
-    default_serde,
-    next_version,
-)
-from dialogllm.checkpoint.connection import (
-    check_binary_client,
-    map_redis_error,
-    url_of,
-)
+from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
 from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
@@ -52,10 +39,13 @@ from dialogllm.checkpoint.operations import (
     Emit,
     Eval,
     Op,
-    Operations,
     Request,
+    Scan,
 )
+from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
+from dialogllm.redis.clients import async_client
+from dialogllm.redis.errors import translate_redis_errors
 
 __all__ = ["AsyncRedisSaver"]
 
@@ -63,7 +53,7 @@ T = TypeVar("T")
 AsyncRedisClient = Redis | RedisCluster
 
 
-class AsyncRedisSaver(BaseCheckpointSaver[str]):
+class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
     """A LangGraph checkpointer on plain Redis 6.2+ / Valkey (no modules needed).
 
     Args:
@@ -83,7 +73,7 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
             default: it trades CPU per step for memory; delta snapshots are always
             compressed).
 
-    >>> saver = AsyncRedisSaver(Redis.from_url(url), key_prefix="app1", ttl=86400)
+    >>> saver = AsyncRedisSaver(async_client(url), key_prefix="app1", ttl=86400)
     """
 
     def __init__(
@@ -98,15 +88,12 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         fencing_token: FencingToken | None = None,
         compress_min_bytes: int | None = None,
     ) -> None:
-        super().__init__(serde=serde or default_serde())
-        check_binary_client(client)
-        self.client = client
-        self.is_cluster = isinstance(client, RedisCluster)
-        self.url = url_of(client)
-        self.options = SaverOptions(
+        super().__init__(
+            client,
             key_prefix=key_prefix,
-            ttl_seconds=ttl,
+            ttl=ttl,
             refresh_on_read=refresh_on_read,
+            serde=serde,
             max_payload_bytes=max_payload_bytes,
             fencing_token=fencing_token,
             compress_min_bytes=compress_min_bytes,
@@ -116,54 +103,24 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         except RuntimeError:
             self.loop = None
 
-    @property
-    def ops(self) -> Operations:
-        """The shared operations, built on this saver's current serializer."""
-        ops: Operations | None = self.__dict__.get("_ops")
-        if (
-            ops is None
-            or ops.codec.serde is not self.serde
-            or ops.options is not self.options
-        ):
-            ops = Operations(RecordCodec(self.serde, self.options), self.options)
-            self.__dict__["_ops"] = ops
-        return ops
-
     @classmethod
     @asynccontextmanager
     async def from_conn_string(
-        cls, url: str, **options: Any
+        cls, url: str, *, cluster: bool | None = None, **options: Any
     ) -> AsyncIterator[AsyncRedisSaver]:
         """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``), yield a saver,
-        close the connection pool on exit. ``cluster=True`` uses Redis Cluster.
+        close the connection pool on exit. ``cluster=True`` uses Redis Cluster
+        (default: ``DIALOGLLM_REDIS_CLUSTER``). The client retries broken connections
+        with backoff (:mod:`dialogllm.redis.clients`).
 
         >>> async with AsyncRedisSaver.from_conn_string(url, ttl=3600) as saver:
         ...     ...
         """
-        cluster = bool(options.pop("cluster", False))
-        client: AsyncRedisClient
-        if cluster:
-            client = RedisCluster.from_url(url, decode_responses=False)
-        else:
-            client = Redis.from_url(url, decode_responses=False)
+        client = async_client(url, decode=False, cluster=cluster)
         try:
             yield cls(client, **options)
         finally:
             await client.aclose()
-
-    def with_fencing(self, token: FencingToken | None) -> AsyncRedisSaver:
-        """A shallow copy whose every write carries ``token``."""
-        clone = self.__class__.__new__(self.__class__)
-        clone.__dict__.update(self.__dict__)
-        clone.options = SaverOptions(
-            key_prefix=self.options.key_prefix,
-            ttl_seconds=self.options.ttl_seconds,
-            refresh_on_read=self.options.refresh_on_read,
-            max_payload_bytes=self.options.max_payload_bytes,
-            fencing_token=token,
-            compress_min_bytes=self.options.compress_min_bytes,
-        )
-        return clone
 
     # --- driving operations -------------------------------------------------------
 
@@ -171,7 +128,11 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         if isinstance(request, Eval):
             return await self._eval(request)
         if isinstance(request, Command):
-            return await self._command(request)
+            return await self.client.execute_command(*request.args)
+        if isinstance(request, Scan):
+            return [
+                k async for k in self.client.scan_iter(match=request.pattern, count=500)
+            ]
         if isinstance(request, Batch):
             return await self._batch(request)
         raise CheckpointError(
@@ -189,27 +150,12 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
                 request.script.source, nkeys, *request.keys, *request.args
             )
 
-    async def _command(self, request: Command) -> Any:
-        name = request.args[0]
-        if name == "__SCAN__":
-            return [
-                k async for k in self.client.scan_iter(match=request.args[1], count=500)
-            ]
-        return await self.client.execute_command(*request.args)
-
     async def _batch(self, batch: Batch) -> list[Any]:
         requests = list(batch.requests)
-        transactional = (
-            bool(requests)
-            and isinstance(requests[0], Command)
-            and requests[0].args[0] == "__MULTI__"
-        )
-        if transactional:
-            requests = requests[1:-1]
-        if self.is_cluster and not transactional:
+        if self.is_cluster and not batch.transaction:
             return list(await asyncio.gather(*(self._send(r) for r in requests)))
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=transactional)
+            pipe = self.client.pipeline(transaction=batch.transaction)
             for r in requests:
                 if isinstance(r, Eval):
                     pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
@@ -228,10 +174,8 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
     async def _send_mapped(self, request: Request) -> Any:
-        try:
+        with translate_redis_errors(self.url, "a checkpointer call"):
             return await self._send(request)
-        except RedisError as exc:
-            raise map_redis_error(exc, self.url) from exc
 
     async def _drive(self, op: Op) -> Any:
         try:
@@ -340,10 +284,6 @@ class AsyncRedisSaver(BaseCheckpointSaver[str]):
     async def aunpin_thread(self, thread_id: str) -> None:
         """Undo :meth:`apin_thread`: the saver's TTL applies again."""
         await self._drive(self.ops.set_thread_ttl(thread_id, None))
-
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        """String versions that stay unique across forks (see ``next_version``)."""
-        return next_version(current)
 
     # --- sync bridge -----------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """The checkpointer's operations, written once for both savers (sans I/O).
 
 Each operation is a generator that yields Redis requests (:class:`Eval`,
-:class:`Command`, :class:`Batch`) and receives their replies; the async saver drives
-it with ``await``, the sync saver with blocking calls. So ``get_tuple``, ``put`` and
-the rest behave identically in both, and the number of round trips of an operation is
-the number of requests it yields (one for ``get_tuple``, ``put``, ``put_writes`` and
-the delta history).
+:class:`Command`, :class:`Scan`, :class:`Batch`) and receives their replies; the async
+saver drives it with ``await``, the sync saver with blocking calls. So ``get_tuple``,
+``put`` and the rest behave identically in both, and the number of round trips of an
+operation is the number of requests it yields (one for ``get_tuple``, ``put``,
+``put_writes`` and the delta history).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dialogllm.checkpoint.base import (
 )
 from dialogllm.errors import InvalidCheckpointConfigError
 
-__all__ = ["Batch", "Command", "Emit", "Eval", "Operations", "Request"]
+__all__ = ["Batch", "Command", "Emit", "Eval", "Operations", "Request", "Scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +59,20 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Scan:
+    """Every key matching ``pattern`` (SCAN; on a Cluster, every primary)."""
+
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """Several requests sent together (a pipeline; one round trip on one node)."""
+    """Several requests sent together (a pipeline; one round trip on one node).
+
+    ``transaction=True`` wraps them in MULTI/EXEC (all keys in one slot)."""
 
     requests: Sequence[Eval | Command] = field(default_factory=list)
+    transaction: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,7 @@ class Emit:
     items: Sequence[CheckpointTuple]
 
 
-Request: TypeAlias = Eval | Command | Batch | Emit | Page
+Request: TypeAlias = Eval | Command | Scan | Batch | Emit | Page
 Op: TypeAlias = Generator[Request, Any, Any]
 
 _RUN_CACHE_SIZE = 10_000
@@ -169,7 +179,7 @@ class Operations:
     def scan_threads(self) -> Op:
         """Thread ids of every thread under the key prefix (SCAN; admin paths)."""
         pattern = f"{keys.glob_escape(self.options.key_prefix)}:t:*:meta"
-        meta_keys = yield Command(("__SCAN__", pattern))
+        meta_keys = yield Scan(pattern)
         if not meta_keys:
             return []
         ids = yield Batch([Command(("HGET", k, "tid")) for k in meta_keys])
@@ -446,7 +456,7 @@ class Operations:
                 )
         meta = keys.thread_key(prefix, target_thread_id, "meta")
         writes.append(Command(("HSETNX", meta, "tid", target_thread_id)))
-        yield Batch([Command(("__MULTI__",)), *writes, Command(("__EXEC__",))])
+        yield Batch(writes, transaction=True)
         run_ids = sorted({_lp_head(m) for m in runs})
         if run_ids:
             yield Batch(
@@ -464,7 +474,7 @@ class Operations:
             keys.thread_key(prefix, thread_id, s) for s in keys.THREAD_KEY_SUFFIXES
         ]
         meta = keys.thread_key(prefix, thread_id, "meta")
-        cmds: list[Eval | Command] = [Command(("__MULTI__",))]
+        cmds: list[Eval | Command] = []
         if ttl_seconds is None:
             cmds.append(Command(("HDEL", meta, "ttl_ms")))
             effective = self.options.ttl_seconds
@@ -486,8 +496,7 @@ class Operations:
                 cmds.append(Command(("PERSIST", k)))
             else:
                 cmds.append(Command(("PEXPIRE", k, int(effective * 1000))))
-        cmds.append(Command(("__EXEC__",)))
-        yield Batch(cmds)
+        yield Batch(cmds, transaction=True)
         return None
 
     def list_checkpoints(

@@ -17,122 +17,57 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
 )
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint.base import (
-    DEFAULT_KEY_PREFIX,
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    RecordCodec,
-    SaverOptions,
-    default_serde,
-    next_version,
-)
-from dialogllm.checkpoint.connection import check_binary_client, map_redis_error, url_of
-from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
     Emit,
     Eval,
     Op,
-    Operations,
     Request,
+    Scan,
 )
+from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
+from dialogllm.redis.clients import sync_client
+from dialogllm.redis.errors import translate_redis_errors
 
 __all__ = ["RedisSaver"]
 
 SyncRedisClient = Redis | RedisCluster
 
 
-class RedisSaver(BaseCheckpointSaver[str]):
+class RedisSaver(RedisSaverBase[SyncRedisClient]):
     """Sync LangGraph checkpointer on plain Redis; options as ``AsyncRedisSaver``.
 
-    >>> saver = RedisSaver(Redis.from_url(url), key_prefix="app1")
+    >>> saver = RedisSaver(sync_client(url), key_prefix="app1")
     """
-
-    def __init__(
-        self,
-        client: SyncRedisClient,
-        *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
-        ttl: float | None = None,
-        refresh_on_read: bool = False,
-        serde: SerializerProtocol | None = None,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        fencing_token: FencingToken | None = None,
-        compress_min_bytes: int | None = None,
-    ) -> None:
-        super().__init__(serde=serde or default_serde())
-        check_binary_client(client)
-        self.client = client
-        self.is_cluster = isinstance(client, RedisCluster)
-        self.url = url_of(client)
-        self.options = SaverOptions(
-            key_prefix=key_prefix,
-            ttl_seconds=ttl,
-            refresh_on_read=refresh_on_read,
-            max_payload_bytes=max_payload_bytes,
-            fencing_token=fencing_token,
-            compress_min_bytes=compress_min_bytes,
-        )
-
-    @property
-    def ops(self) -> Operations:
-        """The shared operations, built on this saver's current serializer."""
-        ops: Operations | None = self.__dict__.get("_ops")
-        if (
-            ops is None
-            or ops.codec.serde is not self.serde
-            or ops.options is not self.options
-        ):
-            ops = Operations(RecordCodec(self.serde, self.options), self.options)
-            self.__dict__["_ops"] = ops
-        return ops
 
     @classmethod
     @contextmanager
-    def from_conn_string(cls, url: str, **options: Any) -> Iterator[RedisSaver]:
-        """Connect to ``url``, yield a saver, close the pool on exit.
+    def from_conn_string(
+        cls, url: str, *, cluster: bool | None = None, **options: Any
+    ) -> Iterator[RedisSaver]:
+        """Connect to ``url``, yield a saver, close the pool on exit (options as
+        ``AsyncRedisSaver.from_conn_string``).
 
         >>> with RedisSaver.from_conn_string(url, ttl=3600) as saver:
         ...     ...
         """
-        cluster = bool(options.pop("cluster", False))
-        client: SyncRedisClient
-        if cluster:
-            client = RedisCluster.from_url(url, decode_responses=False)
-        else:
-            client = Redis.from_url(url, decode_responses=False)
+        client = sync_client(url, decode=False, cluster=cluster)
         try:
             yield cls(client, **options)
         finally:
             client.close()
-
-    def with_fencing(self, token: FencingToken | None) -> RedisSaver:
-        """A shallow copy whose every write carries ``token``."""
-        clone = self.__class__.__new__(self.__class__)
-        clone.__dict__.update(self.__dict__)
-        clone.__dict__.pop("_ops", None)
-        clone.options = SaverOptions(
-            key_prefix=self.options.key_prefix,
-            ttl_seconds=self.options.ttl_seconds,
-            refresh_on_read=self.options.refresh_on_read,
-            max_payload_bytes=self.options.max_payload_bytes,
-            fencing_token=token,
-            compress_min_bytes=self.options.compress_min_bytes,
-        )
-        return clone
 
     # --- driving operations -------------------------------------------------------
 
@@ -148,9 +83,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
                     request.script.source, n, *request.keys, *request.args
                 )
         if isinstance(request, Command):
-            if request.args[0] == "__SCAN__":
-                return list(self.client.scan_iter(match=request.args[1], count=500))
             return self.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+        if isinstance(request, Scan):
+            return list(self.client.scan_iter(match=request.pattern, count=500))
         if isinstance(request, Batch):
             return self._batch(request)
         raise CheckpointError(
@@ -159,13 +94,10 @@ class RedisSaver(BaseCheckpointSaver[str]):
 
     def _batch(self, batch: Batch) -> list[Any]:
         requests = list(batch.requests)
-        transactional = _is_transaction(requests)
-        if transactional:
-            requests = requests[1:-1]
-        if self.is_cluster and not transactional:
+        if self.is_cluster and not batch.transaction:
             return [self._send(r) for r in requests]
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=transactional)
+            pipe = self.client.pipeline(transaction=batch.transaction)
             for r in requests:
                 if isinstance(r, Eval):
                     pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
@@ -184,10 +116,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
     def _send_mapped(self, request: Request) -> Any:
-        try:
+        with translate_redis_errors(self.url, "a checkpointer call"):
             return self._send(request)
-        except RedisError as exc:
-            raise map_redis_error(exc, self.url) from exc
 
     def _drive(self, op: Op) -> Any:
         try:
@@ -290,12 +220,3 @@ class RedisSaver(BaseCheckpointSaver[str]):
     def unpin_thread(self, thread_id: str) -> None:
         """Undo :meth:`pin_thread`."""
         self._drive(self.ops.set_thread_ttl(thread_id, None))
-
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        """String versions that stay unique across forks (see ``next_version``)."""
-        return next_version(current)
-
-
-def _is_transaction(requests: Sequence[Eval | Command]) -> bool:
-    first = requests[0] if requests else None
-    return isinstance(first, Command) and first.args[0] == "__MULTI__"

@@ -216,10 +216,10 @@ class DialogueRunner:
     async def __aenter__(self) -> DialogueRunner:
         if self._checkpointer is None:
             from dialogllm.checkpoint import AsyncRedisSaver
-            from dialogllm.connect import async_client
+            from dialogllm.redis import async_client
 
             settings = get_settings()
-            client = async_client(settings=settings)
+            client = async_client(decode=False)
             self._stack = AsyncExitStack()
             self._stack.push_async_callback(client.aclose)
             self._checkpointer = AsyncRedisSaver(

@@ -36,9 +36,9 @@ from prometheus_client import Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialogllm.llm import keys
-from dialogllm.llm._redis import ClientFactory, LoopClient
 from dialogllm.llm.retry import classify
 from dialogllm.logging import get_logger
+from dialogllm.redis.loop_client import ClientFactory, LoopClient
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -207,7 +207,7 @@ class LLMMetrics(BaseCallbackHandler):
     """Callback handler recording per-model LLM metrics.
 
     ``redis``: an asyncio Redis client for the fleet-wide figures; ``None`` with
-    ``to_redis=True`` builds one with :func:`dialogllm.connect.async_client` on first
+    ``to_redis=True`` builds one with :func:`dialogllm.redis.async_client` on first
     flush; ``to_redis=False`` keeps figures in process and Prometheus only.
 
     >>> metrics = LLMMetrics(to_redis=False)

@@ -27,9 +27,11 @@ from langchain_core.rate_limiters import BaseRateLimiter
 
 from dialogllm.errors import ConfigError, LLMRateLimitedError
 from dialogllm.llm import keys
-from dialogllm.llm._redis import ClientFactory, LoopClient
 from dialogllm.llm.metrics import LLMMetrics
 from dialogllm.logging import get_logger
+from dialogllm.redis.clients import describe
+from dialogllm.redis.errors import translate_redis_errors
+from dialogllm.redis.loop_client import ClientFactory, LoopClient
 
 __all__ = ["RESERVE_LUA", "RedisRateLimiter", "pending_tokens"]
 
@@ -200,9 +202,10 @@ class RedisRateLimiter(BaseRateLimiter):
             else 0.0
         )
         client = self._client.get()
-        ok, wait_ms = await client.eval(
-            RESERVE_LUA, 1, self.key, *self._args(requests, tokens, limit, False)
-        )
+        with translate_redis_errors(describe(client), "reserving a rate limit"):
+            ok, wait_ms = await client.eval(
+                RESERVE_LUA, 1, self.key, *self._args(requests, tokens, limit, False)
+            )
         wait = self._after(int(ok), wait_ms, limit, blocking)
         if wait > 0:
             await asyncio.sleep(wait)
@@ -215,9 +218,10 @@ class RedisRateLimiter(BaseRateLimiter):
         if self._sync is None:
             raise ConfigError("RedisRateLimiter needs sync_redis= for sync calls")
         limit = self.max_wait_s if blocking else 0.0
-        ok, wait_ms = self._sync.eval(
-            RESERVE_LUA, 1, self.key, *self._args(requests, tokens, limit, False)
-        )
+        with translate_redis_errors(describe(self._sync), "reserving a rate limit"):
+            ok, wait_ms = self._sync.eval(
+                RESERVE_LUA, 1, self.key, *self._args(requests, tokens, limit, False)
+            )
         wait = self._after(int(ok), wait_ms, limit, blocking)
         if wait > 0:
             time.sleep(wait)
@@ -228,9 +232,10 @@ class RedisRateLimiter(BaseRateLimiter):
         if not self._tok[0] or not tokens_delta:
             return
         client = self._client.get()
-        await client.eval(
-            RESERVE_LUA, 1, self.key, *self._args(0, tokens_delta, 0, True)
-        )
+        with translate_redis_errors(describe(client), "settling a rate limit"):
+            await client.eval(
+                RESERVE_LUA, 1, self.key, *self._args(0, tokens_delta, 0, True)
+            )
 
     def _cost(self) -> int:
         pending = _pending_tokens.get()

@@ -17,7 +17,6 @@ RunStatus.SUCCESS
 from __future__ import annotations
 
 from dialogllm.queue.client import Queue, decode_input, encode_input
-from dialogllm.queue.connection import async_client, sync_client
 from dialogllm.queue.models import (
     TERMINAL_STATUSES,
     DeadLetter,
@@ -44,11 +43,9 @@ __all__ = [
     "RunStatus",
     "Runnable",
     "Worker",
-    "async_client",
     "backoff_delay",
     "decode_input",
     "encode_input",
     "import_resolver",
     "load_target",
-    "sync_client",
 ]

@@ -26,9 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-import redis.asyncio as aredis
 from langgraph.types import Command
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dialogllm.config import get_settings
@@ -41,7 +39,6 @@ from dialogllm.errors import (
 )
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
-from dialogllm.queue.connection import async_client, decodes_responses, map_error
 from dialogllm.queue.models import (
     MULTITASK_VALUES,
     DeadLetter,
@@ -52,6 +49,14 @@ from dialogllm.queue.models import (
     RunRecord,
     RunStatus,
 )
+from dialogllm.redis.clients import (
+    AsyncClient,
+    async_client,
+    decodes_responses,
+    describe,
+)
+from dialogllm.redis.errors import REDIS_FAILURES, map_redis_error
+from dialogllm.redis.url import resolve_url
 
 #: How long ``events(follow=True)`` tolerates nothing but read timeouts in a row.
 _EVENTS_TIMEOUT_PATIENCE_S = 30.0
@@ -141,14 +146,14 @@ class Queue:
 
     def __init__(
         self,
-        client: aredis.Redis,
+        client: AsyncClient,
         *,
         key_prefix: str | None = None,
         queue: str = DEFAULT_QUEUE,
         retention: float = DEFAULT_RETENTION,
         dead_retention: float = DEFAULT_DEAD_RETENTION,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        url: str = "redis",
+        url: str | None = None,
     ) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to use
         if not decodes_responses(self.client):
@@ -162,7 +167,7 @@ class Queue:
         self.retention_ms = int(retention * 1000)
         self.dead_retention_ms = int(dead_retention * 1000)
         self.max_attempts = max_attempts
-        self.url = url
+        self.url = url or describe(client)
         self.base = keys.queue_base(self.prefix, queue)
         self._owns_client = False
         self._enqueue = self.client.register_script(lua.ENQUEUE)
@@ -175,13 +180,16 @@ class Queue:
         cls, url: str | None = None, *, cluster: bool | None = None, **options: Any
     ) -> Queue:
         """A queue with its own pooled client; close it with :meth:`aclose`.
-        ``cluster`` (default: ``DIALOGLLM_REDIS_CLUSTER``) connects to a Redis
-        Cluster.
+        ``url`` defaults to where every entry point looks
+        (:func:`dialogllm.redis.resolve_url`: ``DIALOGLLM_REDIS_URL``, else the
+        embedded Redis); ``cluster`` (default: ``DIALOGLLM_REDIS_CLUSTER``) connects
+        to a Redis Cluster.
 
         >>> queue = Queue.from_url("rediss://app:secret@cache:6380/0", queue="llm")
         """
-        url = url or get_settings().effective_redis_url
-        queue = cls(async_client(url, cluster=cluster), url=url, **options)
+        url = resolve_url(url)
+        client = async_client(url, decode=True, cluster=cluster)
+        queue = cls(client, url=url, **options)
         queue._owns_client = True
         return queue
 
@@ -199,8 +207,8 @@ class Queue:
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
-        except RedisError as exc:
-            raise map_error(exc, self.url, what) from exc
+        except REDIS_FAILURES as exc:
+            raise map_redis_error(exc, self.url, what) from exc
 
     # --- producing ------------------------------------------------------------------
 
@@ -394,10 +402,10 @@ class Queue:
                 now = time.monotonic()
                 quiet_since = quiet_since if quiet_since is not None else now
                 if not follow or now - quiet_since > _EVENTS_TIMEOUT_PATIENCE_S:
-                    raise map_error(exc, self.url, "reading run events") from exc
+                    raise map_redis_error(exc, self.url, "reading run events") from exc
                 continue
-            except RedisError as exc:
-                raise map_error(exc, self.url, "reading run events") from exc
+            except REDIS_FAILURES as exc:
+                raise map_redis_error(exc, self.url, "reading run events") from exc
             entries = reply[0][1] if reply else []
             for entry_id, fields in entries:
                 last = entry_id

@@ -22,12 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
-from dialogllm.queue.connection import REDIS_FAILURES, is_cluster
+from dialogllm.redis.clients import SyncClient, is_cluster
+from dialogllm.redis.errors import REDIS_FAILURES
 
 __all__ = ["Heartbeat"]
 
@@ -51,7 +50,7 @@ class Heartbeat(threading.Thread):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncClient,
         *,
         prefix: str,
         queue: str,

@@ -57,15 +57,12 @@ from dialogllm.queue.client import (
     DLQ_MAXLEN,
     decode_input,
 )
-from dialogllm.queue.connection import (
-    CONNECTION_ERRORS,
-    REDIS_FAILURES,
-    async_client,
-    sync_client,
-)
 from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.models import dumps
 from dialogllm.queue.resolve import Resolver, import_resolver
+from dialogllm.redis.clients import async_client, sync_client
+from dialogllm.redis.errors import OUTAGE_ERRORS, REDIS_FAILURES
+from dialogllm.redis.url import resolve_url, using
 
 __all__ = ["NON_RETRYABLE", "Worker", "backoff_delay", "failing_node"]
 
@@ -117,7 +114,7 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
 
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
-    *CONNECTION_ERRORS,
+    *OUTAGE_ERRORS,
     RedisUnavailableError,
 )
 
@@ -145,7 +142,8 @@ class Worker:
 
     Args:
         redis_url: where Redis is (``redis://``, ``rediss://``, ``unix://``; an ACL
-            user in the URL); default: the ``DIALOGLLM_REDIS_URL`` setting.
+            user in the URL); default: :func:`dialogllm.redis.resolve_url` (the
+            ``DIALOGLLM_REDIS_URL`` setting, else the embedded Redis).
         key_prefix: the prefix shared with the queue and the checkpointer.
         queue: the queue's name.
         concurrency: runs at once in this process.
@@ -191,7 +189,7 @@ class Worker:
         if lease_ttl <= 0:
             raise ValueError("lease_ttl must be > 0")
         settings = get_settings()
-        self.url = redis_url or settings.effective_redis_url
+        self.url = resolve_url(redis_url)
         self.prefix = key_prefix or settings.key_prefix
         self.queue = queue
         self.concurrency = concurrency
@@ -237,8 +235,14 @@ class Worker:
 
         >>> await Worker(url).run()
         """
+        # everything the runs do without an explicit URL (LLM metrics and rate
+        # limits included) goes to this worker's Redis
+        with using(self.url, cluster=self.cluster):
+            await self._work(install_signal_handlers)
+
+    async def _work(self, install_signal_handlers: bool) -> None:
         loop = asyncio.get_running_loop()
-        self.client: Any = async_client(self.url, cluster=self.cluster)
+        self.client: Any = async_client(self.url, decode=True, cluster=self.cluster)
         self.bclient = async_client(self.url, decode=False, cluster=self.cluster)
         self.saver = AsyncRedisSaver(
             self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
@@ -407,7 +411,7 @@ class Worker:
                     raise
                 await self._retrying("creating the consumer group", self._ensure_group)
                 continue
-            except CONNECTION_ERRORS as exc:
+            except OUTAGE_ERRORS as exc:
                 self._reading = False
                 self.log.warning("redis unreachable, reconnecting", error=str(exc))
                 await self._pause(attempt)
@@ -438,7 +442,7 @@ class Worker:
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     self.log.error("reclaim failed", error=str(exc))
-            except CONNECTION_ERRORS as exc:
+            except OUTAGE_ERRORS as exc:
                 self.log.warning("reclaim: redis unreachable", error=str(exc))
 
     async def _housekeeping(self) -> None:
@@ -472,7 +476,7 @@ class Worker:
                     await self._housekeeping()
                 # a lost ``wake`` costs at most a second
                 timeout = 1.0 if int(wait_ms) < 0 else min(1.0, int(wait_ms) / 1000)
-            except CONNECTION_ERRORS as exc:
+            except OUTAGE_ERRORS as exc:
                 self.log.warning("scheduler: redis unreachable", error=str(exc))
                 timeout = 0.5
             except ResponseError as exc:  # e.g. NOGROUP before the first read
@@ -500,7 +504,7 @@ class Worker:
                     else:
                         run_id, _, by = rest.partition(" ")
                         self._on_signal(run_id, kind, by)
-            except CONNECTION_ERRORS as exc:
+            except OUTAGE_ERRORS as exc:
                 self.log.warning("signals: redis unreachable", error=str(exc))
                 await self._pause(attempt)
                 attempt += 1

@@ -37,7 +37,7 @@ from dialogllm.logging import get_logger
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisStatus"]
 
-_log = get_logger("dialogllm.embedded_redis")
+_log = get_logger("dialogllm.redis.embedded")
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from dialogllm.errors import QueueError
+from dialogllm.errors import RedisAuthError
 from dialogllm.queue import Queue, RunStatus, Worker
 
 from .conftest import ref
@@ -73,7 +73,7 @@ async def test_an_acl_user_limited_to_the_prefix_runs_graphs(
     intruder = Queue.from_url(
         server.url.replace("redis://", "redis://other:pw@"), key_prefix="app"
     )
-    with pytest.raises(QueueError, match="no permissions"):
+    with pytest.raises(RedisAuthError, match=r"user 'other' has no permission"):
         await intruder.enqueue(ref("noop"), 1)
     await intruder.aclose()
 

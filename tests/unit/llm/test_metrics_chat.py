@@ -25,9 +25,9 @@ from dialogllm.llm import (
     model_label,
 )
 from dialogllm.llm import local as local_mod
-from dialogllm.llm._redis import LoopClient
 from dialogllm.llm.chat import find_metrics
 from dialogllm.llm.metrics import _quantile
+from dialogllm.redis import LoopClient
 from tests.unit.llm.fakes import FakeChat
 
 REMOTE = LLMSettings(base_url="http://127.0.0.1:9/v1", model="remote-m")

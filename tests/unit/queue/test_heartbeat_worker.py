@@ -8,12 +8,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
-from dialogllm.errors import ConfigError, QueueError, RedisUnavailableError
+from dialogllm.errors import ConfigError
 from dialogllm.queue import Queue, Worker, backoff_delay
 from dialogllm.queue import __main__ as entry
-from dialogllm.queue.connection import map_error
 from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.worker import failing_node
 
@@ -134,16 +132,6 @@ async def test_enqueue_refuses_bad_arguments_before_any_round_trip() -> None:
         await queue.enqueue("")
     with pytest.raises(ValueError):
         await queue.enqueue("g:x", delay=-1)
-
-
-def test_redis_errors_become_typed_errors_without_the_password() -> None:
-    down = map_error(
-        RedisConnectionError("refused"), "redis://u:pw@h:1/0", "enqueueing"
-    )
-    assert isinstance(down, RedisUnavailableError)
-    assert "pw" not in str(down) and "u:***@h" in str(down)
-    refused = map_error(ResponseError("NOPERM"), "redis://h:1/0", "enqueueing")
-    assert isinstance(refused, QueueError) and "NOPERM" in str(refused)
 
 
 def test_the_command_line_builds_a_worker_and_runs_it(
