@@ -28,15 +28,16 @@ from dialogllm.llm import local as local_mod
 from dialogllm.llm._redis import LoopClient
 from dialogllm.llm.chat import find_metrics
 from dialogllm.llm.metrics import _quantile
-from tests.unit.llm.fakes import FakeChat
+from dialogllm.llm.testing import ScriptedChatModel
 
 REMOTE = LLMSettings(base_url="http://127.0.0.1:9/v1", model="remote-m")
 
 
 def test_calls_latency_tokens_and_errors_are_recorded_per_model() -> None:
     metrics = LLMMetrics(to_redis=False)
-    model = FakeChat(
-        script=["a", "b", ConnectionError("down")],
+    model = ScriptedChatModel(
+        replies=["a", "b", ConnectionError("down")],
+        usage=(10, 5),
         model_name="counted",
         callbacks=[metrics],
     )
@@ -97,7 +98,7 @@ def test_remote_model_is_a_chat_openai_without_client_retries() -> None:
     assert model.rate_limiter.default_tokens == 256
     assert find_metrics(model) is metrics
     assert model_label(model) == "r"
-    assert model_label(FakeChat(model_name="")) == "FakeChat"
+    assert model_label(ScriptedChatModel(model_name="")) == "ScriptedChatModel"
 
 
 def test_get_chat_model_builds_a_fallback_chain_for_a_role() -> None:
@@ -112,7 +113,7 @@ def test_get_chat_model_builds_a_fallback_chain_for_a_role() -> None:
     assert find_metrics(chain) is chain.metrics is default_metrics()
     single = get_chat_model("persona", settings=settings)
     assert model_label(single) == "gpt-4o-mini"
-    assert find_metrics(FakeChat()) is None
+    assert find_metrics(ScriptedChatModel()) is None
 
 
 def test_default_settings_models_are_built_once_per_role(
