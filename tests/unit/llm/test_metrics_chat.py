@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from dialogllm.errors import ConfigError, LLMUnavailableError
 from dialogllm.llm import (
@@ -58,6 +60,33 @@ def test_calls_latency_tokens_and_errors_are_recorded_per_model() -> None:
         "dialogllm_llm_errors_total", {"model": "counted", "kind": "connection"}
     )
     assert after == (before or 0) + 1
+
+
+def test_prometheus_collectors_are_not_registered_at_import() -> None:
+    code = (
+        "import dialogllm.llm, dialogllm.core\n"
+        "from prometheus_client import REGISTRY\n"
+        "names = [m.name for m in REGISTRY.collect()]\n"
+        "assert not [n for n in names if n.startswith('dialogllm_llm')], names\n"
+        "dialogllm.llm.default_metrics().record_fallback('m', 'n')\n"
+        "names = [m.name for m in REGISTRY.collect()]\n"
+        "assert 'dialogllm_llm_fallbacks' in names, names\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_figures_go_to_the_registry_the_handler_is_given() -> None:
+    registry = CollectorRegistry()
+    metrics = LLMMetrics(to_redis=False, registry=registry)
+    other = LLMMetrics(to_redis=False, registry=registry)  # shares the collectors
+    metrics.record_fallback("own-registry", "b")
+    other.record_fallback("own-registry", "b")
+    sample = {"model": "own-registry", "to": "b"}
+    assert registry.get_sample_value("dialogllm_llm_fallbacks_total", sample) == 2
+    assert REGISTRY.get_sample_value("dialogllm_llm_fallbacks_total", sample) is None
 
 
 def test_quantiles_interpolate_within_histogram_buckets() -> None:
