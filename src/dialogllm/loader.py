@@ -260,8 +260,10 @@ def _import_file(path: Path, attr: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
+    except BaseException as exc:
+        sys.modules.pop(name, None)  # a failed file is executed again next time
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: not a loading error
         raise GraphNotFoundError(
             f"importing graph file {path} for graph {attr!r} failed: "
             f"{type(exc).__name__}: {exc}"
@@ -409,14 +411,22 @@ def load_graph(
 
 
 def import_resolver(cache: bool = True) -> Resolver:
-    """A worker's default resolver: :func:`load_target`, names included.
+    """A worker's default resolver: :func:`load_target`, names included, remembered
+    per reference (with ``cache``) so a run does not look its graph up again.
 
     >>> resolve = import_resolver()
     >>> resolve("json:dumps")({"a": 1})
     '{"a": 1}'
     """
 
+    seen: dict[str, Runnable] = {}  # per reference as written: no lookup per run
+
     def resolve(reference: str) -> Runnable:
-        return load_target(reference, cache=cache)
+        if cache and reference in seen:
+            return seen[reference]
+        target = load_target(reference, cache=cache)
+        if cache:
+            seen[reference] = target
+        return target
 
     return resolve
