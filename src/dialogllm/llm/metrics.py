@@ -5,8 +5,9 @@ records, per model: calls, latency (p50/p95 from a fixed histogram), prompt and
 completion tokens, errors by kind; :func:`dialogllm.llm.ask` adds structured-output
 retries and failures, fallbacks, and the rate limiter its waiting time. Figures go to
 three places: an in-process summary (:meth:`LLMMetrics.snapshot`), Prometheus
-counters/histograms in the default registry, and per-minute Redis hashes that expire
-after the window (:meth:`LLMMetrics.flush`), read back fleet-wide by
+counters/histograms (in the default registry, or the handler's ``registry``; created
+there when the first figure is recorded, never at import), and per-minute Redis hashes
+that expire after the window (:meth:`LLMMetrics.flush`), read back fleet-wide by
 :func:`read_llm_metrics`.
 
 The rule: recording never raises into the call being measured — a Redis outage only
@@ -31,8 +32,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialogllm.llm import keys
@@ -70,30 +71,69 @@ _MAX_OPEN_RUNS = 10_000
 _MAX_PENDING = 2_000  # (model, minute) hashes waiting for a flush
 _FLUSH_PAUSE_S = 30.0  # after a failed flush, skip flushing this long
 
-_CALLS = PromCounter("dialogllm_llm_calls", "LLM calls", ["model"])
-_ERRORS = PromCounter("dialogllm_llm_errors", "LLM call errors", ["model", "kind"])
-_TOKENS = PromCounter("dialogllm_llm_tokens", "LLM tokens", ["model", "type"])
-_LATENCY = Histogram(
-    "dialogllm_llm_latency_seconds",
-    "LLM call latency",
-    ["model"],
-    buckets=(*LATENCY_BUCKETS_S, float("inf")),
-)
-_SO_RETRIES = PromCounter(
-    "dialogllm_llm_structured_retries", "Replies that failed validation", ["model"]
-)
-_SO_FAILURES = PromCounter(
-    "dialogllm_llm_structured_failures", "Asks that never validated", ["model"]
-)
-_FALLBACKS = PromCounter(
-    "dialogllm_llm_fallbacks", "Switches to a fallback model", ["model", "to"]
-)
-_RL_WAIT = Histogram(
-    "dialogllm_llm_rate_limit_wait_seconds",
-    "Time spent waiting for the shared rate limiter",
-    ["model"],
-    buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, float("inf")),
-)
+
+class _Collectors:
+    """The Prometheus collectors of one registry (created once per registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.calls = PromCounter(
+            "dialogllm_llm_calls", "LLM calls", ["model"], registry=registry
+        )
+        self.errors = PromCounter(
+            "dialogllm_llm_errors",
+            "LLM call errors",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.tokens = PromCounter(
+            "dialogllm_llm_tokens", "LLM tokens", ["model", "type"], registry=registry
+        )
+        self.latency = Histogram(
+            "dialogllm_llm_latency_seconds",
+            "LLM call latency",
+            ["model"],
+            buckets=(*LATENCY_BUCKETS_S, float("inf")),
+            registry=registry,
+        )
+        self.so_retries = PromCounter(
+            "dialogllm_llm_structured_retries",
+            "Replies that failed validation",
+            ["model"],
+            registry=registry,
+        )
+        self.so_failures = PromCounter(
+            "dialogllm_llm_structured_failures",
+            "Asks that never validated",
+            ["model"],
+            registry=registry,
+        )
+        self.fallbacks = PromCounter(
+            "dialogllm_llm_fallbacks",
+            "Switches to a fallback model",
+            ["model", "to"],
+            registry=registry,
+        )
+        self.rl_wait = Histogram(
+            "dialogllm_llm_rate_limit_wait_seconds",
+            "Time spent waiting for the shared rate limiter",
+            ["model"],
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, float("inf")),
+            registry=registry,
+        )
+
+
+_collectors: dict[CollectorRegistry, _Collectors] = {}
+_collectors_lock = threading.Lock()
+
+
+def _collectors_for(registry: CollectorRegistry) -> _Collectors:
+    """The collectors of ``registry``, registered there on first use (never at
+    import), shared by every handler that reports to it."""
+    with _collectors_lock:
+        found = _collectors.get(registry)
+        if found is None:
+            found = _collectors[registry] = _Collectors(registry)
+        return found
 
 
 class ModelMetrics(BaseModel):
@@ -209,6 +249,8 @@ class LLMMetrics(BaseCallbackHandler):
     ``redis``: an asyncio Redis client for the fleet-wide figures; ``None`` with
     ``to_redis=True`` builds one with :func:`dialogllm.redis.async_client` on first
     flush; ``to_redis=False`` keeps figures in process and Prometheus only.
+    ``registry``: the Prometheus registry the collectors go to (default: the global
+    ``prometheus_client.REGISTRY``), registered on the first figure recorded.
 
     >>> metrics = LLMMetrics(to_redis=False)
     >>> metrics.record_structured_retry("m")
@@ -226,8 +268,10 @@ class LLMMetrics(BaseCallbackHandler):
         prefix: str | None = None,
         window_s: int = 3600,
         client_factory: ClientFactory | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.to_redis = to_redis
+        self.registry = REGISTRY if registry is None else registry
         self.prefix = prefix
         self.window_s = window_s
         self._client = LoopClient(redis, client_factory)
@@ -238,6 +282,10 @@ class LLMMetrics(BaseCallbackHandler):
         self._paused_until = 0.0
 
     # --- recording ------------------------------------------------------------
+
+    @property
+    def _prom(self) -> _Collectors:
+        return _collectors_for(self.registry)
 
     def _add(self, model: str, **fields: int) -> None:
         minute = int(time.time() // 60)
@@ -271,10 +319,10 @@ class LLMMetrics(BaseCallbackHandler):
         """Count a call, its latency and tokens."""
         model, latency = self._finish(run_id)
         prompt, completion = _usage(response)
-        _CALLS.labels(model).inc()
-        _LATENCY.labels(model).observe(latency)
-        _TOKENS.labels(model, "prompt").inc(prompt)
-        _TOKENS.labels(model, "completion").inc(completion)
+        self._prom.calls.labels(model).inc()
+        self._prom.latency.labels(model).observe(latency)
+        self._prom.tokens.labels(model, "prompt").inc(prompt)
+        self._prom.tokens.labels(model, "completion").inc(completion)
         self._add(
             model,
             calls=1,
@@ -290,28 +338,28 @@ class LLMMetrics(BaseCallbackHandler):
         """Count a failed call by kind (timeout, rate_limited, auth, ...)."""
         model, _ = self._finish(run_id)
         kind = classify(error).kind
-        _CALLS.labels(model).inc()
-        _ERRORS.labels(model, kind).inc()
+        self._prom.calls.labels(model).inc()
+        self._prom.errors.labels(model, kind).inc()
         self._add(model, calls=1, **{f"err:{kind}": 1})
 
     def record_structured_retry(self, model: str) -> None:
         """A reply did not validate and the model is asked again."""
-        _SO_RETRIES.labels(model).inc()
+        self._prom.so_retries.labels(model).inc()
         self._add(model, so_retries=1)
 
     def record_structured_failure(self, model: str) -> None:
         """No reply validated within the budget."""
-        _SO_FAILURES.labels(model).inc()
+        self._prom.so_failures.labels(model).inc()
         self._add(model, so_failures=1)
 
     def record_fallback(self, model: str, to: str) -> None:
         """``model`` failed and ``to`` serves instead."""
-        _FALLBACKS.labels(model, to).inc()
+        self._prom.fallbacks.labels(model, to).inc()
         self._add(model, fallbacks=1)
 
     def record_rate_limit_wait(self, model: str, seconds: float) -> None:
         """The shared limiter made a call wait ``seconds``."""
-        _RL_WAIT.labels(model).observe(seconds)
+        self._prom.rl_wait.labels(model).observe(seconds)
         self._add(model, rl_waits=1, rl_wait_ms=round(seconds * 1000))
 
     # --- reading and flushing -------------------------------------------------

@@ -16,6 +16,7 @@ RunStatus.SUCCESS
 
 from __future__ import annotations
 
+from dialogllm.loader import Resolver, Runnable, import_resolver, load_target
 from dialogllm.queue.client import Queue, decode_input, encode_input
 from dialogllm.queue.models import (
     TERMINAL_STATUSES,
@@ -27,7 +28,6 @@ from dialogllm.queue.models import (
     RunRecord,
     RunStatus,
 )
-from dialogllm.queue.resolve import Resolver, Runnable, import_resolver, load_target
 from dialogllm.queue.worker import Worker, backoff_delay
 
 __all__ = [

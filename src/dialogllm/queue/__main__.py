@@ -1,8 +1,9 @@
 """``python -m dialogllm.queue``: run one worker process (until SIGTERM/SIGINT).
 
-The CLI (``dialogllm worker``) wires the core registry in; this entry point resolves
-graph references by import (``"pkg.mod:attr"`` or ``"path/file.py:attr"``) and is what
-tests and benchmarks start as a subprocess.
+Graph references (a ``langgraph.json`` name, ``"pkg.mod:attr"`` or
+``"path/file.py:attr"``) are resolved by :mod:`dialogllm.loader`, as in
+``dialogllm worker``; this entry point is what tests and benchmarks start as a
+subprocess.
 
 >>> python -m dialogllm.queue --redis-url redis://127.0.0.1:6379/0 --concurrency 8
 """

@@ -48,6 +48,7 @@ from dialogllm.errors import (
     InputValidationError,
     RedisUnavailableError,
 )
+from dialogllm.loader import Resolver, import_resolver
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
 from dialogllm.queue.client import (
@@ -59,7 +60,6 @@ from dialogllm.queue.client import (
 )
 from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.models import dumps
-from dialogllm.queue.resolve import Resolver, import_resolver
 from dialogllm.redis.clients import async_client, sync_client
 from dialogllm.redis.errors import OUTAGE_ERRORS, REDIS_FAILURES
 from dialogllm.redis.url import resolve_url, using
@@ -148,7 +148,7 @@ class Worker:
         queue: the queue's name.
         concurrency: runs at once in this process.
         resolve: turns a run's graph reference into a graph (default:
-            :func:`~dialogllm.queue.resolve.import_resolver`).
+            :func:`~dialogllm.loader.import_resolver`).
         lease_ttl: seconds a lease lives without renewal; the heartbeat renews it
             every third of that; a dead worker's runs are reclaimed after about
             ``1.5 * lease_ttl``.

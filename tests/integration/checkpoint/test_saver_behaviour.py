@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +36,7 @@ from dialogllm.errors import (
     PayloadTooLargeError,
     RedisUnavailableError,
 )
+from tests.redis_servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -416,47 +414,16 @@ async def test_oversized_value_is_refused_before_writing(
     assert await saver.aget_tuple(cfg("big-1")) is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def private_redis() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server binary")
-    port = _free_port()
-    tmp = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            tmp,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield port, proc
-    proc.kill()
-    proc.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with RedisServer(tmp_path, aof=False) as server:
+        yield server
 
 
 async def test_redis_down_is_a_typed_error_naming_the_masked_url() -> None:
-    port = _free_port()
+    port = free_port()
     client = aredis.Redis.from_url(
         f"redis://app:hunter2@127.0.0.1:{port}/0", retry=ARetry(NoBackoff(), 0)
     )
@@ -469,14 +436,14 @@ async def test_redis_down_is_a_typed_error_naming_the_masked_url() -> None:
 
 
 async def test_redis_going_away_mid_run_leaves_no_half_written_checkpoint(
-    private_redis: tuple[int, subprocess.Popen[bytes]],
+    private_redis: RedisServer,
 ) -> None:
-    port, proc = private_redis
-    client = aredis.Redis(port=port, socket_timeout=2, retry=ARetry(NoBackoff(), 0))
+    client = aredis.Redis(
+        port=private_redis.port, socket_timeout=2, retry=ARetry(NoBackoff(), 0)
+    )
     saver = AsyncRedisSaver(client)
     stored = await put(saver, cfg("gone-1"), {"a": 1})
-    proc.kill()
-    proc.wait()
+    private_redis.kill()
     with pytest.raises(RedisUnavailableError):
         await put(saver, stored, {"a": 2})
     with pytest.raises(RedisUnavailableError):
@@ -485,7 +452,7 @@ async def test_redis_going_away_mid_run_leaves_no_half_written_checkpoint(
 
 
 def test_sync_saver_maps_redis_down_too() -> None:
-    saver = RedisSaver(redis.Redis(port=_free_port(), retry=Retry(NoBackoff(), 0)))
+    saver = RedisSaver(redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)))
     with pytest.raises(RedisUnavailableError):
         saver.get_tuple(cfg("x"))
 

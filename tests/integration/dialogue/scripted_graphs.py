@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialogllm.core import (
     MaxTurns,
     RoundRobin,
-    ScriptedChatModel,
     persona_node,
     stop_or,
 )
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.models import DialogueState, Persona
 
 ROOT = Path(__file__).resolve().parents[3]

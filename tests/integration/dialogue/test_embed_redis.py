@@ -14,11 +14,11 @@ from langgraph.types import Command
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.core import (
-    ScriptedChatModel,
     as_subgraph_node,
     as_tool,
     summarize_dialogue,
 )
+from dialogllm.llm.testing import ScriptedChatModel
 from tests.unit.core.conftest import said
 from tests.unit.core.test_embed import Parent, _interview
 

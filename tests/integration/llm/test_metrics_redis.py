@@ -10,14 +10,16 @@ from langchain_core.messages import HumanMessage
 
 from dialogllm.errors import StructuredOutputError
 from dialogllm.llm import LLMMetrics, ask, keys, read_llm_metrics
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.models import Turn
-from tests.unit.llm.fakes import FakeChat
 
 pytestmark = pytest.mark.integration
 
 
-def scripted(metrics: LLMMetrics, replies: list[str]) -> FakeChat:
-    return FakeChat(script=replies, model_name="fleet-model", callbacks=[metrics])
+def scripted(metrics: LLMMetrics, replies: list[str]) -> ScriptedChatModel:
+    return ScriptedChatModel(
+        replies=list(replies), model_name="fleet-model", callbacks=[metrics]
+    )
 
 
 async def test_two_workers_figures_add_up_in_redis(

@@ -15,9 +15,9 @@ from cryptography.x509.oid import NameOID
 
 from dialogllm.errors import RedisAuthError
 from dialogllm.queue import Queue, RunStatus, Worker
+from tests.redis_servers import RedisServer
 
 from .conftest import ref
-from .servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

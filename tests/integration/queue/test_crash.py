@@ -16,6 +16,7 @@ import redis
 
 from dialogllm.errors import RedisUnavailableError
 from dialogllm.queue import Queue, RunStatus, Worker
+from tests.redis_servers import RedisServer
 
 from .conftest import (
     REDIS_URL,
@@ -25,7 +26,6 @@ from .conftest import (
     worker_log,
     worker_process,
 )
-from .servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from dialogllm.core import ScriptedChatModel
+from dialogllm.llm.testing import ScriptedChatModel
 
 
 def said(message: str, **extra: Any) -> str:

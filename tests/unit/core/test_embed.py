@@ -17,7 +17,6 @@ from typing_extensions import TypedDict
 
 from dialogllm.core import (
     MaxTurns,
-    ScriptedChatModel,
     as_subgraph_node,
     as_tool,
     human_node,
@@ -25,6 +24,7 @@ from dialogllm.core import (
     stop_or,
     summarize_dialogue,
 )
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.models import DialogueState, Persona, TranscriptEntry
 from tests.unit.core.conftest import said
 

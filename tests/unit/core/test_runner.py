@@ -16,7 +16,6 @@ from dialogllm.core import (
     InterruptEvent,
     MaxTurns,
     RoundRobin,
-    ScriptedChatModel,
     TurnEvent,
     UpdateEvent,
     human_node,
@@ -30,6 +29,7 @@ from dialogllm.errors import (
     ResumeError,
     ThreadNotFoundError,
 )
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.models import DialogueState, Persona
 from tests.unit.core.conftest import said, scripted
 

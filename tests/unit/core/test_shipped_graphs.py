@@ -9,8 +9,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from dialogllm.core import DialogueRunner, GraphRegistry, ScriptedChatModel
+from dialogllm.core import DialogueRunner, GraphRegistry
 from dialogllm.errors import InputValidationError
+from dialogllm.llm.testing import ScriptedChatModel
 from tests.unit.core.conftest import said, scripted
 
 ROOT_REFS = {

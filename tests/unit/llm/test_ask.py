@@ -28,8 +28,8 @@ from dialogllm.llm import (
     strict_json_schema,
 )
 from dialogllm.llm.structured import _bind
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.models import Turn
-from tests.unit.llm.fakes import FakeChat
 
 SETTINGS = LLMSettings(base_url="http://x/v1", backoff_base_s=0.001, backoff_max_s=0.01)
 MESSAGES = [HumanMessage("Ada: Hello.\nBo:")]
@@ -50,21 +50,26 @@ class Order(BaseModel):
 
 
 async def test_unknown_model_gets_the_schema_in_the_prompt_and_text_is_parsed() -> None:
-    model = FakeChat(script=['Sure! {"message": "Hi.", "end": true} Hope it helps.'])
+    model = ScriptedChatModel(
+        replies=['Sure! {"message": "Hi.", "end": true} Hope it helps.'],
+        usage=(10, 5),
+    )
     reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert reply.value == Turn(message="Hi.", end=True)
     assert reply.mode == "prompt"
     assert reply.attempts == 1
     assert reply.usage == TokenUsage(10, 5)
-    assert reply.model == "fake-chat"
+    assert reply.model == "scripted"
     assert isinstance(reply.message, AIMessage)
     assert '"message"' in str(model.calls[0][-1].content)  # the schema was shown
 
 
 async def test_invalid_reply_is_retried_with_the_error_fed_back() -> None:
     metrics = LLMMetrics(to_redis=False)
-    model = FakeChat(
-        script=['{"message": ""}', '{"message": "Fixed."}'], callbacks=[metrics]
+    model = ScriptedChatModel(
+        replies=['{"message": ""}', '{"message": "Fixed."}'],
+        usage=(10, 5),
+        callbacks=[metrics],
     )
     reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert reply.value.message == "Fixed."
@@ -74,46 +79,49 @@ async def test_invalid_reply_is_retried_with_the_error_fed_back() -> None:
     second = model.calls[1]
     assert second[-3].content == '{"message": ""}'  # its own bad answer
     assert "message" in str(second[-2].content)  # the validation error
-    assert metrics.snapshot()["fake-chat"].structured_retries == 1
+    assert metrics.snapshot()["scripted"].structured_retries == 1
 
 
 async def test_budget_spent_raises_with_every_raw_output_never_none() -> None:
     metrics = LLMMetrics(to_redis=False)
-    model = FakeChat(script=["", "no", "[]"], callbacks=[metrics])
+    model = ScriptedChatModel(replies=["", "no", "[]"], callbacks=[metrics])
     with pytest.raises(StructuredOutputError) as info:
         await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert info.value.raw_outputs == ["", "no", "[]"]
     assert len(info.value.errors) == 3
     assert "Turn" in str(info.value)
-    assert metrics.snapshot()["fake-chat"].structured_failures == 1
+    assert metrics.snapshot()["scripted"].structured_failures == 1
 
 
 async def test_list_content_and_tool_calls_are_read() -> None:
     blocks = AIMessage(content=[{"type": "text", "text": '{"message": "A"}'}, "!"])
-    reply = await ask(FakeChat(script=[blocks]), MESSAGES, schema=Turn)
+    reply = await ask(ScriptedChatModel(replies=[blocks]), MESSAGES, schema=Turn)
     assert reply.value.message == "A"
     tool = AIMessage(
         content="",
         tool_calls=[{"name": "Turn", "args": {"message": "B"}, "id": "1"}],
     )
     reply = await ask(
-        FakeChat(script=[tool]), MESSAGES, schema=Turn, mode="function_calling"
+        ScriptedChatModel(replies=[tool]),
+        MESSAGES,
+        schema=Turn,
+        mode="function_calling",
     )
     assert reply.value.message == "B"
 
 
 async def test_unknown_exceptions_propagate_unchanged() -> None:
-    model = FakeChat(script=[RuntimeError("scripted model ran out")])
+    model = ScriptedChatModel(replies=[RuntimeError("scripted model ran out")])
     with pytest.raises(RuntimeError, match="ran out"):
         await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
 
 
 async def test_transient_errors_are_retried_then_reported() -> None:
     timeout = openai.APITimeoutError(request=REQUEST)
-    model = FakeChat(script=[timeout, timeout, '{"message": "ok"}'])
+    model = ScriptedChatModel(replies=[timeout, timeout, '{"message": "ok"}'])
     reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert reply.value.message == "ok" and len(model.calls) == 3
-    dead = FakeChat(script=[timeout])
+    dead = ScriptedChatModel(replies=[timeout], repeat_last=True)
     with pytest.raises(LLMUnavailableError, match="timeout"):
         await ask(dead, MESSAGES, schema=Turn, settings=SETTINGS, max_retries=2)
     assert len(dead.calls) == 3
@@ -122,7 +130,7 @@ async def test_transient_errors_are_retried_then_reported() -> None:
 async def test_permanent_errors_fail_at_once() -> None:
     response = httpx.Response(401, request=REQUEST)
     denied = openai.AuthenticationError("bad key", response=response, body=None)
-    model = FakeChat(script=[denied])
+    model = ScriptedChatModel(replies=[denied])
     with pytest.raises(LLMRequestError, match="auth"):
         await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert len(model.calls) == 1
@@ -130,12 +138,15 @@ async def test_permanent_errors_fail_at_once() -> None:
 
 async def test_fallback_chain_serves_from_the_next_model() -> None:
     metrics = LLMMetrics(to_redis=False)
-    broken = FakeChat(
-        script=[openai.APIConnectionError(request=REQUEST)],
+    broken = ScriptedChatModel(
+        replies=[openai.APIConnectionError(request=REQUEST)],
+        repeat_last=True,
         model_name="primary",
         callbacks=[metrics],
     )
-    backup = FakeChat(script=['{"message": "from backup"}'], model_name="backup")
+    backup = ScriptedChatModel(
+        replies=['{"message": "from backup"}'], repeat_last=True, model_name="backup"
+    )
     chain = FallbackChatModel(models=[broken, backup], metrics=metrics)
     reply = await ask(chain, MESSAGES, schema=Turn, settings=SETTINGS, max_retries=0)
     assert reply.value.message == "from backup"
@@ -149,7 +160,10 @@ async def test_fallback_chain_serves_from_the_next_model() -> None:
 
 def test_fallback_chain_does_not_hide_programming_errors() -> None:
     chain = FallbackChatModel(
-        models=[FakeChat(script=[KeyError("bug")]), FakeChat(script=["x"])]
+        models=[
+            ScriptedChatModel(replies=[KeyError("bug")]),
+            ScriptedChatModel(replies=["x"]),
+        ]
     )
     with pytest.raises(KeyError):
         chain.invoke(MESSAGES)
@@ -221,7 +235,7 @@ async def test_a_reply_cut_off_at_the_token_bound_is_asked_again_not_argued_with
         content='{"message": "2017-04-24T10:00:00 and so on and',
         response_metadata={"finish_reason": "length"},
     )
-    model = FakeChat(script=[cut, '{"message": "Short now."}'])
+    model = ScriptedChatModel(replies=[cut, '{"message": "Short now."}'])
     reply = await ask(model, MESSAGES, schema=Turn, settings=SETTINGS, max_tokens=32)
     assert (reply.value.message, reply.attempts) == ("Short now.", 2)
     first, second = model.calls

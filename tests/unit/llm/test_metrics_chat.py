@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from dialogllm.errors import ConfigError, LLMUnavailableError
 from dialogllm.llm import (
@@ -27,16 +29,17 @@ from dialogllm.llm import (
 from dialogllm.llm import local as local_mod
 from dialogllm.llm.chat import find_metrics
 from dialogllm.llm.metrics import _quantile
+from dialogllm.llm.testing import ScriptedChatModel
 from dialogllm.redis import LoopClient
-from tests.unit.llm.fakes import FakeChat
 
 REMOTE = LLMSettings(base_url="http://127.0.0.1:9/v1", model="remote-m")
 
 
 def test_calls_latency_tokens_and_errors_are_recorded_per_model() -> None:
     metrics = LLMMetrics(to_redis=False)
-    model = FakeChat(
-        script=["a", "b", ConnectionError("down")],
+    model = ScriptedChatModel(
+        replies=["a", "b", ConnectionError("down")],
+        usage=(10, 5),
         model_name="counted",
         callbacks=[metrics],
     )
@@ -57,6 +60,33 @@ def test_calls_latency_tokens_and_errors_are_recorded_per_model() -> None:
         "dialogllm_llm_errors_total", {"model": "counted", "kind": "connection"}
     )
     assert after == (before or 0) + 1
+
+
+def test_prometheus_collectors_are_not_registered_at_import() -> None:
+    code = (
+        "import dialogllm.llm, dialogllm.core\n"
+        "from prometheus_client import REGISTRY\n"
+        "names = [m.name for m in REGISTRY.collect()]\n"
+        "assert not [n for n in names if n.startswith('dialogllm_llm')], names\n"
+        "dialogllm.llm.default_metrics().record_fallback('m', 'n')\n"
+        "names = [m.name for m in REGISTRY.collect()]\n"
+        "assert 'dialogllm_llm_fallbacks' in names, names\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_figures_go_to_the_registry_the_handler_is_given() -> None:
+    registry = CollectorRegistry()
+    metrics = LLMMetrics(to_redis=False, registry=registry)
+    other = LLMMetrics(to_redis=False, registry=registry)  # shares the collectors
+    metrics.record_fallback("own-registry", "b")
+    other.record_fallback("own-registry", "b")
+    sample = {"model": "own-registry", "to": "b"}
+    assert registry.get_sample_value("dialogllm_llm_fallbacks_total", sample) == 2
+    assert REGISTRY.get_sample_value("dialogllm_llm_fallbacks_total", sample) is None
 
 
 def test_quantiles_interpolate_within_histogram_buckets() -> None:
@@ -97,7 +127,7 @@ def test_remote_model_is_a_chat_openai_without_client_retries() -> None:
     assert model.rate_limiter.default_tokens == 256
     assert find_metrics(model) is metrics
     assert model_label(model) == "r"
-    assert model_label(FakeChat(model_name="")) == "FakeChat"
+    assert model_label(ScriptedChatModel(model_name="")) == "ScriptedChatModel"
 
 
 def test_get_chat_model_builds_a_fallback_chain_for_a_role() -> None:
@@ -112,7 +142,7 @@ def test_get_chat_model_builds_a_fallback_chain_for_a_role() -> None:
     assert find_metrics(chain) is chain.metrics is default_metrics()
     single = get_chat_model("persona", settings=settings)
     assert model_label(single) == "gpt-4o-mini"
-    assert find_metrics(FakeChat()) is None
+    assert find_metrics(ScriptedChatModel()) is None
 
 
 def test_default_settings_models_are_built_once_per_role(
