@@ -3,7 +3,7 @@
 It stores blobs per (channel, version), answers ``aget_tuple``/``aput``/
 ``aput_writes``/``aget_delta_channel_history`` in one round trip each, keeps every key
 of a thread in one Cluster slot, and refuses fenced writes (see
-:mod:`dialogllm.checkpoint.fencing`). The operations themselves live in
+:mod:`dialogllm.leases`). The operations themselves live in
 :mod:`dialogllm.checkpoint.operations`; this module only sends them.
 
 >>> async with AsyncRedisSaver.from_conn_string("redis://127.0.0.1:6379/0") as saver:
@@ -45,7 +45,6 @@ from dialogllm.checkpoint.connection import (
     map_redis_error,
     url_of,
 )
-from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
@@ -56,6 +55,7 @@ from dialogllm.checkpoint.operations import (
     Request,
 )
 from dialogllm.errors import CheckpointError
+from dialogllm.leases import FencingToken
 
 __all__ = ["AsyncRedisSaver"]
 

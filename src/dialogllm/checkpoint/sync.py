@@ -38,7 +38,6 @@ from dialogllm.checkpoint.base import (
     next_version,
 )
 from dialogllm.checkpoint.connection import check_binary_client, map_redis_error, url_of
-from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
@@ -49,6 +48,7 @@ from dialogllm.checkpoint.operations import (
     Request,
 )
 from dialogllm.errors import CheckpointError
+from dialogllm.leases import FencingToken
 
 __all__ = ["RedisSaver"]
 

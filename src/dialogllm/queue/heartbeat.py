@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from dialogllm.checkpoint.keys import thread_lease
+from dialogllm.leases import LEASE_RENEW, thread_lease
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
 from dialogllm.queue.connection import REDIS_FAILURES, is_cluster
@@ -73,7 +73,7 @@ class Heartbeat(threading.Thread):
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
-        self._renew = client.register_script(lua.LEASE_RENEW)
+        self._renew = client.register_script(LEASE_RENEW)
         self._beat = client.register_script(lua.BEAT)
         self._cluster = is_cluster(client)  # Cluster pipelines refuse scripts
 

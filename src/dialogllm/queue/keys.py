@@ -4,9 +4,8 @@ Every key of one queue carries the hash tag ``{<queue>}`` (the escaped queue nam
 queue lives in one Redis Cluster slot and every queue-side state change (enqueue,
 start, finish, cancel, retry, dead-letter) is one atomic Lua call on one slot. The
 thread lease lives with the thread's checkpoints
-(:func:`dialogllm.checkpoint.keys.thread_lease`, the thread's slot); the worker touches
-it in separate one-slot calls. Keys are built
-here and nowhere else; nothing parses a key.
+(:func:`dialogllm.leases.thread_lease`, the thread's slot); the worker touches it in
+separate one-slot calls. Keys are built here and nowhere else; nothing parses a key.
 
 Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id,
 ``T`` an escaped thread id, ``K`` an escaped idempotency key)::
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from dialogllm.checkpoint.keys import escape_tag
+from dialogllm.leases import escape_tag
 
 __all__ = [
     "CONSUMER_GROUP",

@@ -39,14 +39,21 @@ from langgraph.errors import GraphRecursionError, InvalidUpdateError
 from langgraph.pregel import Pregel
 from redis.exceptions import RedisError, ResponseError
 
-from dialogllm.checkpoint import FENCE_CONFIG_KEY, AsyncRedisSaver, FencingToken
-from dialogllm.checkpoint.keys import thread_fence_counter, thread_lease
+from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.config import get_settings
 from dialogllm.errors import (
     FencedWriteError,
     GraphNotFoundError,
     InputValidationError,
     RedisUnavailableError,
+)
+from dialogllm.leases import (
+    FENCE_CONFIG_KEY,
+    LEASE_ACQUIRE,
+    LEASE_RELEASE,
+    FencingToken,
+    thread_fence_counter,
+    thread_lease,
 )
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys, lua
@@ -246,8 +253,8 @@ class Worker:
         self._start_script = self.client.register_script(lua.START)
         self._end_script = self.client.register_script(lua.END)
         # one-slot halves of START and END, for Redis Cluster
-        self._lease_acquire = self.client.register_script(lua.LEASE_ACQUIRE)
-        self._lease_release = self.client.register_script(lua.LEASE_RELEASE)
+        self._lease_acquire = self.client.register_script(LEASE_ACQUIRE)
+        self._lease_release = self.client.register_script(LEASE_RELEASE)
         self._claim = self.client.register_script(lua.CLAIM)
         self._finish = self.client.register_script(lua.FINISH)
         self._promote = self.client.register_script(lua.PROMOTE)
