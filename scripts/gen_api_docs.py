@@ -24,7 +24,7 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.llm", "models, typed replies, shared rate limits, LLM metrics"),
     ("dialogllm.checkpoint", "the Redis checkpointer (async and sync)"),
     ("dialogllm.queue", "the run queue and its workers"),
-    ("dialogllm.fleet", "fleet status, alerts, Prometheus export"),
+    ("dialogllm.queue.fleet", "fleet status, alerts, Prometheus export"),
     ("dialogllm.config", "settings from `DIALOGLLM_*` variables"),
     ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
     ("dialogllm.connect", "Redis clients for the configured (or embedded) Redis"),

@@ -1,11 +1,13 @@
 """The health of a fleet of workers: presence, one status snapshot, alerts, metrics.
 
 This module owns what ``dialogllm status`` shows and what a worker exports to
-Prometheus. Workers announce themselves in one Redis hash (``P:fleet:workers``: worker
-name -> JSON with host, pid, concurrency, start and last heartbeat); a worker whose
-last heartbeat is older than three heartbeat periods counts as dead. The snapshot
-reads the queue's counters and records, the workers, and the LLM layer's fleet-wide
-metrics, then marks every alert threshold it crosses.
+Prometheus. It is not imported by :mod:`dialogllm.queue` itself (it pulls in the LLM
+layer and ``prometheus_client``): import it as ``dialogllm.queue.fleet``. Workers
+announce themselves in one Redis hash (``P:fleet:workers``: worker name -> JSON with
+host, pid, concurrency, start and last heartbeat); a worker whose last heartbeat is
+older than three heartbeat periods counts as dead. The snapshot reads the queue's
+counters and records, the workers, and the LLM layer's fleet-wide metrics, then marks
+every alert threshold it crosses.
 
 >>> snapshot = await fleet_status(redis, queue)           # doctest: +SKIP
 >>> [a.name for a in snapshot.alerts]
@@ -31,8 +33,9 @@ import prometheus_client as prom
 from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
-from dialogllm.queue import Queue, RunStatus
 from dialogllm.queue import keys as queue_keys
+from dialogllm.queue.client import Queue
+from dialogllm.queue.models import RunStatus
 
 __all__ = [
     "HEARTBEAT_S",
