@@ -14,8 +14,8 @@ from dialogllm.errors import ConfigError, QueueError, RedisUnavailableError
 from dialogllm.queue import Queue, Worker, backoff_delay
 from dialogllm.queue import __main__ as entry
 from dialogllm.queue.connection import map_error
+from dialogllm.queue.execution import failing_node
 from dialogllm.queue.heartbeat import Heartbeat
-from dialogllm.queue.worker import failing_node
 
 
 class FakePipe:
