@@ -33,7 +33,6 @@ import prometheus_client as prom
 from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
-from dialogllm.queue import keys as queue_keys
 from dialogllm.queue.client import Queue
 from dialogllm.queue.models import RunStatus
 
@@ -270,14 +269,8 @@ async def fleet_status(
     """Read the fleet's state and evaluate the alert thresholds."""
     settings = settings or get_settings()
     stats = await queue.stats()
-    oldest = await queue.client.xrange(
-        queue_keys.stream(queue.prefix, queue.name), count=1
-    )
-    oldest_age = None
-    if oldest:
-        entry_id = oldest[0][0]
-        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        oldest_age = max(0.0, time.time() - int(entry_id.split("-", 1)[0]) / 1000)
+    oldest = await queue.store.oldest_ready_at()
+    oldest_age = None if oldest is None else max(0.0, time.time() - oldest)
     records = await queue.list(limit=count_limit)
     counts = Counter(r.status.value for r in records)
     by_status = {s.value: counts.get(s.value, 0) for s in RunStatus}
