@@ -34,6 +34,7 @@ from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
 from dialogllm.queue.client import Queue
+from dialogllm.queue.keys import fleet_workers as workers_key
 from dialogllm.queue.models import RunStatus
 
 __all__ = [
@@ -50,11 +51,6 @@ __all__ = [
 
 HEARTBEAT_S = 5.0
 _log = get_logger("dialogllm.fleet")
-
-
-def workers_key(prefix: str) -> str:
-    """HASH of live workers: name -> JSON presence record."""
-    return f"{prefix}:fleet:workers"
 
 
 @dataclass(frozen=True)
