@@ -68,12 +68,12 @@ def thread_base(prefix: str, thread_id: str) -> str:
 
 def thread_lease(prefix: str, thread_id: str) -> str:
     """HASH ``id``/``fence``/``run`` of the lease a queue worker holds on the thread."""
-    return f"{thread_base(prefix, thread_id)}:lease"
+    return thread_base(prefix, thread_id) + ":lease"
 
 
 def thread_fence_counter(prefix: str, thread_id: str) -> str:
     """STRING counter from which each new lease on the thread takes its fence number."""
-    return f"{thread_base(prefix, thread_id)}:fence"
+    return thread_base(prefix, thread_id) + ":fence"
 
 
 # --- Lua (the thread's slot) ---------------------------------------------------------

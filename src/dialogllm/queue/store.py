@@ -578,42 +578,24 @@ class QueueStore:
         """Take the thread's lease ``lease_id`` and claim the run for ``consumer``:
         one round trip (``START``), or on a Cluster two one-slot calls, the lease
         given back when the run is not to be run."""
-        if self.cluster:
-            return await self._start_in_two(
-                run_id, thread_id, entry_id, consumer, lease_id, lease_ttl_ms,
-                counter_ttl_ms,
-            )  # fmt: skip
-        reply = await self._start(
-            keys=[
-                self.stream,
-                thread_lease(self.prefix, thread_id),
-                thread_fence_counter(self.prefix, thread_id),
-            ],
-            args=[
-                self.base,
-                run_id,
-                entry_id,
-                consumer,
-                lease_id,
-                lease_ttl_ms,
-                counter_ttl_ms,
-            ],
-        )
-        return _start_result(list(reply))
-
-    async def _start_in_two(
-        self,
-        run_id: str,
-        thread_id: str,
-        entry_id: str,
-        consumer: str,
-        lease_id: str,
-        lease_ttl_ms: int,
-        counter_ttl_ms: int,
-    ) -> StartResult:
         lease = thread_lease(self.prefix, thread_id)
+        counter = thread_fence_counter(self.prefix, thread_id)
+        if not self.cluster:
+            reply = await self._start(
+                keys=[self.stream, lease, counter],
+                args=[
+                    self.base,
+                    run_id,
+                    entry_id,
+                    consumer,
+                    lease_id,
+                    lease_ttl_ms,
+                    counter_ttl_ms,
+                ],
+            )
+            return _start_result(list(reply))
         got = await self._lease_acquire(
-            keys=[lease, thread_fence_counter(self.prefix, thread_id)],
+            keys=[lease, counter],
             args=[lease_id, run_id, lease_ttl_ms, counter_ttl_ms],
         )
         if int(got[0]) == 0:
