@@ -346,19 +346,19 @@ class Worker:
                 deliveries = await self.store.read(
                     self.name, count=max(1, free), block_ms=2000
                 )
-                if deliveries is None:  # the consumer group is gone
-                    await self._retrying(
-                        "creating the consumer group", self.store.ensure_group
-                    )
-                    continue
-                attempt = 0
-                self._reading = True
             except CONNECTION_ERRORS as exc:
                 self._reading = False
                 self.log.warning("redis unreachable, reconnecting", error=str(exc))
                 await self._pause(attempt)
                 attempt += 1
                 continue
+            if deliveries is None:  # the consumer group is gone
+                await self._retrying(
+                    "creating the consumer group", self.store.ensure_group
+                )
+                continue
+            attempt = 0
+            self._reading = True
             await self.store.drop(self._take(deliveries))
 
     async def _reclaim_loop(self) -> None:
