@@ -6,7 +6,9 @@ and calls every script of :mod:`dialogllm.queue.lua` and the lease scripts of
 the thread, their one-slot halves on a Redis Cluster), reads the stream with the
 consumer group (``XREADGROUP``), takes back runs of dead workers (``XAUTOCLAIM``),
 keeps house (prune, ``XINFO`` and forgetting idle consumers), listens to the queue's
-pub/sub channel, and reads records, events, dead letters and counters. It takes and
+pub/sub channel, and reads records, events, dead letters and counters.
+:class:`HeartbeatStore` is its counterpart for the heartbeat thread's sync client:
+lease renewals and liveness marks. It takes and
 returns small typed records (:class:`Delivery`, :class:`ClaimedRun`,
 :class:`RunEnd`, ...), never positional script arguments or replies.
 
@@ -36,6 +38,7 @@ from redis.exceptions import ResponseError
 from dialogllm.leases import (
     LEASE_ACQUIRE,
     LEASE_RELEASE,
+    LEASE_RENEW,
     thread_fence_counter,
     thread_lease,
 )
@@ -52,10 +55,13 @@ from dialogllm.queue.models import (
 
 __all__ = [
     "DLQ_MAXLEN",
+    "Beat",
     "ClaimedRun",
     "Delivery",
     "Enqueued",
     "FinishResult",
+    "HeartbeatStore",
+    "HeldLease",
     "NotStarted",
     "Promoted",
     "QueueStore",
@@ -203,6 +209,24 @@ class Enqueued:
     verdict: str
     run_id: str
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A lease the heartbeat renews: ``lease_id`` on ``thread_id``, for ``run_id``."""
+
+    run_id: str
+    thread_id: str
+    lease_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One renewal's answer: whether the lease still held (and was renewed), and the
+    run's pending stop signal (``""`` when none)."""
+
+    renewed: bool
+    signal: str
 
 
 def _text(value: Any) -> str:
@@ -658,3 +682,52 @@ class QueueStore:
             maxlen=EVENTS_MAXLEN,
             approximate=True,
         )
+
+
+class HeartbeatStore:
+    """The heartbeat's Redis calls, on its own sync client (it runs in a thread).
+
+    Args:
+        client: a sync ``redis.Redis`` or ``RedisCluster``.
+        prefix: the key prefix shared with the checkpointer.
+        queue: the queue's name.
+
+    >>> beats = HeartbeatStore(client, prefix="app", queue="default").beat(
+    ...     [HeldLease("run-1", "thread-1", "lease-id")], ttl_ms=30_000)
+    """
+
+    def __init__(self, client: Any, *, prefix: str, queue: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.queue = queue
+        self._renew = client.register_script(LEASE_RENEW)
+        self._beat = client.register_script(lua.BEAT)
+        self._cluster = is_cluster(client)  # Cluster pipelines refuse scripts
+
+    def beat(self, held: list[HeldLease], *, ttl_ms: int) -> list[Beat]:
+        """Renew each lease for ``ttl_ms`` (only while it still holds its id) and mark
+        each run alive: one pipelined round trip, or on Redis Cluster two calls per
+        run. Answers in the order of ``held``."""
+        pipe = None if self._cluster else self.client.pipeline(transaction=False)
+        replies: list[Any] = []
+        for lease in held:
+            replies.append(
+                self._renew(
+                    keys=[thread_lease(self.prefix, lease.thread_id)],
+                    args=[lease.lease_id, ttl_ms],
+                    client=pipe,
+                )
+            )
+            replies.append(
+                self._beat(
+                    keys=[keys.run_record(self.prefix, self.queue, lease.run_id)],
+                    args=[lease.lease_id],
+                    client=pipe,
+                )
+            )
+        if pipe is not None:
+            replies = list(pipe.execute())
+        return [
+            Beat(renewed=int(renewed) == 1, signal=_text(signal) if signal else "")
+            for renewed, signal in zip(replies[0::2], replies[1::2], strict=True)
+        ]
