@@ -26,7 +26,7 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.checkpoint", "the Redis checkpointer (async and sync)"),
     ("dialogllm.queue", "the run queue and its workers"),
     ("dialogllm.loader", "graph references and `langgraph.json`: one loader for all"),
-    ("dialogllm.fleet", "fleet status, alerts, Prometheus export"),
+    ("dialogllm.queue.fleet", "fleet status, alerts, Prometheus export"),
     ("dialogllm.config", "settings from `DIALOGLLM_*` variables"),
     ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
     ("dialogllm.redis", "where Redis is, clients, error mapping, the embedded Redis"),
@@ -37,6 +37,16 @@ MODULES: list[tuple[str, str]] = [
 
 #: (old name, new name): public names that moved, newest first; the old ones are gone.
 MOVED: list[tuple[str, str]] = [
+    ("dialogllm.connect", "dialogllm.redis (async_client, sync_client, resolve_url)"),
+    ("dialogllm.embedded_redis", "dialogllm.redis.embedded (EmbeddedRedis)"),
+    ("dialogllm.queue.connection", "dialogllm.redis (clients, map_redis_error)"),
+    ("dialogllm.checkpoint.connection", "dialogllm.redis.errors"),
+    ("dialogllm.llm._redis.LoopClient", "dialogllm.redis.LoopClient"),
+    ("dialogllm.queue.async_client, sync_client", "dialogllm.redis"),
+    ("dialogllm.checkpoint.fencing", "dialogllm.leases"),
+    ("dialogllm.fleet", "dialogllm.queue.fleet"),
+    ("QueueError / CheckpointError for refused commands", "RedisCommandError"),
+    ("QueueError for ACL refusals", "RedisAuthError"),
     ("dialogllm.core.ScriptedChatModel", "dialogllm.llm.testing.ScriptedChatModel"),
     ("dialogllm.queue.resolve", "dialogllm.loader"),
 ]

@@ -2,7 +2,7 @@
 
 ``submit``, ``worker``, ``status``, ``runs``, ``threads``, ``cancel``, ``dlq``,
 ``doctor`` and ``redis`` are registered on the main app by :func:`register`. Each is a
-thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.fleet`,
+thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.queue.fleet`,
 :mod:`dialogllm.doctor`, :mod:`dialogllm.embedded_redis`); every one takes ``--json``
 for scripts and exits with the codes of :mod:`dialogllm.exit_codes`.
 """
@@ -233,8 +233,8 @@ def worker(
 
     async def go() -> int:
         from dialogllm.core import resolve_graph
-        from dialogllm.fleet import FleetExporter, WorkerPresence
         from dialogllm.queue import Worker
+        from dialogllm.queue.fleet import FleetExporter, WorkerPresence
 
         settings = get_settings()
         url = _url()
@@ -324,7 +324,7 @@ def status(
 
     Example: dialogllm status --watch      (cron/probe: dialogllm status --check)
     """
-    from dialogllm.fleet import fleet_status
+    from dialogllm.queue.fleet import fleet_status
 
     async def snapshot(q: Any) -> Any:
         return await fleet_status(q.client, q)

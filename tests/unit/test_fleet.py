@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 
 from dialogllm.config import Settings
-from dialogllm.fleet import (
+from dialogllm.queue import RunRecord, RunStatus
+from dialogllm.queue.fleet import (
     FleetStatus,
     WorkerInfo,
     _error_kind,
     _group_errors,
     evaluate_alerts,
 )
-from dialogllm.queue import RunRecord, RunStatus
 
 
 def _status(**overrides: object) -> FleetStatus:
@@ -142,7 +142,7 @@ def test_submit_progress_counts_the_tokens_of_transcript_entries() -> None:
 def test_a_quantile_no_longer_known_stops_being_exported() -> None:
     import prometheus_client as prom
 
-    from dialogllm.fleet import _set_quantiles
+    from dialogllm.queue.fleet import _set_quantiles
 
     registry = prom.CollectorRegistry()
     gauge = prom.Gauge("g_seconds", "x", ["queue", "quantile"], registry=registry)

@@ -14,13 +14,13 @@ not break: every key of a thread carries the thread's hash tag.
 from __future__ import annotations
 
 from dialogllm.checkpoint.aio import AsyncRedisSaver
-from dialogllm.checkpoint.fencing import (
+from dialogllm.checkpoint.sync import RedisSaver
+from dialogllm.leases import (
     FENCE_CONFIG_KEY,
     FencingToken,
     fencing_token_from_config,
     with_fencing_token,
 )
-from dialogllm.checkpoint.sync import RedisSaver
 
 __all__ = [
     "FENCE_CONFIG_KEY",

@@ -3,7 +3,7 @@
 It stores blobs per (channel, version), answers ``aget_tuple``/``aput``/
 ``aput_writes``/``aget_delta_channel_history`` in one round trip each, keeps every key
 of a thread in one Cluster slot, and refuses fenced writes (see
-:mod:`dialogllm.checkpoint.fencing`). The operations themselves live in
+:mod:`dialogllm.leases`). The operations themselves live in
 :mod:`dialogllm.checkpoint.operations`; this module only sends them.
 
 >>> async with AsyncRedisSaver.from_conn_string("redis://127.0.0.1:6379/0") as saver:
@@ -32,7 +32,6 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
-from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
@@ -44,6 +43,7 @@ from dialogllm.checkpoint.operations import (
 )
 from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
+from dialogllm.leases import FencingToken
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.errors import translate_redis_errors
 

@@ -45,13 +45,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from dialogllm.checkpoint import keys
-from dialogllm.checkpoint.fencing import FencingToken, fencing_token_from_config
 from dialogllm.errors import (
     BlockedTypeError,
     CorruptCheckpointError,
     InvalidCheckpointConfigError,
     PayloadTooLargeError,
 )
+from dialogllm.leases import FencingToken, fencing_token_from_config
 from dialogllm.serde import StrictSerializer
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The Redis key schema of the checkpointer (and of thread leases).
+"""The Redis key schema of the checkpointer.
 
 Every key of one thread carries the hash tag ``{<thread>}``, so a thread lives in one
 Redis Cluster slot and every multi-key write stays one atomic Lua call. Keys are built
@@ -16,6 +16,10 @@ Per thread (``P`` is the key prefix, ``T`` the escaped thread id)::
     P:t:{T}:lease   HASH  the queue's lease on the thread: ``id``, ``fence``
     P:t:{T}:fence   STRING the thread's fencing counter (only grows)
 
+The lease and fence keys (and the thread's hash tag they share with the checkpoints)
+are built in :mod:`dialogllm.leases`, which the queue uses too; this module re-exports
+them for the checkpointer's scripts.
+
 Global::
 
     P:r:{R}         SET   thread ids that hold checkpoints of run R
@@ -28,6 +32,13 @@ can be read as one of another.
 from __future__ import annotations
 
 from typing import Final
+
+from dialogllm.leases import (
+    escape_tag,
+    thread_base,
+    thread_fence_counter,
+    thread_lease,
+)
 
 __all__ = [
     "THREAD_KEY_SUFFIXES",
@@ -58,38 +69,14 @@ def lp(value: str | bytes) -> bytes:
     return str(len(raw)).encode() + b":" + raw
 
 
-def escape_tag(value: str) -> str:
-    """Escape ``value`` for use inside a hash tag (no braces, injective).
-
-    >>> escape_tag("a{b}%")
-    'a%7Bb%7D%25'
-    """
-    return value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-
-
 def glob_escape(value: str) -> str:
     """Escape the glob characters of ``value`` for ``SCAN MATCH``."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in value)
 
 
-def thread_base(prefix: str, thread_id: str) -> str:
-    """``P:t:{T}``: the common start of every key of one thread."""
-    return f"{prefix}:t:{{{escape_tag(thread_id)}}}"
-
-
 def thread_key(prefix: str, thread_id: str, suffix: str) -> str:
     """One of the thread's keys, e.g. ``thread_key(p, t, "idx")``."""
     return f"{thread_base(prefix, thread_id)}:{suffix}"
-
-
-def thread_lease(prefix: str, thread_id: str) -> str:
-    """HASH ``id``/``fence`` of the lease a queue worker holds on the thread."""
-    return thread_key(prefix, thread_id, "lease")
-
-
-def thread_fence_counter(prefix: str, thread_id: str) -> str:
-    """STRING counter from which each new lease on the thread takes its fence number."""
-    return thread_key(prefix, thread_id, "fence")
 
 
 def run_threads(prefix: str, run_id: str) -> str:

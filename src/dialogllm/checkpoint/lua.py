@@ -7,7 +7,8 @@ items (``"<bytes>:<item>"``, see :func:`dialogllm.checkpoint.keys.lp`); the scri
 parse only the skeleton records and the first items of a write record.
 
 Errors a script raises on purpose start with ``DIALOGLLM_`` so the Python side can
-map them to typed exceptions (``DIALOGLLM_FENCED`` -> ``FencedWriteError``).
+map them to typed exceptions (``DIALOGLLM_FENCED`` -> ``FencedWriteError``). The fence
+check itself (``check_fence``) comes from :mod:`dialogllm.leases`, which owns the lease.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Final
+
+from dialogllm.leases import CHECK_FENCE
 
 __all__ = ["DELETE_MEMBERS", "GET", "HISTORY", "LIST", "PUT", "PUT_WRITES", "Script"]
 
@@ -34,7 +37,8 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
-_PRELUDE = r"""
+_PRELUDE = (
+    r"""
 local K_IDX, K_CP, K_BLOBS, K_W, K_RUNS, K_META, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local DATA_KEYS = {K_IDX, K_CP, K_BLOBS, K_W, K_RUNS, K_META}
@@ -82,16 +86,6 @@ local function inline_nones(items)
   return out
 end
 
-local function check_fence(lease_id, fence)
-  if lease_id == '' then return end
-  local cur = redis.call('HMGET', K_LEASE, 'id', 'fence')
-  if cur[1] ~= lease_id or cur[2] ~= fence then
-    return redis.error_reply('DIALOGLLM_FENCED lease ' .. lease_id .. ' fence ' ..
-      fence .. ' no longer holds the thread (holder: ' .. tostring(cur[1]) ..
-      ' fence ' .. tostring(cur[2]) .. ')')
-  end
-end
-
 -- ttl_ms: '' = no default TTL. A per-thread 'ttl_ms' in meta wins; -1 pins.
 local function apply_ttl(default_ttl)
   local ttl = redis.call('HGET', K_META, 'ttl_ms')
@@ -119,6 +113,8 @@ local function bundle(nsp, member)
   return {member, rec, blobs, redis.call('HGET', K_W, member) or ''}
 end
 """
+    + CHECK_FENCE
+)
 
 # ARGV: lease_id, fence, default_ttl_ms, member, record, run_member, thread_id,
 #       then (blob_field, blob_value) pairs of the channels that have a value
@@ -126,7 +122,7 @@ PUT = Script(
     "put",
     _PRELUDE
     + r"""
-local err = check_fence(ARGV[1], ARGV[2])
+local err = check_fence(K_LEASE, ARGV[1], ARGV[2])
 if err then return err end
 local member = ARGV[4]
 redis.call('ZADD', K_IDX, 0, member)
@@ -150,7 +146,7 @@ PUT_WRITES = Script(
     "put_writes",
     _PRELUDE
     + r"""
-local err = check_fence(ARGV[1], ARGV[2])
+local err = check_fence(K_LEASE, ARGV[1], ARGV[2])
 if err then return err end
 local member = ARGV[5]
 local current = redis.call('HGET', K_W, member) or ''

@@ -23,9 +23,9 @@ from dialogllm.checkpoint.base import (
     default_serde,
     next_version,
 )
-from dialogllm.checkpoint.fencing import FencingToken
 from dialogllm.checkpoint.operations import Operations
 from dialogllm.errors import InvalidCheckpointConfigError
+from dialogllm.leases import FencingToken
 from dialogllm.redis.clients import decodes_responses, describe, is_cluster
 
 __all__ = ["RedisSaverBase"]

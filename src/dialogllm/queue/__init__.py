@@ -4,7 +4,8 @@ Producers :meth:`Queue.enqueue` runs of a graph on a thread; :class:`Worker` pro
 run them, any number on any number of machines. Delivery of a run is at-least-once;
 its effect on the thread is exactly-once, because a redelivered run resumes from its
 last checkpoint and a worker that lost the thread's lease is fenced out of writing.
-The key schema is in :mod:`dialogllm.queue.keys`; semantics and costs in
+The key schema is in :mod:`dialogllm.queue.keys`, and every command on those keys
+is sent by :class:`~dialogllm.queue.store.QueueStore`; semantics and costs in
 ``docs/queue.md``.
 
 >>> from dialogllm.queue import Queue, Worker

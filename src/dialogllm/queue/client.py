@@ -1,10 +1,10 @@
 """The producer side of the queue: enqueue runs, read, follow, cancel and retry them.
 
-:class:`Queue` talks to Redis only through the scripts of :mod:`dialogllm.queue.lua`:
-``enqueue`` is one round trip (one ``EVALSHA``), and so are ``cancel`` and
-``dlq_retry``. Waiting never polls: :meth:`Queue.wait` and :meth:`Queue.events` block
-on the run's event stream (``XREAD BLOCK``), which a client can also join late and
-replay from the start.
+:class:`Queue` talks to Redis only through its
+:class:`~dialogllm.queue.store.QueueStore`, which knows the data layout: ``enqueue`` is
+one round trip (one ``EVALSHA``), and so are ``cancel`` and ``dlq_retry``. Waiting never
+polls: :meth:`Queue.wait` and :meth:`Queue.events` block on the run's event stream
+(``XREAD BLOCK``), which a client can also join late and replay from the start.
 
 The rule a reader must not break: a run's input is JSON (never pickle); anything else
 is refused at ``enqueue`` with :class:`~dialogllm.errors.InputValidationError`.
@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from langgraph.types import Command
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,17 +38,16 @@ from dialogllm.errors import (
     ThreadBusyError,
 )
 from dialogllm.logging import get_logger
-from dialogllm.queue import keys, lua
 from dialogllm.queue.models import (
     MULTITASK_VALUES,
     DeadLetter,
     Multitask,
-    Reclaim,
     Recovery,
     RunEvent,
     RunRecord,
     RunStatus,
 )
+from dialogllm.queue.store import QueueStore
 from dialogllm.redis.clients import (
     AsyncClient,
     async_client,
@@ -79,7 +78,6 @@ DEFAULT_RETENTION = 24 * 3600.0
 #: Seconds a dead run's record is kept (so ``dlq retry`` still has its input).
 DEFAULT_DEAD_RETENTION = 7 * 24 * 3600.0
 DEFAULT_MAX_ATTEMPTS = 3
-DLQ_MAXLEN = 10_000
 
 _COMMAND_KEY = "$command"
 _log = get_logger("dialogllm.queue")
@@ -168,12 +166,9 @@ class Queue:
         self.dead_retention_ms = int(dead_retention * 1000)
         self.max_attempts = max_attempts
         self.url = url or describe(client)
-        self.base = keys.queue_base(self.prefix, queue)
+        self.store = QueueStore(self.client, prefix=self.prefix, queue=queue)
+        self.base = self.store.base
         self._owns_client = False
-        self._enqueue = self.client.register_script(lua.ENQUEUE)
-        self._cancel = self.client.register_script(lua.CANCEL)
-        self._dlq_retry = self.client.register_script(lua.DLQ_RETRY)
-        self._prune = self.client.register_script(lua.PRUNE)
 
     @classmethod
     def from_url(
@@ -251,38 +246,25 @@ class Queue:
         fingerprint = hashlib.sha1(
             f"{graph}\0{thread_id or ''}\0{payload}".encode()
         ).hexdigest()[:20]
-        idem_key = (
-            keys.idempotency(self.prefix, self.name, idempotency_key)
-            if idempotency_key
-            else ""
-        )
         reply = await self._call(
             "enqueueing a run",
-            lambda: cast(
-                Awaitable[list[str]],
-                self._enqueue(
-                    keys=[keys.stream(self.prefix, self.name)],
-                    args=[
-                        self.base,
-                        run_id,
-                        graph,
-                        thread,
-                        payload,
-                        attempts,
-                        multitask,
-                        idem_key,
-                        idempotency_key or "",
-                        _ms(delay),
-                        fingerprint,
-                        self.retention_ms,
-                    ],
-                ),
+            lambda: self.store.enqueue(
+                run_id=run_id,
+                graph=graph,
+                thread_id=thread,
+                input=payload,
+                max_attempts=attempts,
+                delay_ms=_ms(delay),
+                multitask=multitask,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                retention_ms=self.retention_ms,
             ),
         )
-        verdict, existing = reply[0], reply[1]
+        verdict, existing = reply.verdict, reply.run_id
         if verdict == "busy":
             raise ThreadBusyError(
-                f"thread {thread!r} is busy with run {existing} ({reply[2]}); "
+                f"thread {thread!r} is busy with run {existing} ({reply.status}); "
                 "enqueue with multitask='enqueue', 'interrupt' or 'rollback', or wait "
                 "for that run"
             )
@@ -309,14 +291,13 @@ class Queue:
         >>> (await queue.get(run_id)).status
         <RunStatus.RUNNING: 'running'>
         """
-        key = keys.run_record(self.prefix, self.name, run_id)
-        raw = await self._call("reading a run", lambda: self.client.hgetall(key))
-        if not raw:
+        record = await self._call("reading a run", lambda: self.store.record(run_id))
+        if record is None:
             raise RunNotFoundError(
                 f"no run {run_id!r} in queue {self.name!r} (never enqueued, or "
                 "expired after the retention period)"
             )
-        return RunRecord.from_hash(run_id, raw)
+        return record
 
     async def list(
         self,
@@ -334,26 +315,17 @@ class Queue:
         """
         wanted = RunStatus(status) if status is not None else None
         out: list[RunRecord] = []
-        index = keys.runs_index(self.prefix, self.name)
         start = 0
         page = 200
         while len(out) < limit:
-            ids: list[str] = await self._call(
-                "listing runs",
-                functools.partial(
-                    self.client.zrevrange, index, start, start + page - 1
-                ),
+            records = await self._call(
+                "listing runs", functools.partial(self.store.records_page, start, page)
             )
-            if not ids:
+            if not records:
                 break
-            pipe = self.client.pipeline(transaction=False)
-            for run_id in ids:
-                pipe.hgetall(keys.run_record(self.prefix, self.name, run_id))
-            raws: list[dict[str, str]] = await self._call("listing runs", pipe.execute)
-            for run_id, raw in zip(ids, raws, strict=True):
-                if not raw:
+            for record in records:
+                if record is None:
                     continue
-                record = RunRecord.from_hash(run_id, raw)
                 if (
                     (wanted is None or record.status is wanted)
                     and (graph is None or record.graph == graph)
@@ -380,7 +352,6 @@ class Queue:
         >>> async for event in queue.events(run_id):
         ...     print(event.kind, event.data)
         """
-        key = keys.run_events(self.prefix, self.name, run_id)
         await self.get(run_id)  # RunNotFoundError for unknown runs
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after
@@ -394,7 +365,9 @@ class Queue:
                 # short blocks: a busy server answering late is not an outage
                 block = max(1, int(min(left, 2.0) * 1000))
             try:
-                reply = await self.client.xread({key: last}, count=500, block=block)
+                events = await self.store.read_events(
+                    run_id, after=last, count=500, block_ms=block
+                )
                 quiet_since = None
             except RedisTimeoutError as exc:
                 # a busy server answering a blocking read late is not an outage;
@@ -406,23 +379,17 @@ class Queue:
                 continue
             except REDIS_FAILURES as exc:
                 raise map_redis_error(exc, self.url, "reading run events") from exc
-            entries = reply[0][1] if reply else []
-            for entry_id, fields in entries:
-                last = entry_id
-                event = RunEvent(
-                    id=entry_id,
-                    kind=fields.get("kind", ""),
-                    data=json.loads(fields.get("data") or "null"),
-                )
+            for event in events:
+                last = event.id
                 yield event
                 status = event.status
                 if follow and status is not None and status.is_terminal:
                     return
-            if not follow and not entries:
+            if not follow and not events:
                 return
-            if follow and not entries:
+            if follow and not events:
                 exists = await self._call(
-                    "reading run events", lambda: self.client.exists(key)
+                    "reading run events", lambda: self.store.has_events(run_id)
                 )
                 if not exists:
                     return
@@ -439,11 +406,10 @@ class Queue:
         deadline = None if timeout is None else time.monotonic() + timeout
         # The newest event id first, then the record: a status change after that
         # read is an event after that id (a retried dead run has older ends).
-        key = keys.run_events(self.prefix, self.name, run_id)
         newest = await self._call(
-            "reading run events", lambda: self.client.xrevrange(key, count=1)
+            "reading run events", lambda: self.store.newest_event_id(run_id)
         )
-        after = newest[0][0] if newest else "0"
+        after = newest or "0"
         record = await self.get(run_id)
         if record.status.is_terminal:
             return record
@@ -471,12 +437,8 @@ class Queue:
         """
         reply = await self._call(
             "cancelling a run",
-            lambda: cast(
-                Awaitable[str],
-                self._cancel(
-                    keys=[keys.stream(self.prefix, self.name)],
-                    args=[self.base, run_id, self.retention_ms, reason],
-                ),
+            lambda: self.store.cancel(
+                run_id, retention_ms=self.retention_ms, reason=reason
             ),
         )
         if reply == "gone":
@@ -490,22 +452,9 @@ class Queue:
 
         >>> [(d.run_id, d.reason) for d in await queue.dlq_list()]
         """
-        key = keys.dead_letters(self.prefix, self.name)
-        entries = await self._call(
-            "listing dead letters", lambda: self.client.xrevrange(key, count=limit)
+        return await self._call(
+            "listing dead letters", lambda: self.store.dead_letters(limit)
         )
-        return [
-            DeadLetter(
-                id=entry_id,
-                run_id=f.get("run", ""),
-                graph=f.get("graph", ""),
-                thread_id=f.get("thread", ""),
-                reason=f.get("reason", ""),
-                attempts=int(f.get("attempts") or 0),
-                at=int(f.get("at") or 0) / 1000.0,
-            )
-            for entry_id, f in entries
-        ]
 
     async def recovery(self) -> Recovery:
         """Reclaims of runs whose worker died or stalled, and how long each stood.
@@ -514,16 +463,7 @@ class Queue:
         >>> figures.reclaims, [r.downtime_s for r in figures.recent]
         (2, [1.31, 1.12])
         """
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(keys.recovery(self.prefix, self.name), "reclaims")
-        pipe.lrange(keys.reclaims(self.prefix, self.name), 0, -1)
-        total, entries = await self._call("reading recovery figures", pipe.execute)
-        recent = []
-        for entry in entries:
-            text = entry.decode() if isinstance(entry, bytes) else str(entry)
-            at, down, run_id = text.split(" ", 2)
-            recent.append(Reclaim(int(at) / 1000.0, int(down) / 1000.0, run_id))
-        return Recovery(reclaims=int(total or 0), recent=recent)
+        return await self._call("reading recovery figures", self.store.recovery)
 
     async def dlq_retry(self, run_id: str) -> RunStatus:
         """Re-enqueue a dead run (attempts start again at 0) after its thread's
@@ -533,14 +473,7 @@ class Queue:
         <RunStatus.PENDING: 'pending'>
         """
         reply = await self._call(
-            "retrying a dead run",
-            lambda: cast(
-                Awaitable[str],
-                self._dlq_retry(
-                    keys=[keys.stream(self.prefix, self.name)],
-                    args=[self.base, run_id],
-                ),
-            ),
+            "retrying a dead run", lambda: self.store.dlq_retry(run_id)
         )
         if reply == "gone":
             raise RunNotFoundError(f"no run {run_id!r} in queue {self.name!r}")
@@ -549,17 +482,7 @@ class Queue:
     async def prune(self, limit: int = 1000) -> int:
         """Forget up to ``limit`` finished runs whose retention has passed (workers do
         this on their own; useful when no worker runs). Returns how many."""
-        reply = await self._call(
-            "pruning runs",
-            lambda: cast(
-                Awaitable[int],
-                self._prune(
-                    keys=[keys.stream(self.prefix, self.name)],
-                    args=[self.base, limit],
-                ),
-            ),
-        )
-        return int(reply)
+        return await self._call("pruning runs", lambda: self.store.prune(limit))
 
     async def stats(self) -> dict[str, int]:
         """Counts for dashboards: ready, delayed, retained and dead-lettered runs.
@@ -567,15 +490,4 @@ class Queue:
         >>> await queue.stats()
         {'ready': 0, 'delayed': 2, 'retained': 40, 'dead_letters': 1}
         """
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(keys.stream(self.prefix, self.name))
-        pipe.zcard(keys.delayed(self.prefix, self.name))
-        pipe.zcard(keys.runs_index(self.prefix, self.name))
-        pipe.xlen(keys.dead_letters(self.prefix, self.name))
-        ready, delayed, retained, dead = await self._call("reading stats", pipe.execute)
-        return {
-            "ready": int(ready),
-            "delayed": int(delayed),
-            "retained": int(retained),
-            "dead_letters": int(dead),
-        }
+        return await self._call("reading stats", self.store.stats)

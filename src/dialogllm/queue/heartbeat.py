@@ -5,7 +5,8 @@ hogs the event loop (a CPU-bound node, a blocking call) cannot starve it. Every
 ``interval`` it renews each lease (only while the lease still holds that worker's id,
 checked in Lua), marks the run alive in its record (``beat``, from which a reclaim
 measures how long the run stood still), and reads the run's ``signal`` field, a
-fallback for a missed pub/sub message. It reports back to the event loop with
+fallback for a missed pub/sub message, all in one call to its
+:class:`~dialogllm.queue.store.HeartbeatStore`. It reports back to the event loop with
 ``call_soon_threadsafe``.
 
 The rule a reader must not break: a lease that cannot be renewed (taken over, or Redis
@@ -20,12 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.logging import get_logger
-from dialogllm.queue import keys, lua
-from dialogllm.redis.clients import SyncClient, is_cluster
+from dialogllm.queue.store import HeartbeatStore, HeldLease
+from dialogllm.redis.clients import SyncClient
 from dialogllm.redis.errors import REDIS_FAILURES
 
 __all__ = ["Heartbeat"]
@@ -72,9 +71,7 @@ class Heartbeat(threading.Thread):
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
-        self._renew = client.register_script(lua.LEASE_RENEW)
-        self._beat = client.register_script(lua.BEAT)
-        self._cluster = is_cluster(client)  # Cluster pipelines refuse scripts
+        self.store = HeartbeatStore(client, prefix=prefix, queue=queue)
 
     def add(self, run_id: str, thread_id: str, lease_id: str) -> None:
         """Start renewing the lease ``lease_id`` on ``thread_id`` for ``run_id``."""
@@ -100,29 +97,6 @@ class Heartbeat(threading.Thread):
         except RuntimeError:  # the loop is closed: the worker is gone
             self._halt.set()
 
-    def _renew_all(self, held: list[tuple[str, _Held]]) -> list[Any]:
-        """Renew each lease and mark each run alive: one pipelined round trip, or on
-        Redis Cluster (whose pipelines refuse scripts) two calls per run."""
-        ttl_ms = int(self.ttl * 1000)
-        pipe = None if self._cluster else self.client.pipeline(transaction=False)
-        replies: list[Any] = []
-        for run_id, h in held:
-            replies.append(
-                self._renew(
-                    keys=[thread_lease(self.prefix, h.thread_id)],
-                    args=[h.lease_id, ttl_ms],
-                    client=pipe,
-                )
-            )
-            replies.append(
-                self._beat(
-                    keys=[keys.run_record(self.prefix, self.queue, run_id)],
-                    args=[h.lease_id],
-                    client=pipe,
-                )
-            )
-        return replies if pipe is None else list(pipe.execute())
-
     def tick(self) -> None:
         """Renew every held lease once (one pipelined round trip)."""
         with self._lock:
@@ -131,7 +105,10 @@ class Heartbeat(threading.Thread):
             return
         now = time.monotonic()
         try:
-            replies = self._renew_all(held)
+            beats = self.store.beat(
+                [HeldLease(run_id, h.thread_id, h.lease_id) for run_id, h in held],
+                ttl_ms=int(self.ttl * 1000),
+            )
         except REDIS_FAILURES as exc:
             for run_id, h in held:
                 if now - h.renewed >= self.ttl:
@@ -144,15 +121,13 @@ class Heartbeat(threading.Thread):
                     self.remove(run_id)
                     self._report(self.on_lost, run_id)
             return
-        for i, (run_id, h) in enumerate(held):
-            renewed, signal = replies[2 * i], replies[2 * i + 1]
-            if int(renewed) == 1:
+        for (run_id, h), beat in zip(held, beats, strict=True):
+            if beat.renewed:
                 h.renewed = now
             else:
                 _log.warning("lease taken over", run_id=run_id, thread_id=h.thread_id)
                 self.remove(run_id)
                 self._report(self.on_lost, run_id)
                 continue
-            if signal:
-                text = signal.decode() if isinstance(signal, bytes) else str(signal)
-                self._report(self.on_signal, run_id, text)
+            if beat.signal:
+                self._report(self.on_signal, run_id, beat.signal)

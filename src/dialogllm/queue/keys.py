@@ -4,9 +4,8 @@ Every key of one queue carries the hash tag ``{<queue>}`` (the escaped queue nam
 queue lives in one Redis Cluster slot and every queue-side state change (enqueue,
 start, finish, cancel, retry, dead-letter) is one atomic Lua call on one slot. The
 thread lease lives with the thread's checkpoints
-(:func:`dialogllm.checkpoint.keys.thread_lease`, the thread's slot); the worker touches
-it in separate one-slot calls. Keys are built
-here and nowhere else; nothing parses a key.
+(:func:`dialogllm.leases.thread_lease`, the thread's slot); the worker touches it in
+separate one-slot calls. Keys are built here and nowhere else; nothing parses a key.
 
 Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id,
 ``T`` an escaped thread id, ``K`` an escaped idempotency key)::
@@ -27,6 +26,11 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
     P:q:{Q}:th:T:wait    LIST    runs waiting for thread T, in order
     P:q:{Q}:idem:K       STRING  idempotency key -> run id
 
+Per key prefix (every queue's workers; no hash tag, touched alone)::
+
+    P:fleet:workers      HASH    worker name -> JSON presence (see
+                                 :mod:`dialogllm.queue.fleet`)
+
 The rule a reader must not break: a key of a queue is only ever touched in the same
 call as other keys of the same queue, never together with a thread's lease.
 """
@@ -35,13 +39,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from dialogllm.checkpoint.keys import escape_tag
+from dialogllm.leases import escape_tag
 
 __all__ = [
     "CONSUMER_GROUP",
     "dead_letters",
     "delayed",
     "expiry",
+    "fleet_workers",
     "idempotency",
     "queue_base",
     "reclaims",
@@ -135,3 +140,12 @@ def thread_waiting(prefix: str, queue: str, thread_id: str) -> str:
 def idempotency(prefix: str, queue: str, key: str) -> str:
     """STRING: the run id an idempotency key was first used for."""
     return f"{queue_base(prefix, queue)}:idem:{escape_tag(key)}"
+
+
+def fleet_workers(prefix: str) -> str:
+    """HASH of live workers of every queue: name -> JSON presence record.
+
+    >>> fleet_workers("app")
+    'app:fleet:workers'
+    """
+    return f"{prefix}:fleet:workers"

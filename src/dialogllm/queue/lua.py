@@ -4,8 +4,10 @@ Queue scripts receive ``KEYS[1]`` = a key of the queue (for Cluster routing) and
 queue's base (``P:q:{Q}``, see :mod:`dialogllm.queue.keys`) as ``ARGV[1]``; they build
 the per-run and per-thread key names of that queue from the base, the same way
 :mod:`dialogllm.queue.keys` does. Every such key carries the queue's hash tag, so a
-script never leaves its slot. Lease scripts receive the thread's lease and fence
-counter (the thread's slot) and touch nothing else.
+script never leaves its slot. The lease scripts and their Lua functions (the thread's
+slot) live in :mod:`dialogllm.leases`; ``START`` and ``END`` include those functions to
+take or release a thread's lease in the same call as the queue's keys, where one Redis
+node holds both.
 
 Times come from the Redis server's clock (``TIME``), so workers on machines with skewed
 clocks agree on due times and expiries.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from dialogllm.leases import LEASE_FUNCS
+
 __all__ = [
     "BEAT",
     "CANCEL",
@@ -26,9 +30,6 @@ __all__ = [
     "END",
     "ENQUEUE",
     "FINISH",
-    "LEASE_ACQUIRE",
-    "LEASE_RELEASE",
-    "LEASE_RENEW",
     "PROMOTE",
     "PRUNE",
     "START",
@@ -401,46 +402,7 @@ return 'pending'
 """
 )
 
-# --- thread leases (the thread's slot) ----------------------------------------------
-
-_LEASE_FUNCS = r"""
--- take the lease KL (fence counter KF) for run `run`; {1, fence} or {0, holder, pttl}
-local function lease_acquire(KL, KF, lease, run, ttl_ms, counter_ttl_ms)
-  local cur = redis.call('HMGET', KL, 'id', 'run')
-  if cur[1] and cur[1] ~= lease then
-    return {0, cur[2] or '', redis.call('PTTL', KL)}
-  end
-  local fence = redis.call('INCR', KF)
-  redis.call('PEXPIRE', KF, counter_ttl_ms)
-  redis.call('HSET', KL, 'id', lease, 'fence', fence, 'run', run)
-  redis.call('PEXPIRE', KL, ttl_ms)
-  return {1, fence}
-end
-local function lease_release(KL, lease)
-  if redis.call('HGET', KL, 'id') == lease then
-    redis.call('DEL', KL)
-    return 1
-  end
-  return 0
-end
-"""
-
-LEASE_ACQUIRE: Final = (
-    _LEASE_FUNCS
-    + r"""
--- KEYS: lease, fence counter.  ARGV: lease_id, run_id, ttl_ms, counter_ttl_ms
-return lease_acquire(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-"""
-)
-
-LEASE_RENEW: Final = r"""
--- KEYS: lease.  ARGV: lease_id, ttl_ms.  1 when renewed, 0 when no longer held.
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
+# --- run liveness (the queue's slot) --------------------------------------------
 
 BEAT: Final = r"""
 -- KEYS: run record.  ARGV: lease_id.  Marks the run alive (field ``beat``, server ms)
@@ -454,19 +416,11 @@ end
 return h[2]
 """
 
-LEASE_RELEASE: Final = (
-    _LEASE_FUNCS
-    + r"""
--- KEYS: lease.  ARGV: lease_id.  1 when released, 0 when it was not ours any more.
-return lease_release(KEYS[1], ARGV[1])
-"""
-)
-
 # --- lease and queue in one call (one Redis node: see the module docstring) ---------
 
 START: Final = (
     _PRELUDE
-    + _LEASE_FUNCS
+    + LEASE_FUNCS
     + _CLAIM_FUNC
     + r"""
 -- KEYS: stream, thread lease, thread fence counter
@@ -487,7 +441,7 @@ return c
 
 END: Final = (
     _PRELUDE
-    + _LEASE_FUNCS
+    + LEASE_FUNCS
     + _FINISH_FUNC
     + r"""
 -- KEYS: stream, thread lease

@@ -9,6 +9,10 @@ resume from their last checkpoint. Failures retry with exponential backoff up to
 run's ``max_attempts``, then go to the dead-letter stream with the reason; poison
 (unknown graph, undecodable input) goes there at once.
 
+This module keeps scheduling, concurrency and each run's life cycle; what a run reads
+and writes in Redis goes through :class:`~dialogllm.queue.store.QueueStore`, and the
+graph itself runs in :mod:`dialogllm.queue.execution`.
+
 The rule a reader must not break: a worker that lost a run's lease stops working on it
 and changes nothing about it; whoever holds the lease now finishes it.
 
@@ -20,11 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import json
 import os
-import random
-import re
 import signal
 import socket
 import threading
@@ -32,95 +32,62 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.errors import GraphRecursionError, InvalidUpdateError
-from langgraph.pregel import Pregel
 from redis.exceptions import RedisError, ResponseError
 
-from dialogllm.checkpoint import FENCE_CONFIG_KEY, AsyncRedisSaver, FencingToken
-from dialogllm.checkpoint.keys import thread_fence_counter, thread_lease
+from dialogllm.backoff import backoff_delay as shared_backoff
+from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.config import get_settings
-from dialogllm.errors import (
-    FencedWriteError,
-    GraphNotFoundError,
-    InputValidationError,
-    RedisUnavailableError,
-)
+from dialogllm.errors import FencedWriteError, RedisUnavailableError
+from dialogllm.leases import FencingToken
 from dialogllm.loader import Resolver, import_resolver
 from dialogllm.logging import get_logger
-from dialogllm.queue import keys, lua
 from dialogllm.queue.client import (
     DEFAULT_DEAD_RETENTION,
     DEFAULT_QUEUE,
     DEFAULT_RETENTION,
-    DLQ_MAXLEN,
-    decode_input,
+)
+from dialogllm.queue.execution import (
+    NON_RETRYABLE,
+    POISON,
+    GraphExecution,
+    StopAtStep,
+    failing_node,
 )
 from dialogllm.queue.heartbeat import Heartbeat
 from dialogllm.queue.models import dumps
+from dialogllm.queue.store import (
+    ClaimedRun,
+    Delivery,
+    NotStarted,
+    QueueStore,
+    RunEnd,
+    StartResult,
+)
 from dialogllm.redis.clients import async_client, sync_client
 from dialogllm.redis.errors import OUTAGE_ERRORS, REDIS_FAILURES
 from dialogllm.redis.url import resolve_url, using
 
-__all__ = ["NON_RETRYABLE", "Worker", "backoff_delay", "failing_node"]
+__all__ = ["Worker", "backoff_delay"]
 
 T = TypeVar("T")
 
-#: Errors a retry cannot fix: the run ends as ``error`` at once (no dead letter).
-NON_RETRYABLE: tuple[type[BaseException], ...] = (
-    GraphRecursionError,
-    InvalidUpdateError,
-)
-#: Errors that mean the run itself is broken: dead letter at once.
-POISON: tuple[type[BaseException], ...] = (
-    GraphNotFoundError,
-    InputValidationError,
-    json.JSONDecodeError,
-)
-
-
-_TASK_NOTE = re.compile(r"^During task with name '(.+)' and id '[^']*'$")
-
-
-def failing_node(exc: BaseException) -> str:
-    """The graph node an exception came from, as LangGraph notes it; ``""`` if none.
-
-    LangGraph adds the note ``During task with name 'NODE' and id '...'`` to an
-    exception that escapes a node; the innermost (first) note names the failing node.
-
-    >>> exc = RuntimeError("boom")
-    >>> exc.add_note("During task with name 'judge' and id 'abc'")
-    >>> failing_node(exc)
-    'judge'
-    """
-    for note in getattr(exc, "__notes__", None) or ():
-        match = _TASK_NOTE.match(str(note))
-        if match:
-            return match.group(1)
-    return ""
-
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: ``base * 2**(attempt-1)``,
-    capped, with ±10 % jitter.
+    """Seconds to wait before attempt ``attempt + 1`` of a run: the project's
+    backoff (:func:`dialogllm.backoff.backoff_delay`) with 20 % jitter.
 
-    >>> 0.9 <= backoff_delay(1, 1.0, 60.0) <= 1.1
+    >>> 0.8 <= backoff_delay(1, 1.0, 60.0) <= 1.0
     True
     """
-    raw = min(cap, base * float(2 ** max(0, attempt - 1)))
-    return raw * random.uniform(0.9, 1.1)
+    return shared_backoff(attempt, base_s=base, max_s=cap, jitter=0.2)
 
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     *OUTAGE_ERRORS,
     RedisUnavailableError,
 )
-
-
-class _StopAtStep(Exception):
-    """Raised inside a run to stop it at a step boundary."""
 
 
 @dataclass
@@ -143,7 +110,8 @@ class Worker:
     Args:
         redis_url: where Redis is (``redis://``, ``rediss://``, ``unix://``; an ACL
             user in the URL); default: :func:`dialogllm.redis.resolve_url` (the
-            ``DIALOGLLM_REDIS_URL`` setting, else the embedded Redis).
+            ``DIALOGLLM_REDIS_URL`` setting, else the embedded Redis). Everything
+            the runs do without an explicit URL (LLM metrics, rate limits) uses it.
         key_prefix: the prefix shared with the queue and the checkpointer.
         queue: the queue's name.
         concurrency: runs at once in this process.
@@ -205,9 +173,21 @@ class Worker:
         self.name = (
             name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
-        self.base = keys.queue_base(self.prefix, queue)
-        self.stream = keys.stream(self.prefix, queue)
         self.log = get_logger("dialogllm.queue.worker", worker=self.name, queue=queue)
+        # Clients connect on first use: building them here does no I/O.
+        self.client: Any = async_client(self.url, decode=True, cluster=self.cluster)
+        self.bclient: Any = async_client(self.url, decode=False, cluster=self.cluster)
+        self.store = QueueStore(
+            self.client, prefix=self.prefix, queue=queue, cluster=self.cluster
+        )
+        self.saver = AsyncRedisSaver(
+            self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
+        )
+        self.execution = GraphExecution(self.resolve, self.saver, self.store)
+        # The heartbeat's client and thread exist while run() runs: a Cluster client
+        # connects when built, and the thread needs the running loop.
+        self._hb_client: Any = None
+        self._heartbeat: Heartbeat | None = None
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -222,6 +202,13 @@ class Worker:
         """Whether the worker takes runs now: its last read of the queue succeeded
         and it is not shutting down (readiness, as opposed to liveness)."""
         return self._reading and not self._stopping.is_set()
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The thread that renews this worker's leases (while :meth:`run` runs)."""
+        if self._heartbeat is None:
+            raise RuntimeError("the worker is not running")
+        return self._heartbeat
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -242,20 +229,6 @@ class Worker:
 
     async def _work(self, install_signal_handlers: bool) -> None:
         loop = asyncio.get_running_loop()
-        self.client: Any = async_client(self.url, decode=True, cluster=self.cluster)
-        self.bclient = async_client(self.url, decode=False, cluster=self.cluster)
-        self.saver = AsyncRedisSaver(
-            self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
-        )
-        self._start_script = self.client.register_script(lua.START)
-        self._end_script = self.client.register_script(lua.END)
-        # one-slot halves of START and END, for Redis Cluster
-        self._lease_acquire = self.client.register_script(lua.LEASE_ACQUIRE)
-        self._lease_release = self.client.register_script(lua.LEASE_RELEASE)
-        self._claim = self.client.register_script(lua.CLAIM)
-        self._finish = self.client.register_script(lua.FINISH)
-        self._promote = self.client.register_script(lua.PROMOTE)
-        self._prune = self.client.register_script(lua.PRUNE)
         # a cluster client connects when built: off the loop, retried like any call
         self._hb_client = await self._retrying(
             "connecting the heartbeat",
@@ -263,7 +236,7 @@ class Worker:
                 sync_client, self.url, decode=False, cluster=self.cluster
             ),
         )
-        self.heartbeat = Heartbeat(
+        self._heartbeat = Heartbeat(
             self._hb_client,
             prefix=self.prefix,
             queue=self.queue,
@@ -299,7 +272,7 @@ class Worker:
                 loop.remove_signal_handler(sig)
             self.heartbeat.stop()
             with contextlib.suppress(RedisError, OSError):
-                await self._forget_consumer()
+                await self.store.forget_consumer(self.name)
             await self.client.aclose()
             await self.bclient.aclose()
             self._hb_client.close()
@@ -315,25 +288,9 @@ class Worker:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _forget_consumer(self) -> None:
-        info = await self.client.xinfo_consumers(self.stream, keys.CONSUMER_GROUP)
-        for consumer in info:
-            if consumer["name"] == self.name and int(consumer["pending"]) == 0:
-                await self.client.xgroup_delconsumer(
-                    self.stream, keys.CONSUMER_GROUP, self.name
-                )
-
-    async def _ensure_group(self) -> None:
-        try:
-            await self.client.xgroup_create(
-                self.stream, keys.CONSUMER_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def _pause(self, attempt: int) -> None:
-        await asyncio.sleep(min(2.0, 0.05 * (2**attempt)) * random.uniform(0.8, 1.2))
+        """Wait before reconnecting: the same shape as the clients' own retries."""
+        await asyncio.sleep(shared_backoff(attempt + 1, base_s=0.05, max_s=2.0))
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Call until Redis answers (reconnect with backoff); give up after ~60 s."""
@@ -366,23 +323,17 @@ class Worker:
 
         task.add_done_callback(done)
 
-    def _take(self, entries: list[tuple[str, dict[str, str] | None]]) -> list[str]:
+    def _take(self, deliveries: list[Delivery]) -> list[str]:
         """Start the runs of stream entries; return the ids of malformed entries."""
         bad: list[str] = []
-        for entry_id, fields in entries:
-            if not fields or not fields.get("run"):
-                bad.append(entry_id)
+        for delivery in deliveries:
+            if not delivery.run_id:
+                bad.append(delivery.entry_id)
                 continue
-            run_id = fields["run"]
-            if run_id in self._active:
+            if delivery.run_id in self._active:
                 continue  # reclaimed our own live run: it is running here
-            self._spawn(run_id, fields.get("thread", ""), entry_id)
+            self._spawn(delivery.run_id, delivery.thread_id, delivery.entry_id)
         return bad
-
-    async def _drop(self, entry_ids: list[str]) -> None:
-        if entry_ids:
-            await self.client.xack(self.stream, keys.CONSUMER_GROUP, *entry_ids)
-            await self.client.xdel(self.stream, *entry_ids)
 
     async def _read_loop(self) -> None:
         try:
@@ -392,34 +343,28 @@ class Worker:
 
     async def _read_entries(self) -> None:
         attempt = 0
-        await self._retrying("creating the consumer group", self._ensure_group)
+        await self._retrying("creating the consumer group", self.store.ensure_group)
         while not self._stopping.is_set():
             await self._capacity.wait()
             free = self.concurrency - len(self._tasks)
             try:
-                reply = await self.client.xreadgroup(
-                    keys.CONSUMER_GROUP,
-                    self.name,
-                    {self.stream: ">"},
-                    count=max(1, free),
-                    block=2000,
+                deliveries = await self.store.read(
+                    self.name, count=max(1, free), block_ms=2000
                 )
-                attempt = 0
-                self._reading = True
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                await self._retrying("creating the consumer group", self._ensure_group)
-                continue
             except OUTAGE_ERRORS as exc:
                 self._reading = False
                 self.log.warning("redis unreachable, reconnecting", error=str(exc))
                 await self._pause(attempt)
                 attempt += 1
                 continue
-            for _stream, entries in reply or []:
-                bad = self._take(entries)
-                await self._drop(bad)
+            if deliveries is None:  # the consumer group is gone
+                await self._retrying(
+                    "creating the consumer group", self.store.ensure_group
+                )
+                continue
+            attempt = 0
+            self._reading = True
+            await self.store.drop(self._take(deliveries))
 
     async def _reclaim_loop(self) -> None:
         interval = max(0.05, self.lease_ttl / 4)
@@ -428,38 +373,24 @@ class Worker:
             try:
                 free = self.concurrency - len(self._tasks)
                 if free > 0:
-                    reply = await self.client.xautoclaim(
-                        self.stream,
-                        keys.CONSUMER_GROUP,
+                    reclaimed = await self.store.reclaim(
                         self.name,
-                        min_idle_time=max(1, int(self.lease_ttl * 500)),
-                        start_id="0-0",
+                        min_idle_ms=max(1, int(self.lease_ttl * 500)),
                         count=free,
                     )
-                    bad = self._take(reply[1])
-                    deleted = list(reply[2]) if len(reply) > 2 else []
-                    await self._drop(bad + deleted)
+                    if reclaimed is not None:
+                        bad = self._take(reclaimed.deliveries)
+                        await self.store.drop(bad + reclaimed.deleted)
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    self.log.error("reclaim failed", error=str(exc))
+                self.log.error("reclaim failed", error=str(exc))
             except OUTAGE_ERRORS as exc:
                 self.log.warning("reclaim: redis unreachable", error=str(exc))
 
     async def _housekeeping(self) -> None:
         """Forget expired runs; remove consumers of dead workers that hold nothing."""
-        await self._prune(keys=[self.stream], args=[self.base, 1000])
-        idle_limit = max(600_000, int(self.lease_ttl * 20_000))
-        for consumer in await self.client.xinfo_consumers(
-            self.stream, keys.CONSUMER_GROUP
-        ):
-            if (
-                consumer["name"] != self.name
-                and int(consumer["pending"]) == 0
-                and int(consumer["idle"]) > idle_limit
-            ):
-                await self.client.xgroup_delconsumer(
-                    self.stream, keys.CONSUMER_GROUP, consumer["name"]
-                )
+        await self.store.housekeeping(
+            self.name, idle_limit_ms=max(600_000, int(self.lease_ttl * 20_000))
+        )
 
     async def _schedule_loop(self) -> None:
         """Move delayed runs to the stream when due; woken early by ``wake``."""
@@ -468,14 +399,13 @@ class Worker:
         next_housekeeping = time.monotonic() + housekeeping_every
         while not self._stopping.is_set():
             try:
-                _moved, wait_ms = await self._promote(
-                    keys=[self.stream], args=[self.base, 500]
-                )
+                promoted = await self.store.promote(500)
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + housekeeping_every
                     await self._housekeeping()
                 # a lost ``wake`` costs at most a second
-                timeout = 1.0 if int(wait_ms) < 0 else min(1.0, int(wait_ms) / 1000)
+                due = promoted.next_due_ms
+                timeout = 1.0 if due is None else min(1.0, due / 1000)
             except OUTAGE_ERRORS as exc:
                 self.log.warning("scheduler: redis unreachable", error=str(exc))
                 timeout = 0.5
@@ -488,29 +418,26 @@ class Worker:
 
     async def _signal_loop(self) -> None:
         attempt = 0
-        channel = keys.signals(self.prefix, self.queue)
+
+        def subscribed() -> None:
+            nonlocal attempt
+            attempt = 0
+            self._wake.set()  # runs made due while we were not listening
+
         while not self._stopping.is_set():
-            pubsub = self.client.pubsub()
             try:
-                await pubsub.subscribe(channel)
-                attempt = 0
-                self._wake.set()  # runs made due while we were not listening
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    kind, _, rest = str(message["data"]).partition(" ")
-                    if kind == "wake":
-                        self._wake.set()
-                    else:
-                        run_id, _, by = rest.partition(" ")
-                        self._on_signal(run_id, kind, by)
+                async with contextlib.aclosing(
+                    self.store.signals(on_subscribed=subscribed)
+                ) as signals:
+                    async for message in signals:
+                        if message.kind == "wake":
+                            self._wake.set()
+                        else:
+                            self._on_signal(message.run_id, message.kind, message.by)
             except OUTAGE_ERRORS as exc:
                 self.log.warning("signals: redis unreachable", error=str(exc))
                 await self._pause(attempt)
                 attempt += 1
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
 
     # --- signals --------------------------------------------------------------------
 
@@ -540,31 +467,22 @@ class Worker:
 
     async def _start(
         self, run_id: str, thread_id: str, entry_id: str, lease_id: str
-    ) -> Any:
-        """Take the thread's lease and claim the run: one round trip (``START``)."""
-        keys_ = [
-            self.stream,
-            thread_lease(self.prefix, thread_id),
-            thread_fence_counter(self.prefix, thread_id),
-        ]
-        args: list[str | int] = [
-            self.base,
-            run_id,
-            entry_id,
-            self.name,
-            lease_id,
-            int(self.lease_ttl * 1000),
-            self.retention_ms,
-        ]
+    ) -> StartResult:
+        """Take the thread's lease and claim the run, waiting out a holder that
+        stopped renewing its lease."""
         for attempt in range(3):
-            if self.cluster:
-                got = await self._start_in_two(run_id, thread_id, entry_id, lease_id)
-            else:
-                got = await self._start_script(keys=keys_, args=args)
-            if got[0] != "held":
+            got = await self.store.start(
+                run_id=run_id,
+                thread_id=thread_id,
+                entry_id=entry_id,
+                consumer=self.name,
+                lease_id=lease_id,
+                lease_ttl_ms=int(self.lease_ttl * 1000),
+                counter_ttl_ms=self.retention_ms,
+            )
+            if not isinstance(got, NotStarted) or got.verdict != "held":
                 return got
-            holder, pttl = str(got[1]), int(got[2])
-            if holder != run_id:
+            if got.holder != run_id:
                 if not self.cluster or attempt == 2:
                     return got
                 # On a Cluster a finished run releases its lease a round trip after
@@ -573,37 +491,10 @@ class Worker:
                 continue
             # A live holder renews every ttl/3, so its lease never runs this low; a
             # holder that stopped renewing is waited out once, then replaced.
-            if pttl > self.lease_ttl * 500:
+            if got.pttl_ms > self.lease_ttl * 500:
                 return got
-            await asyncio.sleep(max(0, pttl) / 1000 + 0.02)
+            await asyncio.sleep(max(0, got.pttl_ms) / 1000 + 0.02)
         return got
-
-    async def _start_in_two(
-        self, run_id: str, thread_id: str, entry_id: str, lease_id: str
-    ) -> list[Any]:
-        """``START`` as two one-slot calls (Redis Cluster): take the thread's lease,
-        then claim the run; give the lease back when the run is not to be run."""
-        lease = thread_lease(self.prefix, thread_id)
-        got = await self._lease_acquire(
-            keys=[lease, thread_fence_counter(self.prefix, thread_id)],
-            args=[lease_id, run_id, int(self.lease_ttl * 1000), self.retention_ms],
-        )
-        if int(got[0]) == 0:
-            return ["held", got[1], got[2]]
-        try:
-            claim = await self._claim(
-                keys=[self.stream],
-                args=[self.base, run_id, entry_id, self.name, lease_id],
-            )
-        except BaseException:
-            # the run was not claimed: give the thread back now, not after lease_ttl
-            with contextlib.suppress(Exception):
-                await self._lease_release(keys=[lease], args=[lease_id])
-            raise
-        if claim[0] != "run":
-            await self._lease_release(keys=[lease], args=[lease_id])
-            return list(claim)
-        return [claim[0], got[1], *claim[1:]]
 
     async def _execute(self, run_id: str, thread_id: str, entry_id: str) -> None:
         log = self.log.bind(run_id=run_id, thread_id=thread_id)
@@ -613,31 +504,43 @@ class Worker:
         except REDIS_FAILURES as exc:
             log.warning("could not start run, left for reclaim", error=str(exc))
             return
-        if claim[0] != "run":
-            if claim[0] == "held":
+        if not isinstance(claim, ClaimedRun):
+            if claim.verdict == "held":
                 log.debug("thread held by a live lease; left for later")
             return
-        fence = int(claim[1])
-        graph, _thread, input_text, attempts, max_attempts, sig, sig_by = claim[2:9]
-        attempts, max_attempts = int(attempts), int(max_attempts)
-        log = log.bind(graph=graph, attempt=attempts)
-        active = _Active(run_id, thread_id, lease_id, graph, attempts, signal_by=sig_by)
+        attempts, max_attempts = claim.attempts, claim.max_attempts
+        log = log.bind(graph=claim.graph, attempt=attempts)
+        active = _Active(
+            run_id,
+            thread_id,
+            lease_id,
+            claim.graph,
+            attempts,
+            signal_by=claim.signal_by,
+        )
         self._active[run_id] = active
         self.heartbeat.add(run_id, thread_id, lease_id)
-        token = FencingToken(lease_id, fence)
+        token = FencingToken(lease_id, claim.fence)
         mode, result, error = "success", "", ""
         try:
-            if sig in ("cancel", "rollback", "interrupt"):
-                active.stop_reason = sig
-                raise _StopAtStep
+            if claim.signal in ("cancel", "rollback", "interrupt"):
+                active.stop_reason = claim.signal
+                raise StopAtStep
             log.info("run started")
             active.inner = asyncio.create_task(
-                self._invoke(active, graph, thread_id, input_text, token)
+                self.execution.run(
+                    run_id,
+                    claim.graph,
+                    thread_id,
+                    claim.input,
+                    token,
+                    stop_requested=lambda: active.stop_at_step is not None,
+                )
             )
             value, interrupted = await active.inner
             mode = "interrupted" if interrupted else "success"
             result = dumps(value)
-        except (asyncio.CancelledError, _StopAtStep) as exc:
+        except (asyncio.CancelledError, StopAtStep) as exc:
             reason = active.stop_reason or active.stop_at_step
             if reason is None:  # not our doing: the worker task itself is cancelled
                 reason = "handback"
@@ -677,7 +580,7 @@ class Worker:
             return "interrupted", f"interrupted by run {by}" if by else "interrupted"
         # rollback: delete what this run wrote, while the lease is still ours
         await self._retrying(
-            "rolling back", lambda: self.saver.adelete_for_runs([active.run_id])
+            "rolling back", lambda: self.execution.rollback(active.run_id)
         )
         log.info("run rolled back")
         return "cancelled", f"rolled back by run {by}" if by else "rolled back"
@@ -700,107 +603,37 @@ class Worker:
                 backoff_delay(active.attempts, self.backoff_base, self.backoff_max)
                 * 1000
             )
-        retention = self.dead_retention_ms if mode == "dead" else self.retention_ms
-        args: list[str | int] = [
-            self.base,
-            active.run_id,
-            active.lease_id,
-            mode,
-            entry_id,
-            result,
-            error,
-            retention,
-            backoff_ms,
-            DLQ_MAXLEN,
-            active.error_node,
-        ]
+        end = RunEnd(
+            run_id=active.run_id,
+            thread_id=active.thread_id,
+            lease_id=active.lease_id,
+            entry_id=entry_id,
+            mode=mode,
+            retention_ms=(
+                self.dead_retention_ms if mode == "dead" else self.retention_ms
+            ),
+            result=result,
+            error=error,
+            backoff_ms=backoff_ms,
+            error_node=active.error_node,
+        )
         try:
-            lease = thread_lease(self.prefix, active.thread_id)
-            if self.cluster:
-                # END as two one-slot calls. Record the end first: until then the
-                # lease keeps other workers off a run that is not over yet.
-                verdict = await self._retrying(
-                    "finishing a run",
-                    lambda: self._finish(keys=[self.stream], args=args),
-                )
-                await self._retrying(
-                    "releasing a lease",
-                    lambda: self._lease_release(keys=[lease], args=[active.lease_id]),
-                )
-            else:
-                verdict = await self._retrying(
-                    "finishing a run",
-                    lambda: self._end_script(keys=[self.stream, lease], args=args),
-                )
+            finished = await self.store.end(end, retrying=self._retrying)
         except _UNREACHABLE as exc:
             log.error(
                 "could not record the run's end; it will be reclaimed", error=str(exc)
             )
             return
         self.processed += 1
-        if verdict == "superseded":
+        if finished.superseded:
             log.warning("run was taken over; its new holder finishes it")
         elif mode in ("retry", "dead", "error"):
             log.warning(
                 "run failed",
-                outcome=verdict,
+                outcome=finished.verdict,
                 error=error,
                 node=active.error_node or None,
                 backoff_ms=backoff_ms,
             )
         else:
-            log.info("run ended", outcome=verdict)
-
-    async def _event(self, run_id: str, kind: str, data: Any) -> None:
-        await self.client.xadd(
-            keys.run_events(self.prefix, self.queue, run_id),
-            {"kind": kind, "data": dumps(data)},
-            maxlen=10_000,
-            approximate=True,
-        )
-
-    async def _invoke(
-        self,
-        active: _Active,
-        graph_ref: str,
-        thread_id: str,
-        input_text: str,
-        token: FencingToken,
-    ) -> tuple[Any, bool]:
-        target = self.resolve(graph_ref)
-        payload = decode_input(input_text)
-        if not isinstance(target, Pregel):
-            value = target(payload)
-            if inspect.isawaitable(value):
-                value = await value
-            return value, False
-        graph = target.copy(update={"checkpointer": self.saver})
-        config = cast(
-            RunnableConfig,
-            {
-                "configurable": {"thread_id": thread_id, FENCE_CONFIG_KEY: token},
-                "run_id": uuid.UUID(active.run_id),
-                "metadata": {"run_id": active.run_id, "graph": graph_ref},
-            },
-        )
-        plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})
-        state = await graph.aget_state(plain)
-        if state.metadata and state.metadata.get("run_id") == active.run_id:
-            # A redelivery: continue from the last checkpoint. Its committed
-            # pending writes are applied, not executed again; a finished run
-            # streams nothing. (``state.next`` cannot tell: it omits tasks whose
-            # writes are stored but not yet folded into a checkpoint.)
-            payload = None
-        interrupted = False
-        stream: Any = graph.astream(
-            payload, config, stream_mode=["updates", "custom"], durability="sync"
-        )
-        async with contextlib.aclosing(stream):
-            async for mode, chunk in stream:
-                if mode == "updates" and isinstance(chunk, dict):
-                    interrupted = interrupted or "__interrupt__" in chunk
-                await self._event(active.run_id, str(mode), chunk)
-                if active.stop_at_step is not None:
-                    raise _StopAtStep
-        state = await graph.aget_state(plain)
-        return state.values, interrupted or bool(state.interrupts)
+            log.info("run ended", outcome=finished.verdict)

@@ -18,7 +18,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from dialogllm.checkpoint.keys import thread_lease
+from dialogllm.leases import thread_lease
 from dialogllm.queue import Queue, RunStatus, keys
 
 from ..redis_cluster import redis_cluster

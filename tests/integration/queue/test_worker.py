@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import redis.asyncio as aredis
 
-from dialogllm.checkpoint.keys import thread_lease
 from dialogllm.errors import RunNotFoundError
+from dialogllm.leases import thread_lease
 from dialogllm.queue import Queue, RunStatus
 
 from .conftest import REDIS_URL, WorkerFactory, ref

@@ -1,11 +1,13 @@
 """The health of a fleet of workers: presence, one status snapshot, alerts, metrics.
 
 This module owns what ``dialogllm status`` shows and what a worker exports to
-Prometheus. Workers announce themselves in one Redis hash (``P:fleet:workers``: worker
-name -> JSON with host, pid, concurrency, start and last heartbeat); a worker whose
-last heartbeat is older than three heartbeat periods counts as dead. The snapshot
-reads the queue's counters and records, the workers, and the LLM layer's fleet-wide
-metrics, then marks every alert threshold it crosses.
+Prometheus. It is not imported by :mod:`dialogllm.queue` itself (it pulls in the LLM
+layer and ``prometheus_client``): import it as ``dialogllm.queue.fleet``. Workers
+announce themselves in one Redis hash (``P:fleet:workers``: worker name -> JSON with
+host, pid, concurrency, start and last heartbeat); a worker whose last heartbeat is
+older than three heartbeat periods counts as dead. The snapshot reads the queue's
+counters and records, the workers, and the LLM layer's fleet-wide metrics, then marks
+every alert threshold it crosses.
 
 >>> snapshot = await fleet_status(redis, queue)           # doctest: +SKIP
 >>> [a.name for a in snapshot.alerts]
@@ -31,8 +33,9 @@ import prometheus_client as prom
 from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
-from dialogllm.queue import Queue, RunStatus
-from dialogllm.queue import keys as queue_keys
+from dialogllm.queue.client import Queue
+from dialogllm.queue.keys import fleet_workers as workers_key
+from dialogllm.queue.models import RunStatus
 
 __all__ = [
     "HEARTBEAT_S",
@@ -47,12 +50,7 @@ __all__ = [
 ]
 
 HEARTBEAT_S = 5.0
-_log = get_logger("dialogllm.fleet")
-
-
-def workers_key(prefix: str) -> str:
-    """HASH of live workers: name -> JSON presence record."""
-    return f"{prefix}:fleet:workers"
+_log = get_logger("dialogllm.queue.fleet")
 
 
 @dataclass(frozen=True)
@@ -267,14 +265,8 @@ async def fleet_status(
     """Read the fleet's state and evaluate the alert thresholds."""
     settings = settings or get_settings()
     stats = await queue.stats()
-    oldest = await queue.client.xrange(
-        queue_keys.stream(queue.prefix, queue.name), count=1
-    )
-    oldest_age = None
-    if oldest:
-        entry_id = oldest[0][0]
-        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        oldest_age = max(0.0, time.time() - int(entry_id.split("-", 1)[0]) / 1000)
+    oldest = await queue.store.oldest_ready_at()
+    oldest_age = None if oldest is None else max(0.0, time.time() - oldest)
     records = await queue.list(limit=count_limit)
     counts = Counter(r.status.value for r in records)
     by_status = {s.value: counts.get(s.value, 0) for s in RunStatus}

@@ -1,0 +1,162 @@
+"""Running one queued run's graph: LangGraph execution for the worker.
+
+The worker decides when a run runs and how it ends; this module owns what happens in
+between. :class:`GraphExecution` resolves the run's graph reference, decodes its input,
+runs a compiled graph with the Redis checkpointer and the run's fencing token, streams
+each step's updates (and what nodes write with ``get_stream_writer()``) to the run's
+event stream, stops at a step boundary when asked, and resumes a redelivered run from
+its last checkpoint instead of starting it again. A plain function is called with the
+input, without checkpoints. It also says which errors a retry cannot fix
+(:data:`NON_RETRYABLE`), which mean the run is poison (:data:`POISON`), and which graph
+node an error came from (:func:`failing_node`).
+
+The rule a reader must not break: every checkpoint write of a run carries the run's
+:class:`~dialogllm.leases.FencingToken`, so a worker that lost the thread's lease
+cannot change the thread.
+
+>>> execution = GraphExecution(resolve, saver, store)
+>>> values, interrupted = await execution.run(
+...     run_id, graph, thread_id, input_text, token, stop_requested=lambda: False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError, InvalidUpdateError
+from langgraph.pregel import Pregel
+
+from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.errors import GraphNotFoundError, InputValidationError
+from dialogllm.leases import FENCE_CONFIG_KEY, FencingToken
+from dialogllm.loader import Resolver
+from dialogllm.queue.client import decode_input
+from dialogllm.queue.store import QueueStore
+
+__all__ = [
+    "NON_RETRYABLE",
+    "POISON",
+    "GraphExecution",
+    "StopAtStep",
+    "failing_node",
+]
+
+#: Errors a retry cannot fix: the run ends as ``error`` at once (no dead letter).
+NON_RETRYABLE: tuple[type[BaseException], ...] = (
+    GraphRecursionError,
+    InvalidUpdateError,
+)
+#: Errors that mean the run itself is broken: dead letter at once.
+POISON: tuple[type[BaseException], ...] = (
+    GraphNotFoundError,
+    InputValidationError,
+    json.JSONDecodeError,
+)
+
+_TASK_NOTE = re.compile(r"^During task with name '(.+)' and id '[^']*'$")
+
+
+def failing_node(exc: BaseException) -> str:
+    """The graph node an exception came from, as LangGraph notes it; ``""`` if none.
+
+    LangGraph adds the note ``During task with name 'NODE' and id '...'`` to an
+    exception that escapes a node; the innermost (first) note names the failing node.
+
+    >>> exc = RuntimeError("boom")
+    >>> exc.add_note("During task with name 'judge' and id 'abc'")
+    >>> failing_node(exc)
+    'judge'
+    """
+    for note in getattr(exc, "__notes__", None) or ():
+        match = _TASK_NOTE.match(str(note))
+        if match:
+            return match.group(1)
+    return ""
+
+
+class StopAtStep(Exception):
+    """Raised inside a run to stop it at a step boundary."""
+
+
+class GraphExecution:
+    """Runs runs' graphs with the worker's checkpointer, streaming their events.
+
+    Args:
+        resolve: turns a run's graph reference into a graph or a function.
+        saver: the checkpointer the graphs run with.
+        store: the queue's store, where the run's events go.
+    """
+
+    def __init__(
+        self, resolve: Resolver, saver: AsyncRedisSaver, store: QueueStore
+    ) -> None:
+        self.resolve = resolve
+        self.saver = saver
+        self.store = store
+
+    async def run(
+        self,
+        run_id: str,
+        graph_ref: str,
+        thread_id: str,
+        input_text: str,
+        token: FencingToken,
+        *,
+        stop_requested: Callable[[], bool],
+    ) -> tuple[Any, bool]:
+        """Run the graph once; return its final values and whether it ended
+        interrupted (waiting for a person). Raises :class:`StopAtStep` after the
+        first step at which ``stop_requested()`` is true.
+
+        >>> values, interrupted = await execution.run(
+        ...     run_id, "app.graphs:chat", "t-1", "{}", token,
+        ...     stop_requested=lambda: False)
+        """
+        target = self.resolve(graph_ref)
+        payload = decode_input(input_text)
+        if not isinstance(target, Pregel):
+            value = target(payload)
+            if inspect.isawaitable(value):
+                value = await value
+            return value, False
+        graph = target.copy(update={"checkpointer": self.saver})
+        config = cast(
+            RunnableConfig,
+            {
+                "configurable": {"thread_id": thread_id, FENCE_CONFIG_KEY: token},
+                "run_id": uuid.UUID(run_id),
+                "metadata": {"run_id": run_id, "graph": graph_ref},
+            },
+        )
+        plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})
+        state = await graph.aget_state(plain)
+        if state.metadata and state.metadata.get("run_id") == run_id:
+            # A redelivery: continue from the last checkpoint. Its committed
+            # pending writes are applied, not executed again; a finished run
+            # streams nothing. (``state.next`` cannot tell: it omits tasks whose
+            # writes are stored but not yet folded into a checkpoint.)
+            payload = None
+        interrupted = False
+        stream: Any = graph.astream(
+            payload, config, stream_mode=["updates", "custom"], durability="sync"
+        )
+        async with contextlib.aclosing(stream):
+            async for mode, chunk in stream:
+                if mode == "updates" and isinstance(chunk, dict):
+                    interrupted = interrupted or "__interrupt__" in chunk
+                await self.store.add_event(run_id, str(mode), chunk)
+                if stop_requested():
+                    raise StopAtStep
+        state = await graph.aget_state(plain)
+        return state.values, interrupted or bool(state.interrupts)
+
+    async def rollback(self, run_id: str) -> None:
+        """Delete every checkpoint the run wrote (while its lease is still held)."""
+        await self.saver.adelete_for_runs([run_id])
