@@ -29,7 +29,7 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
     ("dialogllm.connect", "Redis clients for the configured (or embedded) Redis"),
     ("dialogllm.embedded_redis", "the embedded Redis server"),
-    ("dialogllm.doctor", "environment checks behind `dialogllm doctor`"),
+    ("dialogllm.cli.doctor", "environment checks behind `dialogllm doctor`"),
     ("dialogllm.logging", "structlog set-up and secret redaction"),
     ("dialogllm.errors", "the exception hierarchy"),
 ]

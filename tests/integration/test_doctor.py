@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dialogllm.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
+from dialogllm.cli.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
 from dialogllm.llm import LLMSettings
 
 pytestmark = pytest.mark.integration

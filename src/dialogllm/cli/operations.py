@@ -3,8 +3,8 @@
 ``submit``, ``worker``, ``status``, ``runs``, ``threads``, ``cancel``, ``dlq``,
 ``doctor`` and ``redis`` are registered on the main app by :func:`register`. Each is a
 thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.fleet`,
-:mod:`dialogllm.doctor`, :mod:`dialogllm.embedded_redis`); every one takes ``--json``
-for scripts and exits with the codes of :mod:`dialogllm.exit_codes`.
+:mod:`dialogllm.cli.doctor`, :mod:`dialogllm.embedded_redis`); every one takes
+``--json`` for scripts and exits with the codes of :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from dialogllm.config import get_settings
-from dialogllm.errors import (
-    DialogueLLMError,
-    QueueError,
-)
-from dialogllm.exit_codes import (
+from dialogllm.cli.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -41,6 +36,11 @@ from dialogllm.exit_codes import (
     EXIT_THREAD,
     EXIT_WAITING,
     exit_code_for,
+)
+from dialogllm.config import get_settings
+from dialogllm.errors import (
+    DialogueLLMError,
+    QueueError,
 )
 from dialogllm.logging import configure_logging, mask_url
 
@@ -645,13 +645,13 @@ def doctor(
 
     Example: dialogllm doctor --deep
     """
-    from dialogllm.doctor import CheckStatus, llm_checks, redis_checks, worst
+    from dialogllm.cli.doctor import CheckStatus, llm_checks, redis_checks, worst
 
     async def go() -> int:
         try:
             url = _url()
         except DialogueLLMError as exc:
-            from dialogllm.doctor import Check
+            from dialogllm.cli.doctor import Check
 
             checks = [Check("redis.reachable", CheckStatus.FAIL, str(exc))]
         else:

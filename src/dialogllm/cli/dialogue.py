@@ -1,10 +1,10 @@
-"""The ``dialogllm`` command.
+"""The dialogue commands of ``dialogllm``: ``run``, ``resume``, ``transcript``,
+``graphs``.
 
-Each sub-command is a thin layer over the Python API; this module owns argument
-parsing, terminal output and exit codes, nothing else. Exit codes (also in
-``docs/dialogues.md``): 0 done; 1 unexpected failure; 2 bad input or unknown graph;
-3 unknown thread or a resume that cannot happen; 4 Redis unavailable; 5 LLM failure;
-10 paused waiting for a person (no terminal to ask); 130 stopped with Ctrl-C.
+Each is a thin layer over :class:`~dialogllm.core.DialogueRunner` and the graph
+registry; this module owns their arguments, the live display of a dialogue (turns on
+stdout, a progress line on a terminal's stderr) and asking the person at the terminal
+when a dialogue pauses for one. Exit codes: :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -24,43 +24,21 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.status import Status
 
-from dialogllm import __version__
-from dialogllm.cli_operations import register as register_operations
-from dialogllm.errors import (
-    DialogueLLMError,
-)
-from dialogllm.exit_codes import (
+from dialogllm.cli.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LLM,
     EXIT_OK,
     EXIT_REDIS,
-    EXIT_THREAD,
     EXIT_WAITING,
     exit_code_for,
 )
-
-__all__ = [
-    "EXIT_BAD_INPUT",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_LLM",
-    "EXIT_OK",
-    "EXIT_REDIS",
-    "EXIT_THREAD",
-    "EXIT_WAITING",
-    "app",
-    "main",
-]
-
-
-app = typer.Typer(
-    name="dialogllm",
-    help="Dialogues between LLMs and people, persisted and queued on Redis.",
-    no_args_is_help=True,
-    add_completion=False,
+from dialogllm.errors import (
+    DialogueLLMError,
 )
+
+__all__ = ["graphs", "resume", "run", "transcript"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -73,16 +51,6 @@ class TranscriptFormat(StrEnum):
     md = "md"
 
 
-@app.command()
-def version() -> None:
-    """Print the installed version.
-
-    Example: dialogllm version
-    """
-    typer.echo(__version__)
-
-
-@app.command()
 def run(
     graph: Annotated[
         str, typer.Argument(help="Name, path/to/file.py:attr or package.module:attr.")
@@ -121,7 +89,6 @@ def run(
     _execute(start, thread_id, interactive=interactive)
 
 
-@app.command()
 def resume(
     thread: Annotated[str, typer.Argument(help="The thread to continue.")],
     answer: Annotated[
@@ -174,7 +141,6 @@ def resume(
     _execute(start, thread, interactive=interactive)
 
 
-@app.command()
 def transcript(
     thread: Annotated[str, typer.Argument(help="The thread to export.")],
     format: Annotated[
@@ -202,7 +168,6 @@ def transcript(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@app.command()
 def graphs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -421,11 +386,3 @@ def _print_outcome(values: dict[str, Any]) -> None:
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
             out.print(f"[bold]{key}:[/bold] {_clean(text)}")
-
-
-register_operations(app)
-
-
-def main() -> None:
-    """Entry point of the console script."""
-    app()
