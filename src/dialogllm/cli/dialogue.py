@@ -16,18 +16,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 from rich.status import Status
 
+from dialogllm.cli import output
 from dialogllm.cli.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_LLM,
     EXIT_OK,
     EXIT_REDIS,
@@ -39,9 +38,6 @@ from dialogllm.errors import (
 )
 
 __all__ = ["graphs", "resume", "run", "transcript"]
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class TranscriptFormat(StrEnum):
@@ -112,7 +108,7 @@ def resume(
     from dialogllm.core import NOT_GIVEN, DialogueRunner
 
     if answer is not None and value is not None:
-        _fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
+        output.fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
     resume_value: Any = NOT_GIVEN
     if answer is not None:
         resume_value = answer
@@ -120,7 +116,7 @@ def resume(
         try:
             resume_value = json.loads(value)
         except ValueError as exc:
-            _fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
+            output.fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
 
     ask_person = interactive and _stdin_is_terminal()
 
@@ -133,7 +129,9 @@ def resume(
                 request = now.request
                 if request is not None and request.prompt:
                     asker = request.asked_by or "Question"
-                    out.print(f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}")
+                    output.out.print(
+                        f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}"
+                    )
                 chosen = await _ask(request.speaker if request else "a person")
         async for event in runner.stream_resume(thread, chosen, graph=graph):
             yield event
@@ -163,8 +161,7 @@ def transcript(
             return found.to_json()
         return found.to_markdown()
 
-    _guard(_setup_logging)
-    text = _guard(lambda: asyncio.run(export()))
+    text = output.run_async(export, stopped="stopped")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -178,8 +175,8 @@ def graphs(
     """
     from dialogllm.core import default_registry, resolve_graph
 
-    listed = []
-    for name, ref in _guard(default_registry.names).items():
+    listed: list[dict[str, Any]] = []
+    for name, ref in output.guard(default_registry.names).items():
         try:
             schema = resolve_graph(name).graph.get_input_jsonschema()
         except DialogueLLMError as exc:
@@ -189,13 +186,13 @@ def graphs(
         typer.echo(json.dumps(listed, indent=2))
         return
     for item in listed:
-        out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
+        output.out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
         props = item["input_schema"].get("properties", {})
         required = set(item["input_schema"].get("required", []))
         for field_name, spec in props.items():
             kind = spec.get("type", "any")
             mark = "" if field_name in required else "?"
-            out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
+            output.out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
 
 
 # --- helpers --------------------------------------------------------------------
@@ -203,19 +200,6 @@ def graphs(
 
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
-
-
-def _setup_logging() -> None:
-    """Logs go to stderr; at ``warning`` unless DIALOGLLM_LOG_LEVEL asks for more,
-    so the dialogue itself stays readable on stdout."""
-    import os
-
-    from dialogllm.config import get_settings
-    from dialogllm.logging import configure_logging
-
-    settings = get_settings()
-    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
-    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
 
 
 def _new_thread_id() -> str:
@@ -228,25 +212,10 @@ def _parse_json_object(text: str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        _fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
+        output.fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
     if not isinstance(data, dict):
-        _fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
+        output.fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
     return data
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/bold red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _guard(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except DialogueLLMError as exc:
-        _fail(exit_code_for(exc), str(exc))
-    except KeyboardInterrupt:
-        err.print("stopped")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _clean(text: str) -> str:
@@ -259,25 +228,23 @@ def _execute(
     start: Callable[[Any], AsyncIterator[Any]], thread_id: str, *, interactive: bool
 ) -> None:
     ask_person = interactive and _stdin_is_terminal()
-    _guard(_setup_logging)
+    output.guard(output.setup_logging)
     try:
         code = asyncio.run(_drive(start, thread_id, ask_person))
     except KeyboardInterrupt:
-        err.print(
+        output.stop(
             f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
-            f"\n  dialogllm resume {thread_id}"
+            f"\n  dialogllm resume {escape(thread_id)}"
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
     except DialogueLLMError as exc:
         code = exit_code_for(exc)
         if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
-            err.print(
-                f"[bold red]error:[/bold red] {escape(str(exc))}\n"
-                f"Every finished step is saved; once fixed, continue with:\n"
-                f"  dialogllm resume {escape(thread_id)}"
+            output.fail(
+                code,
+                f"{exc}\nEvery finished step is saved; once fixed, continue with:\n"
+                f"  dialogllm resume {thread_id}",
             )
-            raise typer.Exit(code) from None
-        _fail(code, str(exc))
+        output.fail(code, str(exc))
     raise typer.Exit(code)
 
 
@@ -309,16 +276,18 @@ async def _drive(
     progress = _Progress()
     async with DialogueRunner() as runner:
         events = start(runner)
-        out.print(f"[dim]thread {escape(thread_id)}[/dim]")
-        status = Status("starting…", console=err) if err.is_terminal else None
+        output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
+        status = (
+            Status("starting…", console=output.err) if output.err.is_terminal else None
+        )
         ticker = asyncio.create_task(_tick(status, progress)) if status else None
         try:
             while True:
                 waiting, result = await _show(events, progress, status)
-                err.print(f"[dim]{progress.line()}[/dim]")
+                output.err.print(f"[dim]{progress.line()}[/dim]")
                 if waiting is None:
                     _print_outcome(result.values if result else {})
-                    out.print(
+                    output.out.print(
                         f"[green]done.[/green] transcript: "
                         f"dialogllm transcript {escape(thread_id)} --format md"
                     )
@@ -326,7 +295,7 @@ async def _drive(
                 request = waiting.request
                 who = request.speaker if request else "a person"
                 if not ask_person:
-                    out.print(
+                    output.out.print(
                         f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
                         f'  dialogllm resume {escape(thread_id)} --answer "..."'
                     )
@@ -342,7 +311,7 @@ async def _ask(who: str) -> str:
     answer = ""
     while not answer.strip():
         answer = await asyncio.to_thread(
-            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=output.out
         )
     return answer
 
@@ -367,7 +336,7 @@ async def _show(
                 who = _clean(entry.speaker)
                 if status is not None:
                     status.stop()
-                out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
+                output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
                 if status is not None:
                     status.start()
             elif isinstance(event, InterruptEvent):
@@ -385,4 +354,4 @@ def _print_outcome(values: dict[str, Any]) -> None:
         value = values.get(key)
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
-            out.print(f"[bold]{key}:[/bold] {_clean(text)}")
+            output.out.print(f"[bold]{key}:[/bold] {_clean(text)}")

@@ -12,72 +12,36 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from dialogllm.cli import output
 from dialogllm.cli.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REDIS,
     EXIT_THREAD,
     EXIT_WAITING,
-    exit_code_for,
 )
 from dialogllm.config import get_settings
 from dialogllm.errors import (
     DialogueLLMError,
     QueueError,
 )
-from dialogllm.logging import configure_logging, mask_url
+from dialogllm.logging import mask_url
 
 __all__ = ["register"]
 
-T = TypeVar("T")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 QueueOpt = Annotated[str, typer.Option("--queue", help="Queue name.")]
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
-
-
-def _setup_logging() -> None:
-    """Logs go to stderr (stdout is for results and --json); quiet unless asked."""
-    settings = get_settings()
-    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
-    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    _setup_logging()
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except DialogueLLMError as exc:
-        _fail(exit_code_for(exc), str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _url() -> str:
@@ -115,7 +79,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
     timeout: Annotated[float | None, typer.Option(help="--wait at most N s.")] = None,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Enqueue a run of a graph for the workers.
 
@@ -124,13 +88,13 @@ def submit(
     try:
         payload: Any = json.loads(input) if input else {}
     except json.JSONDecodeError as exc:
-        _fail(EXIT_BAD_INPUT, f"--input is not valid JSON: {exc}")
+        output.fail(EXIT_BAD_INPUT, f"--input is not valid JSON: {exc}")
     if not isinstance(payload, dict):
-        _fail(EXIT_BAD_INPUT, "--input must be a JSON object")
+        output.fail(EXIT_BAD_INPUT, "--input must be a JSON object")
     if topic is not None:
         payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
-        _fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+        output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
 
     async def go() -> int:
         from dialogllm.core import resolve_graph
@@ -148,13 +112,15 @@ def submit(
             if not wait:
                 record = await q.get(run_id)
                 if as_json:
-                    _print_json(asdict(record))
+                    output.print_json(asdict(record))
                 else:
-                    out.print(f"run {run_id} on thread {record.thread_id}: queued")
+                    output.out.print(
+                        f"run {run_id} on thread {record.thread_id}: queued"
+                    )
                 return EXIT_OK
             return await _follow(q, run_id, timeout, as_json)
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 def _tokens_in(update: Any) -> int:
@@ -174,7 +140,7 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
 
     started = time.monotonic()
     turns = tokens = 0
-    with Live(console=err, transient=True, refresh_per_second=4) as live:
+    with Live(console=output.err, transient=True, refresh_per_second=4) as live:
 
         async def watch() -> None:
             nonlocal turns, tokens
@@ -193,12 +159,12 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
             await asyncio.wait_for(watch(), timeout)
     record = await q.get(run_id)
     if as_json:
-        _print_json(asdict(record))
+        output.print_json(asdict(record))
     else:
-        out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
+        output.out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
         if record.error:
             where = f" (in node {record.error_node})" if record.error_node else ""
-            out.print(f"  error{where}: {record.error}")
+            output.out.print(f"  error{where}: {record.error}")
     status = record.status.value
     if status == "success":
         return EXIT_OK
@@ -228,7 +194,7 @@ def worker(
     Example: dialogllm worker --concurrency 8 --metrics-port 9100
     """
     if concurrency < 1:
-        _fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
+        output.fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
     names = queues or ["default"]
 
     async def go() -> int:
@@ -289,7 +255,7 @@ def worker(
                     await asyncio.sleep(5)
 
             exporter_task = loop.create_task(export())
-        err.print(
+        output.err.print(
             f"worker(s) {', '.join(w.name for w in workers)} serving "
             f"{', '.join(names)} at {mask_url(url)}"
         )
@@ -306,7 +272,7 @@ def worker(
                 await q.aclose()
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 # --- status --------------------------------------------------------------------------
@@ -318,7 +284,7 @@ def status(
         bool, typer.Option(help="Exit 6 when an alert threshold is crossed.")
     ] = False,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """One screen: queue depth, runs by status, workers, LLM figures, errors, alerts.
 
@@ -332,18 +298,18 @@ def status(
     async def go() -> int:
         async with _queue(queue) as q:
             if watch and not as_json:
-                with Live(console=out, refresh_per_second=1) as live:
+                with Live(console=output.out, refresh_per_second=1) as live:
                     while True:
                         live.update(_render_status(await snapshot(q)))
                         await asyncio.sleep(2)
             current = await snapshot(q)
         if as_json:
-            _print_json(current.as_dict())
+            output.print_json(current.as_dict())
         else:
-            out.print(_render_status(current))
+            output.out.print(_render_status(current))
         return EXIT_ALERT if check and current.alerts else EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 def _render_status(s: Any) -> Table:
@@ -409,7 +375,7 @@ def runs_list(
     thread: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option()] = 20,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """List runs, newest first. Example: dialogllm runs list --status dead"""
 
@@ -420,9 +386,9 @@ def runs_list(
                     status=status_, graph=graph, thread_id=thread, limit=limit
                 )
             except ValueError:
-                _fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
+                output.fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
         if as_json:
-            _print_json([asdict(r) for r in records])
+            output.print_json([asdict(r) for r in records])
             return EXIT_OK
         table = Table("run", "status", "graph", "thread", "attempts", "created")
         for r in records:
@@ -431,15 +397,15 @@ def runs_list(
                 r.run_id, r.status.value, r.graph, r.thread_id, attempts,
                 _ago(r.created_at),
             )  # fmt: skip
-        out.print(table)
+        output.out.print(table)
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @runs_app.command("show")
 def runs_show(
-    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+    run_id: str, queue: QueueOpt = "default", as_json: output.JsonOpt = False
 ) -> None:
     """A run's record and its events. Example: dialogllm runs show RUN_ID"""
 
@@ -448,20 +414,22 @@ def runs_show(
             record = await q.get(run_id)
             events = [e async for e in q.events(run_id, follow=False)]
         if as_json:
-            _print_json({"run": asdict(record), "events": [asdict(e) for e in events]})
+            output.print_json(
+                {"run": asdict(record), "events": [asdict(e) for e in events]}
+            )
         else:
             for key, value in asdict(record).items():
-                out.print(f"{key:>16}: {value}")
-            out.print(f"{'events':>16}: {len(events)}")
+                output.out.print(f"{key:>16}: {value}")
+            output.out.print(f"{'events':>16}: {len(events)}")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 def cancel(
     run_id: str,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
 
@@ -469,19 +437,19 @@ def cancel(
         async with _queue(queue) as q:
             result = await q.cancel(run_id)
         if as_json:
-            _print_json({"run_id": run_id, "status": result.value})
+            output.print_json({"run_id": run_id, "status": result.value})
         else:
-            out.print(f"run {run_id}: {result.value}")
+            output.out.print(f"run {run_id}: {result.value}")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @dlq_app.command("list")
 def dlq_list(
     limit: Annotated[int, typer.Option()] = 50,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Dead-lettered runs with their reason. Example: dialogllm dlq list"""
 
@@ -489,20 +457,20 @@ def dlq_list(
         async with _queue(queue) as q:
             letters = await q.dlq_list(limit=limit)
         if as_json:
-            _print_json([asdict(d) for d in letters])
+            output.print_json([asdict(d) for d in letters])
             return EXIT_OK
         table = Table("run", "graph", "thread", "attempts", "reason")
         for d in letters:
             table.add_row(d.run_id, d.graph, d.thread_id, str(d.attempts), d.reason)
-        out.print(table)
+        output.out.print(table)
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @dlq_app.command("retry")
 def dlq_retry(
-    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+    run_id: str, queue: QueueOpt = "default", as_json: output.JsonOpt = False
 ) -> None:
     """Queue a dead run again. Example: dialogllm dlq retry RUN_ID"""
 
@@ -510,19 +478,19 @@ def dlq_retry(
         async with _queue(queue) as q:
             result = await q.dlq_retry(run_id)
         if as_json:
-            _print_json({"run_id": run_id, "status": result.value})
+            output.print_json({"run_id": run_id, "status": result.value})
         else:
-            out.print(f"run {run_id}: {result.value}")
+            output.out.print(f"run {run_id}: {result.value}")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @dlq_app.command("purge")
 def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Empty the dead-letter stream (the runs' records expire on their own).
 
@@ -544,17 +512,17 @@ def dlq_purge(
         finally:
             await q.aclose()
         if as_json:
-            _print_json({"purged": removed})
+            output.print_json({"purged": removed})
         else:
-            out.print(f"purged {removed} dead letter(s)")
+            output.out.print(f"purged {removed} dead letter(s)")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @threads_app.command("list")
 def threads_list(
-    limit: Annotated[int, typer.Option()] = 50, as_json: JsonOpt = False
+    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
 ) -> None:
     """Threads with checkpoints (a SCAN: admin use).
 
@@ -582,19 +550,19 @@ def threads_list(
         finally:
             await client.aclose()
         if as_json:
-            _print_json(rows)
+            output.print_json(rows)
             return EXIT_OK
         table = Table("thread", "step", "last checkpoint")
         for row in rows:
             table.add_row(row["thread_id"], str(row["step"]), str(row["updated"]))
-        out.print(table)
+        output.out.print(table)
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @threads_app.command("show")
-def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
+def threads_show(thread_id: str, as_json: output.JsonOpt = False) -> None:
     """A thread's latest checkpoint, channels and history length.
 
     Example: dialogllm threads show t-42
@@ -614,7 +582,7 @@ def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
         finally:
             await client.aclose()
         if tup is None:
-            _fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
+            output.fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
         info = {
             "thread_id": thread_id,
             "checkpoint_id": tup.checkpoint["id"],
@@ -625,13 +593,13 @@ def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
             "metadata": tup.metadata,
         }
         if as_json:
-            _print_json(info)
+            output.print_json(info)
         else:
             for key, value in info.items():
-                out.print(f"{key:>15}: {value}")
+                output.out.print(f"{key:>15}: {value}")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 # --- doctor, redis -------------------------------------------------------------------
@@ -639,7 +607,7 @@ def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
 
 def doctor(
     deep: Annotated[bool, typer.Option(help="Also load the local model.")] = False,
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Check Redis (version, persistence, eviction), the LLM endpoint, the local model.
 
@@ -658,57 +626,59 @@ def doctor(
             checks = await redis_checks(url)
         checks += await llm_checks(deep=deep)
         if as_json:
-            _print_json([c.as_dict() for c in checks])
+            output.print_json([c.as_dict() for c in checks])
         else:
             colour = {"ok": "green", "warn": "yellow", "fail": "red"}
             for c in checks:
-                out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
+                output.out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
                           f"{c.name}: {c.detail}")  # fmt: skip
         return EXIT_ALERT if worst(checks) is CheckStatus.FAIL else EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 def _embedded() -> Any:
     from dialogllm.embedded_redis import EmbeddedRedis
 
-    _setup_logging()
+    output.guard(output.setup_logging)
     return EmbeddedRedis(get_settings().data_dir)
 
 
 @redis_app.command("start")
-def redis_start(as_json: JsonOpt = False) -> None:
+def redis_start(as_json: output.JsonOpt = False) -> None:
     """Start the embedded Redis (data dir's). Example: dialogllm redis start"""
     try:
         url = _embedded().ensure_running()
     except DialogueLLMError as exc:
-        _fail(EXIT_REDIS, str(exc))
+        output.fail(EXIT_REDIS, str(exc))
     if as_json:
-        _print_json({"running": True, "url": url})
+        output.print_json({"running": True, "url": url})
     else:
-        out.print(f"embedded Redis running at {url}")
+        output.out.print(f"embedded Redis running at {url}")
 
 
 @redis_app.command("stop")
-def redis_stop(as_json: JsonOpt = False) -> None:
+def redis_stop(as_json: output.JsonOpt = False) -> None:
     """Stop the embedded Redis (AOF flushed). Example: dialogllm redis stop"""
     stopped = _embedded().stop()
     if as_json:
-        _print_json({"stopped": stopped})
+        output.print_json({"stopped": stopped})
     else:
-        out.print("embedded Redis stopped" if stopped else "embedded Redis not running")
+        output.out.print(
+            "embedded Redis stopped" if stopped else "embedded Redis not running"
+        )
 
 
 @redis_app.command("status")
-def redis_status(as_json: JsonOpt = False) -> None:
+def redis_status(as_json: output.JsonOpt = False) -> None:
     """Whether the embedded Redis runs. Example: dialogllm redis status"""
     info = _embedded().status()
     data = {**asdict(info), "data_dir": str(info.data_dir)}
     if as_json:
-        _print_json(data)
+        output.print_json(data)
     else:
         for key, value in data.items():
-            out.print(f"{key:>18}: {value}")
+            output.out.print(f"{key:>18}: {value}")
     raise typer.Exit(EXIT_OK if info.running else EXIT_FAILED)
 
 

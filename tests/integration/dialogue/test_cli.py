@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dialogllm import cli
-from dialogllm.cli import dialogue
+from dialogllm.cli import dialogue, output
 from tests.integration.dialogue.conftest import ROOT, SCRIPTED, prefix_keys
 
 pytestmark = pytest.mark.integration
@@ -267,7 +267,7 @@ def test_a_terminal_gets_a_live_progress_line(
 
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, highlight=False)
-    monkeypatch.setattr(dialogue, "err", terminal)
+    monkeypatch.setattr(output, "err", terminal)
     run = _cli("run", CHAT, "--topic", "tea", "--input", '{"turns": 2}')
     assert run.exit_code == cli.EXIT_OK, run.output
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
