@@ -2,8 +2,9 @@
 
 Each sub-command is a thin layer over the Python API. The app and its command list:
 :mod:`dialogllm.cli.app`; the dialogue commands: :mod:`dialogllm.cli.dialogue`; the
-operator's commands: :mod:`dialogllm.cli.operations`; health checks behind
-``dialogllm doctor``: :mod:`dialogllm.cli.doctor`; what each exit code means:
+operator's commands: :mod:`dialogllm.cli.operations`; ``dialogllm doctor`` and its
+health checks: :mod:`dialogllm.cli.doctor`; the consoles, ``fail()`` and logging
+set-up every command shares: :mod:`dialogllm.cli.output`; what each exit code means:
 :mod:`dialogllm.cli.exit_codes` (re-exported here: ``cli.EXIT_WAITING``).
 """
 

@@ -1,9 +1,9 @@
 """The ``dialogllm`` Typer app: which commands it has, in which order, and ``main``.
 
-The commands themselves live in :mod:`dialogllm.cli.dialogue` (run, resume,
-transcript, graphs) and :mod:`dialogllm.cli.operations` (queue, workers, fleet,
-Redis); this module only puts them on one app, so it is the command's table of
-contents.
+The commands live in :mod:`dialogllm.cli.dialogue` (run, resume, transcript, graphs,
+threads), :mod:`dialogllm.cli.operations` (submit, worker, status, cancel, runs, dlq,
+redis) and :mod:`dialogllm.cli.doctor`; this module only puts them on one app, so it
+is the command's table of contents (``dialogllm --help`` lists them in this order).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from dialogllm import __version__
-from dialogllm.cli import dialogue, operations
+from dialogllm.cli import dialogue, doctor, operations
 
 __all__ = ["app", "main"]
 
@@ -32,9 +32,22 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _command in (dialogue.run, dialogue.resume, dialogue.transcript, dialogue.graphs):
-    app.command()(_command)
-operations.register(app)
+for command in (
+    dialogue.run,
+    dialogue.resume,
+    dialogue.transcript,
+    dialogue.graphs,
+    operations.submit,
+    operations.worker,
+    operations.status,
+    operations.cancel,
+    doctor.doctor,
+):
+    app.command()(command)
+app.add_typer(operations.runs_app, name="runs")
+app.add_typer(dialogue.threads_app, name="threads")
+app.add_typer(operations.dlq_app, name="dlq")
+app.add_typer(operations.redis_app, name="redis")
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """The dialogue commands of ``dialogllm``: ``run``, ``resume``, ``transcript``,
-``graphs``.
+``graphs`` and ``threads list/show``.
 
-Each is a thin layer over :class:`~dialogllm.core.DialogueRunner` and the graph
-registry; this module owns their arguments, the live display of a dialogue (turns on
-stdout, a progress line on a terminal's stderr) and asking the person at the terminal
-when a dialogue pauses for one. Exit codes: :mod:`dialogllm.cli.exit_codes`.
+Each is a thin layer over :class:`~dialogllm.core.DialogueRunner`, the graph registry
+and the checkpointer; this module owns their arguments, the live display of a dialogue
+(turns on stdout, a progress line on a terminal's stderr) and asking the person at the
+terminal when a dialogue pauses for one. Exit codes: :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.prompt import Prompt
 from rich.status import Status
+from rich.table import Table
 
 from dialogllm.cli import output
 from dialogllm.cli.exit_codes import (
@@ -30,6 +32,7 @@ from dialogllm.cli.exit_codes import (
     EXIT_LLM,
     EXIT_OK,
     EXIT_REDIS,
+    EXIT_THREAD,
     EXIT_WAITING,
     exit_code_for,
 )
@@ -37,7 +40,12 @@ from dialogllm.errors import (
     DialogueLLMError,
 )
 
-__all__ = ["graphs", "resume", "run", "transcript"]
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from dialogllm.checkpoint import AsyncRedisSaver
+
+__all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
 
 
 class TranscriptFormat(StrEnum):
@@ -193,6 +201,94 @@ def graphs(
             kind = spec.get("type", "any")
             mark = "" if field_name in required else "?"
             output.out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
+
+
+# --- threads ---------------------------------------------------------------------
+
+threads_app = typer.Typer(help="Inspect dialogue threads.", no_args_is_help=True)
+
+
+@asynccontextmanager
+async def _saver() -> AsyncIterator[AsyncRedisSaver]:
+    """A checkpointer on the configured Redis and key prefix, closed afterwards."""
+    from dialogllm.checkpoint import AsyncRedisSaver
+    from dialogllm.config import get_settings
+    from dialogllm.connect import async_client, redis_url
+
+    client = async_client(redis_url())
+    try:
+        yield AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
+    finally:
+        await client.aclose()
+
+
+@threads_app.command("list")
+def threads_list(
+    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
+) -> None:
+    """Threads with checkpoints (a SCAN: admin use).
+
+    Example: dialogllm threads list
+    """
+
+    async def go() -> int:
+        async with _saver() as saver:
+            rows = []
+            ids = (await saver._drive(saver.ops.scan_threads()))[:limit]
+            for thread_id in ids:
+                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+                rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "step": tup.metadata.get("step") if tup else None,
+                        "updated": tup.checkpoint["ts"] if tup else None,
+                    }
+                )
+        if as_json:
+            output.print_json(rows)
+            return EXIT_OK
+        table = Table("thread", "step", "last checkpoint")
+        for row in rows:
+            table.add_row(str(row["thread_id"]), str(row["step"]), str(row["updated"]))
+        output.out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
+
+
+@threads_app.command("show")
+def threads_show(thread_id: str, as_json: output.JsonOpt = False) -> None:
+    """A thread's latest checkpoint, channels and history length.
+
+    Example: dialogllm threads show t-42
+    """
+
+    async def go() -> int:
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        async with _saver() as saver:
+            tup = await saver.aget_tuple(config)
+            history = 0
+            async for _ in saver.alist(config):
+                history += 1
+        if tup is None:
+            output.fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
+        info = {
+            "thread_id": thread_id,
+            "checkpoint_id": tup.checkpoint["id"],
+            "step": tup.metadata.get("step"),
+            "checkpoints": history,
+            "channels": sorted(tup.checkpoint["channel_values"]),
+            "pending_writes": len(tup.pending_writes or []),
+            "metadata": tup.metadata,
+        }
+        if as_json:
+            output.print_json(info)
+        else:
+            for key, value in info.items():
+                output.out.print(f"{key:>15}: {value}")
+        return EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
 
 
 # --- helpers --------------------------------------------------------------------

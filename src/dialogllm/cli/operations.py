@@ -1,10 +1,9 @@
 """The operator's commands of ``dialogllm``: queue, workers, fleet status, Redis.
 
-``submit``, ``worker``, ``status``, ``runs``, ``threads``, ``cancel``, ``dlq``,
-``doctor`` and ``redis`` are registered on the main app by :func:`register`. Each is a
-thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.fleet`,
-:mod:`dialogllm.cli.doctor`, :mod:`dialogllm.embedded_redis`); every one takes
-``--json`` for scripts and exits with the codes of :mod:`dialogllm.cli.exit_codes`.
+``submit``, ``worker``, ``status``, ``cancel``, ``runs``, ``dlq`` and ``redis``. Each
+is a thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.fleet`,
+:mod:`dialogllm.embedded_redis`); every one takes ``--json`` for scripts and exits
+with the codes of :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from dialogllm.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REDIS,
-    EXIT_THREAD,
     EXIT_WAITING,
 )
 from dialogllm.config import get_settings
@@ -39,7 +37,15 @@ from dialogllm.errors import (
 )
 from dialogllm.logging import mask_url
 
-__all__ = ["register"]
+__all__ = [
+    "cancel",
+    "dlq_app",
+    "redis_app",
+    "runs_app",
+    "status",
+    "submit",
+    "worker",
+]
 
 QueueOpt = Annotated[str, typer.Option("--queue", help="Queue name.")]
 
@@ -61,7 +67,7 @@ def _ago(ts: float | None) -> str:
     return "—" if not ts else f"{max(0.0, time.time() - ts):.0f}s ago"
 
 
-# --- submit --------------------------------------------------------------------------
+# --- submit ---------------------------------------------------------------------------
 
 
 def submit(
@@ -175,7 +181,7 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
     return EXIT_FAILED
 
 
-# --- worker --------------------------------------------------------------------------
+# --- worker ---------------------------------------------------------------------------
 
 
 def worker(
@@ -275,7 +281,7 @@ def worker(
     raise typer.Exit(output.run_async(go))
 
 
-# --- status --------------------------------------------------------------------------
+# --- status ---------------------------------------------------------------------------
 
 
 def status(
@@ -360,10 +366,9 @@ def _render_status(s: Any) -> Table:
     return grid
 
 
-# --- runs, threads, cancel, dlq ------------------------------------------------------
+# --- runs, cancel, dlq ----------------------------------------------------------------
 
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
-threads_app = typer.Typer(help="Inspect dialogue threads.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter stream.", no_args_is_help=True)
 redis_app = typer.Typer(help="The embedded Redis.", no_args_is_help=True)
 
@@ -520,121 +525,7 @@ def dlq_purge(
     raise typer.Exit(output.run_async(go))
 
 
-@threads_app.command("list")
-def threads_list(
-    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
-) -> None:
-    """Threads with checkpoints (a SCAN: admin use).
-
-    Example: dialogllm threads list
-    """
-
-    async def go() -> int:
-        from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.connect import async_client
-
-        client = async_client(_url())
-        try:
-            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
-            ids = (await saver._drive(saver.ops.scan_threads()))[:limit]
-            rows = []
-            for thread_id in ids:
-                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
-                rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "step": tup.metadata.get("step") if tup else None,
-                        "updated": tup.checkpoint["ts"] if tup else None,
-                    }
-                )
-        finally:
-            await client.aclose()
-        if as_json:
-            output.print_json(rows)
-            return EXIT_OK
-        table = Table("thread", "step", "last checkpoint")
-        for row in rows:
-            table.add_row(row["thread_id"], str(row["step"]), str(row["updated"]))
-        output.out.print(table)
-        return EXIT_OK
-
-    raise typer.Exit(output.run_async(go))
-
-
-@threads_app.command("show")
-def threads_show(thread_id: str, as_json: output.JsonOpt = False) -> None:
-    """A thread's latest checkpoint, channels and history length.
-
-    Example: dialogllm threads show t-42
-    """
-
-    async def go() -> int:
-        from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.connect import async_client
-
-        client = async_client(_url())
-        try:
-            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
-            tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
-            history = 0
-            async for _ in saver.alist({"configurable": {"thread_id": thread_id}}):
-                history += 1
-        finally:
-            await client.aclose()
-        if tup is None:
-            output.fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
-        info = {
-            "thread_id": thread_id,
-            "checkpoint_id": tup.checkpoint["id"],
-            "step": tup.metadata.get("step"),
-            "checkpoints": history,
-            "channels": sorted(tup.checkpoint["channel_values"]),
-            "pending_writes": len(tup.pending_writes or []),
-            "metadata": tup.metadata,
-        }
-        if as_json:
-            output.print_json(info)
-        else:
-            for key, value in info.items():
-                output.out.print(f"{key:>15}: {value}")
-        return EXIT_OK
-
-    raise typer.Exit(output.run_async(go))
-
-
-# --- doctor, redis -------------------------------------------------------------------
-
-
-def doctor(
-    deep: Annotated[bool, typer.Option(help="Also load the local model.")] = False,
-    as_json: output.JsonOpt = False,
-) -> None:
-    """Check Redis (version, persistence, eviction), the LLM endpoint, the local model.
-
-    Example: dialogllm doctor --deep
-    """
-    from dialogllm.cli.doctor import CheckStatus, llm_checks, redis_checks, worst
-
-    async def go() -> int:
-        try:
-            url = _url()
-        except DialogueLLMError as exc:
-            from dialogllm.cli.doctor import Check
-
-            checks = [Check("redis.reachable", CheckStatus.FAIL, str(exc))]
-        else:
-            checks = await redis_checks(url)
-        checks += await llm_checks(deep=deep)
-        if as_json:
-            output.print_json([c.as_dict() for c in checks])
-        else:
-            colour = {"ok": "green", "warn": "yellow", "fail": "red"}
-            for c in checks:
-                output.out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
-                          f"{c.name}: {c.detail}")  # fmt: skip
-        return EXIT_ALERT if worst(checks) is CheckStatus.FAIL else EXIT_OK
-
-    raise typer.Exit(output.run_async(go))
+# --- redis ----------------------------------------------------------------------------
 
 
 def _embedded() -> Any:
@@ -680,16 +571,3 @@ def redis_status(as_json: output.JsonOpt = False) -> None:
         for key, value in data.items():
             output.out.print(f"{key:>18}: {value}")
     raise typer.Exit(EXIT_OK if info.running else EXIT_FAILED)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the operator's commands to the ``dialogllm`` app."""
-    app.command()(submit)
-    app.command()(worker)
-    app.command()(status)
-    app.command()(cancel)
-    app.command()(doctor)
-    app.add_typer(runs_app, name="runs")
-    app.add_typer(threads_app, name="threads")
-    app.add_typer(dlq_app, name="dlq")
-    app.add_typer(redis_app, name="redis")
