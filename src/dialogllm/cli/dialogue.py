@@ -234,8 +234,7 @@ def threads_list(
     async def go() -> int:
         async with _saver() as saver:
             rows = []
-            ids = (await saver._drive(saver.ops.scan_threads()))[:limit]
-            for thread_id in ids:
+            for thread_id in await saver.alist_threads(limit=limit):
                 tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
                 rows.append(
                     {

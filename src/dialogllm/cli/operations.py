@@ -31,10 +31,7 @@ from dialogllm.cli.exit_codes import (
     EXIT_WAITING,
 )
 from dialogllm.config import get_settings
-from dialogllm.errors import (
-    DialogueLLMError,
-    QueueError,
-)
+from dialogllm.errors import DialogueLLMError
 from dialogllm.logging import mask_url
 
 __all__ = [
@@ -505,17 +502,8 @@ def dlq_purge(
         raise typer.Exit(EXIT_FAILED)
 
     async def go() -> int:
-        from dialogllm.queue import keys as queue_keys
-
-        q = _queue(queue)
-        try:
-            key = queue_keys.dead_letters(q.prefix, q.name)
-            removed = int(await q.client.xlen(key))
-            await q.client.delete(key)
-        except Exception as exc:
-            raise QueueError(f"could not purge the dead letters: {exc}") from exc
-        finally:
-            await q.aclose()
+        async with _queue(queue) as q:
+            removed = await q.dlq_purge()
         if as_json:
             output.print_json({"purged": removed})
         else:
