@@ -47,6 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
 
+GraphOpt = Annotated[
+    str | None, typer.Option(help="The graph (default: the one the thread used).")
+]
+InteractiveOpt = Annotated[
+    bool, typer.Option(help="Ask the person at the terminal when the dialogue pauses.")
+]
+
 
 class TranscriptFormat(StrEnum):
     """Formats of ``dialogllm transcript``."""
@@ -68,16 +75,13 @@ def run(
     thread: Annotated[
         str | None, typer.Option(help="Thread id (default: a new random one).")
     ] = None,
-    interactive: Annotated[
-        bool,
-        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
-    ] = True,
+    interactive: InteractiveOpt = True,
 ) -> None:
     """Run a dialogue graph, streaming each turn as it happens.
 
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
-    payload = _parse_json_object(input, "--input") if input else {}
+    payload = output.parse_json_object(input, "--input") if input else {}
     thread_id = thread
     from dialogllm.core import DialogueRunner, resolve_graph
 
@@ -101,13 +105,8 @@ def resume(
     value: Annotated[
         str | None, typer.Option(help="A resume value as JSON (instead of --answer).")
     ] = None,
-    graph: Annotated[
-        str | None, typer.Option(help="The graph (default: the one the thread used).")
-    ] = None,
-    interactive: Annotated[
-        bool,
-        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
-    ] = True,
+    graph: GraphOpt = None,
+    interactive: InteractiveOpt = True,
 ) -> None:
     """Continue a thread after a crash, Ctrl-C, or with a person's answer.
 
@@ -152,9 +151,7 @@ def transcript(
     format: Annotated[
         TranscriptFormat, typer.Option("--format", "-f", help="json or md.")
     ] = TranscriptFormat.md,
-    graph: Annotated[
-        str | None, typer.Option(help="The graph (default: the one the thread used).")
-    ] = None,
+    graph: GraphOpt = None,
 ) -> None:
     """Print a thread's transcript as Markdown or JSON.
 
@@ -301,16 +298,6 @@ def _new_thread_id() -> str:
     import uuid
 
     return uuid.uuid4().hex[:16]
-
-
-def _parse_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        output.fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
-    if not isinstance(data, dict):
-        output.fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
-    return data
 
 
 def _clean(text: str) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.live import Live
@@ -33,6 +33,9 @@ from dialogllm.cli.exit_codes import (
 from dialogllm.config import get_settings
 from dialogllm.errors import DialogueLLMError
 from dialogllm.logging import mask_url
+
+if TYPE_CHECKING:
+    from dialogllm.queue import Queue, RunStatus
 
 __all__ = [
     "cancel",
@@ -88,12 +91,7 @@ def submit(
 
     Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
     """
-    try:
-        payload: Any = json.loads(input) if input else {}
-    except json.JSONDecodeError as exc:
-        output.fail(EXIT_BAD_INPUT, f"--input is not valid JSON: {exc}")
-    if not isinstance(payload, dict):
-        output.fail(EXIT_BAD_INPUT, "--input must be a JSON object")
+    payload = output.parse_json_object(input, "--input") if input else {}
     if topic is not None:
         payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
@@ -428,16 +426,17 @@ def runs_show(
     raise typer.Exit(output.run_async(go))
 
 
-def cancel(
+def _change_run(
     run_id: str,
-    queue: QueueOpt = "default",
-    as_json: output.JsonOpt = False,
-) -> None:
-    """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
+    queue: str,
+    as_json: bool,
+    change: Callable[[Queue, str], Awaitable[RunStatus]],
+) -> NoReturn:
+    """Apply ``change`` (cancel, retry) to a run, show its new status and exit."""
 
     async def go() -> int:
         async with _queue(queue) as q:
-            result = await q.cancel(run_id)
+            result = await change(q, run_id)
         if as_json:
             output.print_json({"run_id": run_id, "status": result.value})
         else:
@@ -445,6 +444,15 @@ def cancel(
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))
+
+
+def cancel(
+    run_id: str,
+    queue: QueueOpt = "default",
+    as_json: output.JsonOpt = False,
+) -> None:
+    """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
+    _change_run(run_id, queue, as_json, lambda q, run: q.cancel(run))
 
 
 @dlq_app.command("list")
@@ -475,17 +483,7 @@ def dlq_retry(
     run_id: str, queue: QueueOpt = "default", as_json: output.JsonOpt = False
 ) -> None:
     """Queue a dead run again. Example: dialogllm dlq retry RUN_ID"""
-
-    async def go() -> int:
-        async with _queue(queue) as q:
-            result = await q.dlq_retry(run_id)
-        if as_json:
-            output.print_json({"run_id": run_id, "status": result.value})
-        else:
-            output.out.print(f"run {run_id}: {result.value}")
-        return EXIT_OK
-
-    raise typer.Exit(output.run_async(go))
+    _change_run(run_id, queue, as_json, lambda q, run: q.dlq_retry(run))
 
 
 @dlq_app.command("purge")

@@ -1,6 +1,6 @@
 """What every ``dialogllm`` command shares: its two consoles, failing with an exit
 code, the logging set-up, running a command's work so errors become exit codes, and
-printing JSON.
+reading and printing JSON.
 
 Results go to :data:`out` (stdout), messages and progress to :data:`err` (stderr).
 Commands reach both through this module (``output.err.print(...)``), so there is one
@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dialogllm.cli.exit_codes import EXIT_INTERRUPTED, exit_code_for
+from dialogllm.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code_for
 from dialogllm.errors import DialogueLLMError
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "fail",
     "guard",
     "out",
+    "parse_json_object",
     "print_json",
     "run_async",
     "setup_logging",
@@ -97,6 +98,18 @@ def run_async(
     ends the command with 130, quietly unless ``stopped`` is given)."""
     guard(setup_logging)
     return guard(lambda: asyncio.run(main()), stopped=stopped)
+
+
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` as a JSON object; anything else ends the command with exit 2, the
+    message naming the option ``what``."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
+    return data
 
 
 def print_json(data: object) -> None:
