@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -36,16 +36,23 @@ from dialogllm.cli.exit_codes import (
     EXIT_WAITING,
     exit_code_for,
 )
-from dialogllm.errors import (
-    DialogueLLMError,
-)
+from dialogllm.errors import DialogueLLMError
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
     from dialogllm.checkpoint import AsyncRedisSaver
+    from dialogllm.core import (
+        DialogueEvent,
+        DialogueResult,
+        DialogueRunner,
+        InterruptEvent,
+    )
 
 __all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
+
+#: Starts a dialogue's event stream on a runner (a new run, or a resume).
+Start = Callable[["DialogueRunner"], AsyncIterator["DialogueEvent"]]
 
 GraphOpt = Annotated[
     str | None, typer.Option(help="The graph (default: the one the thread used).")
@@ -82,10 +89,10 @@ def run(
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
     payload = output.parse_json_object(input, "--input") if input else {}
-    thread_id = thread
-    from dialogllm.core import DialogueRunner, resolve_graph
+    thread_id = thread or _new_thread_id()
+    from dialogllm.core import resolve_graph
 
-    def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+    def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
         resolved = resolve_graph(graph)
         if topic is not None:
             fields = resolved.graph.get_input_schema().model_fields
@@ -93,7 +100,6 @@ def run(
             payload[key] = topic
         return runner.stream(resolved, payload, thread_id=thread_id)
 
-    thread_id = thread_id or _new_thread_id()
     _execute(start, thread_id, interactive=interactive)
 
 
@@ -112,11 +118,11 @@ def resume(
 
     Example: dialogllm resume 4f1c... --answer "I would start with the tests."
     """
-    from dialogllm.core import NOT_GIVEN, DialogueRunner
+    from dialogllm.core import NOT_GIVEN
 
     if answer is not None and value is not None:
         output.fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
-    resume_value: Any = NOT_GIVEN
+    resume_value: object = NOT_GIVEN
     if answer is not None:
         resume_value = answer
     elif value is not None:
@@ -127,7 +133,7 @@ def resume(
 
     ask_person = interactive and _stdin_is_terminal()
 
-    async def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+    async def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
         chosen = resume_value
         if chosen is NOT_GIVEN and ask_person:
             # A thread waiting for a person: show the question and ask it here.
@@ -306,9 +312,9 @@ def _clean(text: str) -> str:
     return escape(sanitize_text(text))
 
 
-def _execute(
-    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, *, interactive: bool
-) -> None:
+def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
+    """Drive a dialogue to its end or first pause and exit with what happened; on a
+    failure after steps were saved, say how to continue."""
     ask_person = interactive and _stdin_is_terminal()
     output.guard(output.setup_logging)
     try:
@@ -350,9 +356,7 @@ async def _tick(status: Status, progress: _Progress) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _drive(
-    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, ask_person: bool
-) -> int:
+async def _drive(start: Start, thread_id: str, ask_person: bool) -> int:
     from dialogllm.core import DialogueRunner
 
     progress = _Progress()
@@ -399,13 +403,13 @@ async def _ask(who: str) -> str:
 
 
 async def _show(
-    events: AsyncIterator[Any], progress: _Progress, status: Status | None
-) -> tuple[Any, Any]:
+    events: AsyncIterator[DialogueEvent], progress: _Progress, status: Status | None
+) -> tuple[InterruptEvent | None, DialogueResult | None]:
     """Print the turns of one stream; return its interrupt (if any) and result."""
     from dialogllm.core import DoneEvent, InterruptEvent, TurnEvent
 
-    waiting: Any = None
-    result: Any = None
+    waiting: InterruptEvent | None = None
+    result: DialogueResult | None = None
     if status is not None:
         status.start()
     try:

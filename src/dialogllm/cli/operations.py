@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
 from rich.live import Live
@@ -35,7 +35,10 @@ from dialogllm.errors import DialogueLLMError
 from dialogllm.logging import mask_url
 
 if TYPE_CHECKING:
+    from dialogllm.embedded_redis import EmbeddedRedis
+    from dialogllm.fleet import FleetStatus
     from dialogllm.queue import Queue, RunStatus
+    from dialogllm.queue.models import Multitask
 
 __all__ = [
     "cancel",
@@ -56,7 +59,7 @@ def _url() -> str:
     return redis_url()
 
 
-def _queue(name: str) -> Any:
+def _queue(name: str) -> Queue:
     from dialogllm.queue import Queue
 
     url = _url()
@@ -96,6 +99,7 @@ def submit(
         payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
         output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+    how = cast("Multitask", multitask)
 
     async def go() -> int:
         from dialogllm.core import resolve_graph
@@ -107,7 +111,7 @@ def submit(
                 payload,
                 thread_id=thread,
                 idempotency_key=idempotency_key,
-                multitask=multitask,
+                multitask=how,
                 delay=delay,
             )
             if not wait:
@@ -124,7 +128,7 @@ def submit(
     raise typer.Exit(output.run_async(go))
 
 
-def _tokens_in(update: Any) -> int:
+def _tokens_in(update: object) -> int:
     """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
     total = 0
     for value in update.values() if isinstance(update, dict) else ():
@@ -136,8 +140,10 @@ def _tokens_in(update: Any) -> int:
     return total
 
 
-async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> int:
-    from dialogllm.queue import TERMINAL_STATUSES
+async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -> int:
+    """Show a run's progress until it ends (or ``timeout``), then its outcome; the
+    exit code says how it ended."""
+    from dialogllm.queue import TERMINAL_STATUSES, RunStatus
 
     started = time.monotonic()
     turns = tokens = 0
@@ -166,14 +172,11 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
         if record.error:
             where = f" (in node {record.error_node})" if record.error_node else ""
             output.out.print(f"  error{where}: {record.error}")
-    status = record.status.value
-    if status == "success":
+    if record.status is RunStatus.SUCCESS:
         return EXIT_OK
-    if status == "interrupted":
+    if record.status is RunStatus.INTERRUPTED:
         return EXIT_WAITING
-    if status in ("pending", "running"):
-        return EXIT_FAILED
-    return EXIT_FAILED
+    return EXIT_FAILED  # error, dead, cancelled, or still going after --timeout
 
 
 # --- worker ---------------------------------------------------------------------------
@@ -293,7 +296,7 @@ def status(
     """
     from dialogllm.fleet import fleet_status
 
-    async def snapshot(q: Any) -> Any:
+    async def snapshot(q: Queue) -> FleetStatus:
         return await fleet_status(q.client, q)
 
     async def go() -> int:
@@ -313,7 +316,7 @@ def status(
     raise typer.Exit(output.run_async(go))
 
 
-def _render_status(s: Any) -> Table:
+def _render_status(s: FleetStatus) -> Table:
     grid = Table.grid(padding=(0, 2))
     runs = ", ".join(f"{k} {v}" for k, v in s.runs_by_status.items() if v) or "none"
     age = "—" if s.oldest_ready_age_s is None else f"{s.oldest_ready_age_s:.0f}s"
@@ -514,7 +517,7 @@ def dlq_purge(
 # --- redis ----------------------------------------------------------------------------
 
 
-def _embedded() -> Any:
+def _embedded() -> EmbeddedRedis:
     from dialogllm.embedded_redis import EmbeddedRedis
 
     output.guard(output.setup_logging)
