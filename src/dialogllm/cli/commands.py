@@ -32,7 +32,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for command in (
+for _command in (
     dialogue.run,
     dialogue.resume,
     dialogue.transcript,
@@ -43,7 +43,7 @@ for command in (
     operations.cancel,
     doctor.doctor,
 ):
-    app.command()(command)
+    app.command()(_command)
 app.add_typer(operations.runs_app, name="runs")
 app.add_typer(dialogue.threads_app, name="threads")
 app.add_typer(operations.dlq_app, name="dlq")
