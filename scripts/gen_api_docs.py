@@ -30,7 +30,7 @@ MODULES: list[tuple[str, str]] = [
     ("dialogllm.config", "settings from `DIALOGLLM_*` variables"),
     ("dialogllm.serde", "what may be revived from Redis data (the allow-list)"),
     ("dialogllm.redis", "where Redis is, clients, error mapping, the embedded Redis"),
-    ("dialogllm.doctor", "environment checks behind `dialogllm doctor`"),
+    ("dialogllm.cli.doctor", "environment checks behind `dialogllm doctor`"),
     ("dialogllm.logging", "structlog set-up and secret redaction"),
     ("dialogllm.errors", "the exception hierarchy"),
 ]

@@ -13,7 +13,7 @@ import typer
 from typer._click.core import Command, Context  # typer 0.29 vendors click
 
 from dialogllm.cli import app
-from dialogllm.exit_codes import __doc__ as EXIT_CODES
+from dialogllm.cli.exit_codes import __doc__ as EXIT_CODES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 

@@ -22,9 +22,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogllm.errors import ConfigError
 
-__all__ = ["DEFAULT_REDIS_URL", "Settings", "get_settings"]
+__all__ = ["Settings", "get_settings"]
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -104,15 +103,6 @@ class Settings(BaseSettings):
         if any(ch in value for ch in "{}") or value != value.strip():
             raise ValueError("must not contain braces or surrounding spaces")
         return value
-
-    @property
-    def effective_redis_url(self) -> str:
-        """The configured Redis URL, else ``DEFAULT_REDIS_URL``.
-
-        Prefer :func:`dialogllm.connect.redis_url`, which starts the embedded Redis
-        when no URL is configured.
-        """
-        return self.redis_url or DEFAULT_REDIS_URL
 
 
 @lru_cache(maxsize=1)

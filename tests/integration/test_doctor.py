@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dialogllm.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
+from dialogllm.cli.doctor import Check, CheckStatus, llm_checks, redis_checks, worst
 from dialogllm.llm import LLMSettings
 from tests.redis_servers import RedisServer, free_port
 

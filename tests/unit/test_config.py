@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialogllm.config import DEFAULT_REDIS_URL, get_settings
+from dialogllm.config import get_settings
 from dialogllm.errors import ConfigError
 
 
@@ -11,13 +11,14 @@ def test_settings_read_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("DIALOGLLM_KEY_PREFIX", "app1")
     settings = get_settings(reload=True)
     assert settings.redis_url == "rediss://u:p@h:6380/1"
-    assert settings.effective_redis_url == "rediss://u:p@h:6380/1"
     assert settings.key_prefix == "app1"
 
 
-def test_default_redis_url_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_redis_url_means_the_embedded_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("DIALOGLLM_REDIS_URL", raising=False)
-    assert get_settings(reload=True).effective_redis_url == DEFAULT_REDIS_URL
+    assert get_settings(reload=True).redis_url is None
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""Exit codes: what a script can rely on (see dialogllm.exit_codes)."""
+"""Exit codes: what a script can rely on (see dialogllm.cli.exit_codes)."""
 
 from __future__ import annotations
 
 
 def test_every_error_maps_to_the_documented_exit_code() -> None:
+    from dialogllm.cli.exit_codes import exit_code_for
     from dialogllm.errors import (
         GraphNotFoundError,
         LLMError,
@@ -12,7 +13,6 @@ def test_every_error_maps_to_the_documented_exit_code() -> None:
         RunNotFoundError,
         ThreadBusyError,
     )
-    from dialogllm.exit_codes import exit_code_for
 
     assert exit_code_for(GraphNotFoundError("x")) == 2
     assert exit_code_for(ThreadBusyError("x")) == 2

@@ -103,7 +103,7 @@ def test_status_as_dict_counts_live_workers() -> None:
 def test_the_status_screen_shows_errors_by_node_and_recovery() -> None:
     from rich.console import Console
 
-    from dialogllm.cli_operations import _render_status
+    from dialogllm.cli.operations import _render_status
 
     errors = _group_errors([_failed("r1", "debate", "KeyError: k", "judge", 1.0)])
     status = _status(
@@ -128,7 +128,7 @@ def test_the_status_screen_shows_errors_by_node_and_recovery() -> None:
 
 
 def test_submit_progress_counts_the_tokens_of_transcript_entries() -> None:
-    from dialogllm.cli_operations import _tokens_in
+    from dialogllm.cli.operations import _tokens_in
 
     update = {
         "Ada": {"transcript": [{"prompt_tokens": 30, "completion_tokens": 12}]},

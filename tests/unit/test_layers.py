@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dialogllm"
 
 #: Top to bottom, as in the architecture page's table.
 LAYERS: list[set[str]] = [
-    {"cli", "cli_operations", "doctor", "exit_codes"},  # until the cli package lands
+    {"cli"},
     {"core"},
     {"queue"},
     {"loader"},

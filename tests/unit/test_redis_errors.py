@@ -34,7 +34,7 @@ from dialogllm.errors import (
     RedisCommandError,
     RedisUnavailableError,
 )
-from dialogllm.exit_codes import exit_code_for
+from dialogllm.cli.exit_codes import exit_code_for
 from dialogllm.llm import RedisRateLimiter
 from dialogllm.queue import Queue
 from dialogllm.redis import is_outage, map_redis_error, translate_redis_errors

@@ -14,6 +14,7 @@ of a thread in one Cluster slot, and refuses fenced writes (see
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -284,6 +285,19 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
     async def aunpin_thread(self, thread_id: str) -> None:
         """Undo :meth:`apin_thread`: the saver's TTL applies again."""
         await self._drive(self.ops.set_thread_ttl(thread_id, None))
+
+    async def alist_threads(self, *, limit: int | None = None) -> builtins.list[str]:
+        """Ids of the threads that have checkpoints under this saver's key prefix,
+        sorted; ``limit`` keeps the first ones.
+
+        A SCAN of the whole keyspace: an admin tool (``dialogllm threads list``), not
+        something to call per request.
+
+        >>> await saver.alist_threads(limit=2)
+        ['t-1', 't-2']
+        """
+        ids: builtins.list[str] = await self._drive(self.ops.scan_threads())
+        return ids[:limit]
 
     # --- sync bridge -----------------------------------------------------------------
 

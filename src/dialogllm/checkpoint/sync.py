@@ -11,6 +11,7 @@ code (``graph.invoke``); use the async saver with ``ainvoke``/``astream``.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -220,3 +221,14 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
     def unpin_thread(self, thread_id: str) -> None:
         """Undo :meth:`pin_thread`."""
         self._drive(self.ops.set_thread_ttl(thread_id, None))
+
+    def list_threads(self, *, limit: int | None = None) -> builtins.list[str]:
+        """Ids of the threads that have checkpoints under this saver's key prefix,
+        sorted; ``limit`` keeps the first ones (a SCAN: admin use; see
+        ``AsyncRedisSaver.alist_threads``).
+
+        >>> saver.list_threads(limit=2)
+        ['t-1', 't-2']
+        """
+        ids: builtins.list[str] = self._drive(self.ops.scan_threads())
+        return ids[:limit]

@@ -479,6 +479,17 @@ class Queue:
             raise RunNotFoundError(f"no run {run_id!r} in queue {self.name!r}")
         return RunStatus(reply)
 
+    async def dlq_purge(self) -> int:
+        """Empty the dead-letter stream; returns how many letters it held.
+
+        The dead runs' records stay until their retention passes, so
+        :meth:`dlq_retry` still takes a purged run until then.
+
+        >>> await queue.dlq_purge()
+        3
+        """
+        return await self._call("purging dead letters", self.store.dlq_purge)
+
     async def prune(self, limit: int = 1000) -> int:
         """Forget up to ``limit`` finished runs whose retention has passed (workers do
         this on their own; useful when no worker runs). Returns how many."""

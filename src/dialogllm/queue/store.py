@@ -415,6 +415,15 @@ class QueueStore:
         newest = await self.client.xrevrange(key, count=1)
         return str(newest[0][0]) if newest else None
 
+    async def dlq_purge(self) -> int:
+        """Delete the dead-letter stream (one MULTI); how many letters it held."""
+        key = keys.dead_letters(self.prefix, self.queue)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xlen(key)
+        pipe.delete(key)
+        held, _ = await pipe.execute()
+        return int(held)
+
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest ``limit`` dead letters, newest first."""
         key = keys.dead_letters(self.prefix, self.queue)

@@ -193,6 +193,36 @@ async def test_key_prefixes_isolate_apps_sharing_thread_ids(
         await app1.adelete_thread("1")
 
 
+async def test_list_threads_names_each_thread_of_the_prefix_once_sorted(
+    aredis_client: aredis.Redis, key_prefix: str
+) -> None:
+    saver = AsyncRedisSaver(aredis_client, key_prefix=key_prefix)
+    other = AsyncRedisSaver(aredis_client, key_prefix=f"{key_prefix}:other")
+    assert await saver.alist_threads() == []
+    await put(saver, cfg("t-2"), {"n": 1})
+    await put(saver, cfg("t-1"), {"n": 1})
+    await put(saver, cfg("t-1", ns="sub"), {"n": 2})
+    await put(other, cfg("t-3"), {"n": 1})
+    assert await saver.alist_threads() == ["t-1", "t-2"]
+    assert await saver.alist_threads(limit=1) == ["t-1"]
+    assert await other.alist_threads() == ["t-3"]
+
+
+def test_sync_list_threads_matches_the_async_one(key_prefix: str) -> None:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        saver = RedisSaver(client, key_prefix=key_prefix)
+        assert saver.list_threads() == []
+        for thread_id in ("s-2", "s-1"):
+            cp = checkpoint({"a": 1})
+            versions = dict(cp["channel_versions"])
+            saver.put(cfg(thread_id), cp, {"source": "loop", "step": 0}, versions)
+        assert saver.list_threads() == ["s-1", "s-2"]
+        assert saver.list_threads(limit=1) == ["s-1"]
+    finally:
+        client.close()
+
+
 async def test_namespaces_and_thread_ids_are_opaque(
     aredis_client: aredis.Redis, key_prefix: str
 ) -> None:

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dialogllm import cli
+from dialogllm.cli import dialogue, output
 from tests.integration.dialogue.conftest import ROOT, SCRIPTED, prefix_keys
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def test_a_pause_for_a_person_prints_how_to_resume(dlg_prefix: str) -> None:
 def test_the_person_at_the_terminal_is_asked(
     dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(dialogue, "_stdin_is_terminal", lambda: True)
     run = _cli(
         "run",
         INTERVIEW,
@@ -266,7 +267,7 @@ def test_a_terminal_gets_a_live_progress_line(
 
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, highlight=False)
-    monkeypatch.setattr(cli, "err", terminal)
+    monkeypatch.setattr(output, "err", terminal)
     run = _cli("run", CHAT, "--topic", "tea", "--input", '{"turns": 2}')
     assert run.exit_code == cli.EXIT_OK, run.output
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
@@ -279,7 +280,7 @@ def test_resume_at_a_terminal_shows_the_question_and_asks(
 ) -> None:
     first = _cli("run", INTERVIEW, "--topic", "Redis", "--thread", "r")
     assert first.exit_code == cli.EXIT_WAITING
-    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(dialogue, "_stdin_is_terminal", lambda: True)
     resumed = _cli("resume", "r", input="Streams.\nGroups.\n")
     assert resumed.exit_code == cli.EXIT_OK, resumed.output
     assert "Interviewer: Question 1?" in resumed.output

@@ -163,6 +163,15 @@ def test_bad_arguments_and_unknown_things_exit_non_zero(key_prefix: str) -> None
     assert cli(key_prefix, "worker", "--concurrency", "0").returncode == 2
 
 
+def test_markup_in_an_argument_is_printed_literally(key_prefix: str) -> None:
+    status = cli(key_prefix, "runs", "list", "--status", "[/x]")
+    assert status.returncode == 2
+    assert "error: unknown --status '[/x]'" in status.stderr
+    thread = cli(key_prefix, "threads", "show", "[/x]")
+    assert thread.returncode == 3
+    assert "error: no checkpoints for thread '[/x]'" in thread.stderr
+
+
 def test_redis_unreachable_names_the_masked_url(key_prefix: str) -> None:
     result = cli(
         key_prefix, "status", DIALOGLLM_REDIS_URL="redis://ops:pa55w0rd@127.0.0.1:1/0"

@@ -75,6 +75,23 @@ async def test_poison_goes_to_the_dead_letters_at_once(
     assert (await queue.dlq_list())[0].run_id == run_id
 
 
+async def test_dlq_purge_empties_the_dead_letters_and_keeps_the_records(
+    queue: Queue, start_worker: WorkerFactory
+) -> None:
+    assert await queue.dlq_purge() == 0
+    start_worker()
+    run_ids = [await queue.enqueue(ref("missing_attr"), {}) for _ in range(2)]
+    for run_id in run_ids:
+        assert (await queue.wait(run_id, timeout=10)).status is RunStatus.DEAD
+
+    assert await queue.dlq_purge() == 2
+
+    assert await queue.dlq_list() == []
+    assert (await queue.stats())["dead_letters"] == 0
+    assert (await queue.get(run_ids[0])).status is RunStatus.DEAD
+    assert await queue.dlq_retry(run_ids[0]) is RunStatus.PENDING
+
+
 async def test_a_malformed_stream_entry_is_dropped(
     queue: Queue, start_worker: WorkerFactory, qprefix: str
 ) -> None:

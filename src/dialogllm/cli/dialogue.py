@@ -1,10 +1,10 @@
-"""The ``dialogllm`` command.
+"""The dialogue commands of ``dialogllm``: ``run``, ``resume``, ``transcript``,
+``graphs`` and ``threads list/show``.
 
-Each sub-command is a thin layer over the Python API; this module owns argument
-parsing, terminal output and exit codes, nothing else. Exit codes (also in
-``docs/dialogues.md``): 0 done; 1 unexpected failure; 2 bad input or unknown graph;
-3 unknown thread or a resume that cannot happen; 4 Redis unavailable; 5 LLM failure;
-10 paused waiting for a person (no terminal to ask); 130 stopped with Ctrl-C.
+Each is a thin layer over :class:`~dialogllm.core.DialogueRunner`, the graph registry
+and the checkpointer; this module owns their arguments, the live display of a dialogue
+(turns on stdout, a progress line on a terminal's stderr) and asking the person at the
+terminal when a dialogue pauses for one. Exit codes: :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -14,25 +14,21 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 from rich.status import Status
+from rich.table import Table
 
-from dialogllm import __version__
-from dialogllm.cli_operations import register as register_operations
-from dialogllm.errors import (
-    DialogueLLMError,
-)
-from dialogllm.exit_codes import (
+from dialogllm.cli import output
+from dialogllm.cli.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_LLM,
     EXIT_OK,
     EXIT_REDIS,
@@ -40,30 +36,30 @@ from dialogllm.exit_codes import (
     EXIT_WAITING,
     exit_code_for,
 )
+from dialogllm.errors import DialogueLLMError
 
-__all__ = [
-    "EXIT_BAD_INPUT",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_LLM",
-    "EXIT_OK",
-    "EXIT_REDIS",
-    "EXIT_THREAD",
-    "EXIT_WAITING",
-    "app",
-    "main",
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from dialogllm.checkpoint import AsyncRedisSaver
+    from dialogllm.core import (
+        DialogueEvent,
+        DialogueResult,
+        DialogueRunner,
+        InterruptEvent,
+    )
+
+__all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
+
+#: Starts a dialogue's event stream on a runner (a new run, or a resume).
+Start = Callable[["DialogueRunner"], AsyncIterator["DialogueEvent"]]
+
+GraphOpt = Annotated[
+    str | None, typer.Option(help="The graph (default: the one the thread used).")
 ]
-
-
-app = typer.Typer(
-    name="dialogllm",
-    help="Dialogues between LLMs and people, persisted and queued on Redis.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+InteractiveOpt = Annotated[
+    bool, typer.Option(help="Ask the person at the terminal when the dialogue pauses.")
+]
 
 
 class TranscriptFormat(StrEnum):
@@ -73,16 +69,6 @@ class TranscriptFormat(StrEnum):
     md = "md"
 
 
-@app.command()
-def version() -> None:
-    """Print the installed version.
-
-    Example: dialogllm version
-    """
-    typer.echo(__version__)
-
-
-@app.command()
 def run(
     graph: Annotated[
         str, typer.Argument(help="Name, path/to/file.py:attr or package.module:attr.")
@@ -96,20 +82,17 @@ def run(
     thread: Annotated[
         str | None, typer.Option(help="Thread id (default: a new random one).")
     ] = None,
-    interactive: Annotated[
-        bool,
-        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
-    ] = True,
+    interactive: InteractiveOpt = True,
 ) -> None:
     """Run a dialogue graph, streaming each turn as it happens.
 
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
-    payload = _parse_json_object(input, "--input") if input else {}
-    thread_id = thread
-    from dialogllm.core import DialogueRunner, resolve_graph
+    payload = output.parse_json_object(input, "--input") if input else {}
+    thread_id = thread or _new_thread_id()
+    from dialogllm.core import resolve_graph
 
-    def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+    def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
         resolved = resolve_graph(graph)
         if topic is not None:
             fields = resolved.graph.get_input_schema().model_fields
@@ -117,11 +100,9 @@ def run(
             payload[key] = topic
         return runner.stream(resolved, payload, thread_id=thread_id)
 
-    thread_id = thread_id or _new_thread_id()
     _execute(start, thread_id, interactive=interactive)
 
 
-@app.command()
 def resume(
     thread: Annotated[str, typer.Argument(help="The thread to continue.")],
     answer: Annotated[
@@ -130,34 +111,29 @@ def resume(
     value: Annotated[
         str | None, typer.Option(help="A resume value as JSON (instead of --answer).")
     ] = None,
-    graph: Annotated[
-        str | None, typer.Option(help="The graph (default: the one the thread used).")
-    ] = None,
-    interactive: Annotated[
-        bool,
-        typer.Option(help="Ask the person at the terminal when the dialogue pauses."),
-    ] = True,
+    graph: GraphOpt = None,
+    interactive: InteractiveOpt = True,
 ) -> None:
     """Continue a thread after a crash, Ctrl-C, or with a person's answer.
 
     Example: dialogllm resume 4f1c... --answer "I would start with the tests."
     """
-    from dialogllm.core import NOT_GIVEN, DialogueRunner
+    from dialogllm.core import NOT_GIVEN
 
     if answer is not None and value is not None:
-        _fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
-    resume_value: Any = NOT_GIVEN
+        output.fail(EXIT_BAD_INPUT, "give --answer or --value, not both")
+    resume_value: object = NOT_GIVEN
     if answer is not None:
         resume_value = answer
     elif value is not None:
         try:
             resume_value = json.loads(value)
         except ValueError as exc:
-            _fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
+            output.fail(EXIT_BAD_INPUT, f"--value is not valid JSON: {exc}")
 
     ask_person = interactive and _stdin_is_terminal()
 
-    async def start(runner: DialogueRunner) -> AsyncIterator[Any]:
+    async def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
         chosen = resume_value
         if chosen is NOT_GIVEN and ask_person:
             # A thread waiting for a person: show the question and ask it here.
@@ -166,7 +142,9 @@ def resume(
                 request = now.request
                 if request is not None and request.prompt:
                     asker = request.asked_by or "Question"
-                    out.print(f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}")
+                    output.out.print(
+                        f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}"
+                    )
                 chosen = await _ask(request.speaker if request else "a person")
         async for event in runner.stream_resume(thread, chosen, graph=graph):
             yield event
@@ -174,15 +152,12 @@ def resume(
     _execute(start, thread, interactive=interactive)
 
 
-@app.command()
 def transcript(
     thread: Annotated[str, typer.Argument(help="The thread to export.")],
     format: Annotated[
         TranscriptFormat, typer.Option("--format", "-f", help="json or md.")
     ] = TranscriptFormat.md,
-    graph: Annotated[
-        str | None, typer.Option(help="The graph (default: the one the thread used).")
-    ] = None,
+    graph: GraphOpt = None,
 ) -> None:
     """Print a thread's transcript as Markdown or JSON.
 
@@ -197,12 +172,10 @@ def transcript(
             return found.to_json()
         return found.to_markdown()
 
-    _guard(_setup_logging)
-    text = _guard(lambda: asyncio.run(export()))
+    text = output.run_async(export, stopped="stopped")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@app.command()
 def graphs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -213,8 +186,8 @@ def graphs(
     """
     from dialogllm.core import default_registry, resolve_graph
 
-    listed = []
-    for name, ref in _guard(default_registry.names).items():
+    listed: list[dict[str, Any]] = []
+    for name, ref in output.guard(default_registry.names).items():
         try:
             schema = resolve_graph(name).graph.get_input_jsonschema()
         except DialogueLLMError as exc:
@@ -224,13 +197,100 @@ def graphs(
         typer.echo(json.dumps(listed, indent=2))
         return
     for item in listed:
-        out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
+        output.out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
         props = item["input_schema"].get("properties", {})
         required = set(item["input_schema"].get("required", []))
         for field_name, spec in props.items():
             kind = spec.get("type", "any")
             mark = "" if field_name in required else "?"
-            out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
+            output.out.print(f"    {escape(field_name)}{mark}: {escape(str(kind))}")
+
+
+# --- threads ---------------------------------------------------------------------
+
+threads_app = typer.Typer(help="Inspect dialogue threads.", no_args_is_help=True)
+
+
+@asynccontextmanager
+async def _saver() -> AsyncIterator[AsyncRedisSaver]:
+    """A checkpointer on the configured Redis and key prefix, closed afterwards."""
+    from dialogllm.checkpoint import AsyncRedisSaver
+    from dialogllm.config import get_settings
+    from dialogllm.redis import async_client
+
+    client = async_client(decode=False)
+    try:
+        yield AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
+    finally:
+        await client.aclose()
+
+
+@threads_app.command("list")
+def threads_list(
+    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
+) -> None:
+    """Threads with checkpoints (a SCAN: admin use).
+
+    Example: dialogllm threads list
+    """
+
+    async def go() -> int:
+        async with _saver() as saver:
+            rows = []
+            for thread_id in await saver.alist_threads(limit=limit):
+                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+                rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "step": tup.metadata.get("step") if tup else None,
+                        "updated": tup.checkpoint["ts"] if tup else None,
+                    }
+                )
+        if as_json:
+            output.print_json(rows)
+            return EXIT_OK
+        table = Table("thread", "step", "last checkpoint")
+        for row in rows:
+            table.add_row(str(row["thread_id"]), str(row["step"]), str(row["updated"]))
+        output.out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
+
+
+@threads_app.command("show")
+def threads_show(thread_id: str, as_json: output.JsonOpt = False) -> None:
+    """A thread's latest checkpoint, channels and history length.
+
+    Example: dialogllm threads show t-42
+    """
+
+    async def go() -> int:
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        async with _saver() as saver:
+            tup = await saver.aget_tuple(config)
+            history = 0
+            async for _ in saver.alist(config):
+                history += 1
+        if tup is None:
+            output.fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
+        info = {
+            "thread_id": thread_id,
+            "checkpoint_id": tup.checkpoint["id"],
+            "step": tup.metadata.get("step"),
+            "checkpoints": history,
+            "channels": sorted(tup.checkpoint["channel_values"]),
+            "pending_writes": len(tup.pending_writes or []),
+            "metadata": tup.metadata,
+        }
+        if as_json:
+            output.print_json(info)
+        else:
+            for key, value in info.items():
+                output.out.print(f"{key:>15}: {value}")
+        return EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
 
 
 # --- helpers --------------------------------------------------------------------
@@ -240,48 +300,10 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _setup_logging() -> None:
-    """Logs go to stderr; at ``warning`` unless DIALOGLLM_LOG_LEVEL asks for more,
-    so the dialogue itself stays readable on stdout."""
-    import os
-
-    from dialogllm.config import get_settings
-    from dialogllm.logging import configure_logging
-
-    settings = get_settings()
-    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
-    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
-
-
 def _new_thread_id() -> str:
     import uuid
 
     return uuid.uuid4().hex[:16]
-
-
-def _parse_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        _fail(EXIT_BAD_INPUT, f"{what} is not valid JSON: {exc}")
-    if not isinstance(data, dict):
-        _fail(EXIT_BAD_INPUT, f"{what} must be a JSON object")
-    return data
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/bold red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _guard(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except DialogueLLMError as exc:
-        _fail(exit_code_for(exc), str(exc))
-    except KeyboardInterrupt:
-        err.print("stopped")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _clean(text: str) -> str:
@@ -290,29 +312,27 @@ def _clean(text: str) -> str:
     return escape(sanitize_text(text))
 
 
-def _execute(
-    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, *, interactive: bool
-) -> None:
+def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
+    """Drive a dialogue to its end or first pause and exit with what happened; on a
+    failure after steps were saved, say how to continue."""
     ask_person = interactive and _stdin_is_terminal()
-    _guard(_setup_logging)
+    output.guard(output.setup_logging)
     try:
         code = asyncio.run(_drive(start, thread_id, ask_person))
     except KeyboardInterrupt:
-        err.print(
+        output.stop(
             f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
-            f"\n  dialogllm resume {thread_id}"
+            f"\n  dialogllm resume {escape(thread_id)}"
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
     except DialogueLLMError as exc:
         code = exit_code_for(exc)
         if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
-            err.print(
-                f"[bold red]error:[/bold red] {escape(str(exc))}\n"
-                f"Every finished step is saved; once fixed, continue with:\n"
-                f"  dialogllm resume {escape(thread_id)}"
+            output.fail(
+                code,
+                f"{exc}\nEvery finished step is saved; once fixed, continue with:\n"
+                f"  dialogllm resume {thread_id}",
             )
-            raise typer.Exit(code) from None
-        _fail(code, str(exc))
+        output.fail(code, str(exc))
     raise typer.Exit(code)
 
 
@@ -336,24 +356,24 @@ async def _tick(status: Status, progress: _Progress) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _drive(
-    start: Callable[[Any], AsyncIterator[Any]], thread_id: str, ask_person: bool
-) -> int:
+async def _drive(start: Start, thread_id: str, ask_person: bool) -> int:
     from dialogllm.core import DialogueRunner
 
     progress = _Progress()
     async with DialogueRunner() as runner:
         events = start(runner)
-        out.print(f"[dim]thread {escape(thread_id)}[/dim]")
-        status = Status("starting…", console=err) if err.is_terminal else None
+        output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
+        status = (
+            Status("starting…", console=output.err) if output.err.is_terminal else None
+        )
         ticker = asyncio.create_task(_tick(status, progress)) if status else None
         try:
             while True:
                 waiting, result = await _show(events, progress, status)
-                err.print(f"[dim]{progress.line()}[/dim]")
+                output.err.print(f"[dim]{progress.line()}[/dim]")
                 if waiting is None:
                     _print_outcome(result.values if result else {})
-                    out.print(
+                    output.out.print(
                         f"[green]done.[/green] transcript: "
                         f"dialogllm transcript {escape(thread_id)} --format md"
                     )
@@ -361,7 +381,7 @@ async def _drive(
                 request = waiting.request
                 who = request.speaker if request else "a person"
                 if not ask_person:
-                    out.print(
+                    output.out.print(
                         f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
                         f'  dialogllm resume {escape(thread_id)} --answer "..."'
                     )
@@ -377,19 +397,19 @@ async def _ask(who: str) -> str:
     answer = ""
     while not answer.strip():
         answer = await asyncio.to_thread(
-            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=out
+            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=output.out
         )
     return answer
 
 
 async def _show(
-    events: AsyncIterator[Any], progress: _Progress, status: Status | None
-) -> tuple[Any, Any]:
+    events: AsyncIterator[DialogueEvent], progress: _Progress, status: Status | None
+) -> tuple[InterruptEvent | None, DialogueResult | None]:
     """Print the turns of one stream; return its interrupt (if any) and result."""
     from dialogllm.core import DoneEvent, InterruptEvent, TurnEvent
 
-    waiting: Any = None
-    result: Any = None
+    waiting: InterruptEvent | None = None
+    result: DialogueResult | None = None
     if status is not None:
         status.start()
     try:
@@ -402,7 +422,7 @@ async def _show(
                 who = _clean(entry.speaker)
                 if status is not None:
                     status.stop()
-                out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
+                output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
                 if status is not None:
                     status.start()
             elif isinstance(event, InterruptEvent):
@@ -420,12 +440,4 @@ def _print_outcome(values: dict[str, Any]) -> None:
         value = values.get(key)
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
-            out.print(f"[bold]{key}:[/bold] {_clean(text)}")
-
-
-register_operations(app)
-
-
-def main() -> None:
-    """Entry point of the console script."""
-    app()
+            output.out.print(f"[bold]{key}:[/bold] {_clean(text)}")

