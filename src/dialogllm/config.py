@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogllm.errors import ConfigError
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "settings_error"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -110,15 +110,21 @@ def _cached_settings() -> Settings:
     return _load()
 
 
+def settings_error(exc: ValidationError, prefix: str, what: str) -> ConfigError:
+    """A :class:`~dialogllm.errors.ConfigError` naming each bad variable of a
+    settings class read from ``prefix``-ed environment variables."""
+    problems = "; ".join(
+        f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+        for err in exc.errors()
+    )
+    return ConfigError(f"invalid {what}: {problems}")
+
+
 def _load() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"DIALOGLLM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise settings_error(exc, "DIALOGLLM_", "settings") from None
 
 
 def get_settings(*, reload: bool = False) -> Settings:

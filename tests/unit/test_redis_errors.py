@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.cli.exit_codes import exit_code_for
 from dialogllm.errors import (
     CorruptCheckpointError,
     DialogueLLMError,
@@ -34,7 +35,6 @@ from dialogllm.errors import (
     RedisCommandError,
     RedisUnavailableError,
 )
-from dialogllm.cli.exit_codes import exit_code_for
 from dialogllm.llm import RedisRateLimiter
 from dialogllm.queue import Queue
 from dialogllm.redis import is_outage, map_redis_error, translate_redis_errors

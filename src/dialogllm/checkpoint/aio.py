@@ -27,12 +27,10 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     DeltaChannelHistory,
 )
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
 from dialogllm.checkpoint.operations import (
     Batch,
     Command,
@@ -42,9 +40,13 @@ from dialogllm.checkpoint.operations import (
     Request,
     Scan,
 )
-from dialogllm.checkpoint.saver_base import RedisSaverBase
+from dialogllm.checkpoint.saver_base import (
+    RedisSaverBase,
+    fill_pipeline,
+    pipeline_outcome,
+    scripts_of,
+)
 from dialogllm.errors import CheckpointError
-from dialogllm.leases import FencingToken
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.errors import translate_redis_errors
 
@@ -77,30 +79,12 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
     >>> saver = AsyncRedisSaver(async_client(url), key_prefix="app1", ttl=86400)
     """
 
-    def __init__(
-        self,
-        client: AsyncRedisClient,
-        *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
-        ttl: float | None = None,
-        refresh_on_read: bool = False,
-        serde: SerializerProtocol | None = None,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        fencing_token: FencingToken | None = None,
-        compress_min_bytes: int | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            key_prefix=key_prefix,
-            ttl=ttl,
-            refresh_on_read=refresh_on_read,
-            serde=serde,
-            max_payload_bytes=max_payload_bytes,
-            fencing_token=fencing_token,
-            compress_min_bytes=compress_min_bytes,
-        )
+    loop: asyncio.AbstractEventLoop | None
+
+    def _created(self) -> None:
+        # the loop the saver was made on: the sync twins run coroutines there
         try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self.loop = asyncio.get_running_loop()
         except RuntimeError:
             self.loop = None
 
@@ -152,26 +136,16 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
             )
 
     async def _batch(self, batch: Batch) -> list[Any]:
-        requests = list(batch.requests)
         if self.is_cluster and not batch.transaction:
-            return list(await asyncio.gather(*(self._send(r) for r in requests)))
-        for attempt in (1, 2):
+            return list(await asyncio.gather(*(self._send(r) for r in batch.requests)))
+        for first_try in (True, False):
             pipe = self.client.pipeline(transaction=batch.transaction)
-            for r in requests:
-                if isinstance(r, Eval):
-                    pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
-                else:
-                    pipe.execute_command(*r.args)
+            fill_pipeline(pipe, batch)
             results = await pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(x, NoScriptError) for x in results):
-                for r in requests:
-                    if isinstance(r, Eval):
-                        await self.client.script_load(r.script.source)
-                continue
-            for x in results:
-                if isinstance(x, Exception):
-                    raise x
-            return list(results)
+            if pipeline_outcome(batch, results, first_try=first_try):
+                return list(results)
+            for source in scripts_of(batch):
+                await self.client.script_load(source)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
     async def _send_mapped(self, request: Request) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from redis.exceptions import NoScriptError
 
 from dialogllm.checkpoint.base import (
     DEFAULT_KEY_PREFIX,
@@ -23,14 +24,40 @@ from dialogllm.checkpoint.base import (
     default_serde,
     next_version,
 )
-from dialogllm.checkpoint.operations import Operations
+from dialogllm.checkpoint.operations import Batch, Eval, Operations
 from dialogllm.errors import InvalidCheckpointConfigError
 from dialogllm.leases import FencingToken
 from dialogllm.redis.clients import decodes_responses, describe, is_cluster
 
-__all__ = ["RedisSaverBase"]
+__all__ = ["RedisSaverBase", "fill_pipeline", "pipeline_outcome", "scripts_of"]
 
 ClientT = TypeVar("ClientT")
+
+
+def fill_pipeline(pipe: Any, batch: Batch) -> None:
+    """Queue ``batch``'s requests on a redis-py pipeline (sync or async)."""
+    for request in batch.requests:
+        if isinstance(request, Eval):
+            keys = request.keys
+            pipe.evalsha(request.script.sha, len(keys), *keys, *request.args)
+        else:
+            pipe.execute_command(*request.args)
+
+
+def pipeline_outcome(batch: Batch, results: list[Any], *, first_try: bool) -> bool:
+    """Whether a pipeline's ``results`` are final: ``False`` when scripts must be
+    loaded and the batch sent again; raises the first error a command met."""
+    if first_try and any(isinstance(x, NoScriptError) for x in results):
+        return False
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return True
+
+
+def scripts_of(batch: Batch) -> list[str]:
+    """The source of every script in ``batch`` (to load them after NOSCRIPT)."""
+    return [r.script.source for r in batch.requests if isinstance(r, Eval)]
 
 
 class RedisSaverBase(BaseCheckpointSaver[str], Generic[ClientT]):
@@ -66,6 +93,10 @@ class RedisSaverBase(BaseCheckpointSaver[str], Generic[ClientT]):
             fencing_token=fencing_token,
             compress_min_bytes=compress_min_bytes,
         )
+        self._created()
+
+    def _created(self) -> None:
+        """Hook for a shell to finish its own set-up (the async one notes its loop)."""
 
     @property
     def ops(self) -> Operations:

@@ -37,7 +37,12 @@ from dialogllm.checkpoint.operations import (
     Request,
     Scan,
 )
-from dialogllm.checkpoint.saver_base import RedisSaverBase
+from dialogllm.checkpoint.saver_base import (
+    RedisSaverBase,
+    fill_pipeline,
+    pipeline_outcome,
+    scripts_of,
+)
 from dialogllm.errors import CheckpointError
 from dialogllm.redis.clients import sync_client
 from dialogllm.redis.errors import translate_redis_errors
@@ -94,26 +99,16 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
         )  # pragma: no cover
 
     def _batch(self, batch: Batch) -> list[Any]:
-        requests = list(batch.requests)
         if self.is_cluster and not batch.transaction:
-            return [self._send(r) for r in requests]
-        for attempt in (1, 2):
+            return [self._send(r) for r in batch.requests]
+        for first_try in (True, False):
             pipe = self.client.pipeline(transaction=batch.transaction)
-            for r in requests:
-                if isinstance(r, Eval):
-                    pipe.evalsha(r.script.sha, len(r.keys), *r.keys, *r.args)
-                else:
-                    pipe.execute_command(*r.args)
+            fill_pipeline(pipe, batch)
             results = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(x, NoScriptError) for x in results):
-                for r in requests:
-                    if isinstance(r, Eval):
-                        self.client.script_load(r.script.source)
-                continue
-            for x in results:
-                if isinstance(x, Exception):
-                    raise x
-            return list(results)
+            if pipeline_outcome(batch, results, first_try=first_try):
+                return list(results)
+            for source in scripts_of(batch):
+                self.client.script_load(source)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
     def _send_mapped(self, request: Request) -> Any:

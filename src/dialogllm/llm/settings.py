@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dialogllm.errors import ConfigError
+from dialogllm.config import settings_error
 
 __all__ = [
     "LOCAL_MODEL",
@@ -223,11 +223,7 @@ def _cached() -> LLMSettings:
     try:
         return LLMSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"DIALOGLLM_LLM_{str(err['loc'][0]).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid LLM settings: {problems}") from None
+        raise settings_error(exc, "DIALOGLLM_LLM_", "LLM settings") from None
 
 
 def get_llm_settings(*, reload: bool = False) -> LLMSettings:

@@ -37,25 +37,20 @@ call as other keys of the same queue, never together with a thread's lease.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 from dialogllm.leases import escape_tag
 
 __all__ = [
     "CONSUMER_GROUP",
-    "dead_letters",
-    "delayed",
-    "expiry",
+    "QueueKey",
     "fleet_workers",
     "idempotency",
     "queue_base",
-    "reclaims",
-    "recovery",
+    "queue_key",
     "run_events",
     "run_record",
-    "runs_index",
-    "signals",
-    "stream",
     "thread_active",
     "thread_waiting",
 ]
@@ -73,44 +68,26 @@ def queue_base(prefix: str, queue: str) -> str:
     return f"{prefix}:q:{{{escape_tag(queue)}}}"
 
 
-def stream(prefix: str, queue: str) -> str:
-    """STREAM of runs ready to start (one entry per delivery, field ``run``)."""
-    return f"{queue_base(prefix, queue)}:stream"
+class QueueKey(StrEnum):
+    """The keys a queue has one of (the schema above): ``queue_key(p, q, key)``."""
+
+    STREAM = "stream"  #: runs ready to start (one entry per delivery, field ``run``)
+    DELAYED = "delayed"  #: run ids waiting for their due time (score: due ms)
+    RUNS = "runs"  #: every live run id, scored by creation time (ms)
+    EXPIRY = "expiry"  #: finished run ids, scored by when their record expires (ms)
+    DEAD_LETTERS = "dlq"  #: runs that failed for good, with the reason
+    SIGNALS = "signals"  #: pub/sub: ``cancel``/``interrupt``/``rollback`` a run
+    RECOVERY = "recovery"  #: recovery counters (``reclaims``)
+    RECLAIMS = "reclaims"  #: the latest reclaims, newest first (``AT DOWN RUN``)
 
 
-def delayed(prefix: str, queue: str) -> str:
-    """ZSET of run ids waiting for their due time (score: due, ms since the epoch)."""
-    return f"{queue_base(prefix, queue)}:delayed"
+def queue_key(prefix: str, queue: str, key: QueueKey) -> str:
+    """One of the queue's single keys.
 
-
-def runs_index(prefix: str, queue: str) -> str:
-    """ZSET of every live run id, scored by creation time (ms), for ``list``."""
-    return f"{queue_base(prefix, queue)}:runs"
-
-
-def expiry(prefix: str, queue: str) -> str:
-    """ZSET of finished run ids, scored by the time (ms) their record expires."""
-    return f"{queue_base(prefix, queue)}:expiry"
-
-
-def dead_letters(prefix: str, queue: str) -> str:
-    """STREAM of dead letters (runs that failed for good), with the reason."""
-    return f"{queue_base(prefix, queue)}:dlq"
-
-
-def signals(prefix: str, queue: str) -> str:
-    """Pub/sub channel on which workers hear ``cancel``/``interrupt``/``rollback``."""
-    return f"{queue_base(prefix, queue)}:signals"
-
-
-def recovery(prefix: str, queue: str) -> str:
-    """HASH of recovery counters (``reclaims``)."""
-    return f"{queue_base(prefix, queue)}:recovery"
-
-
-def reclaims(prefix: str, queue: str) -> str:
-    """LIST of the latest reclaims, newest first (``AT DOWN RUN``)."""
-    return f"{queue_base(prefix, queue)}:reclaims"
+    >>> queue_key("app", "default", QueueKey.DEAD_LETTERS)
+    'app:q:{default}:dlq'
+    """
+    return f"{queue_base(prefix, queue)}:{key.value}"
 
 
 def run_record(prefix: str, queue: str, run_id: str) -> str:

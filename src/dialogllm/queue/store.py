@@ -287,7 +287,7 @@ class QueueStore:
         self.queue = queue
         self.cluster = is_cluster(client) if cluster is None else cluster
         self.base = keys.queue_base(prefix, queue)
-        self.stream = keys.stream(prefix, queue)
+        self.stream = keys.queue_key(prefix, queue, keys.QueueKey.STREAM)
         register = client.register_script
         self._enqueue = register(lua.ENQUEUE)
         self._cancel = register(lua.CANCEL)
@@ -374,7 +374,7 @@ class QueueStore:
     async def records_page(self, start: int, count: int) -> list[RunRecord | None]:
         """Up to ``count`` retained runs from position ``start``, newest first
         (``None`` for one that expired meanwhile); empty past the last run."""
-        index = keys.runs_index(self.prefix, self.queue)
+        index = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RUNS)
         ids: list[str] = await self.client.zrevrange(index, start, start + count - 1)
         if not ids:
             return []
@@ -417,7 +417,7 @@ class QueueStore:
 
     async def dlq_purge(self) -> int:
         """Delete the dead-letter stream (one MULTI); how many letters it held."""
-        key = keys.dead_letters(self.prefix, self.queue)
+        key = keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS)
         pipe = self.client.pipeline(transaction=True)
         pipe.xlen(key)
         pipe.delete(key)
@@ -426,7 +426,7 @@ class QueueStore:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest ``limit`` dead letters, newest first."""
-        key = keys.dead_letters(self.prefix, self.queue)
+        key = keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS)
         entries = await self.client.xrevrange(key, count=limit)
         return [
             DeadLetter(
@@ -444,8 +444,12 @@ class QueueStore:
     async def recovery(self) -> Recovery:
         """Every reclaim ever counted, and the latest ones with their downtime."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(keys.recovery(self.prefix, self.queue), "reclaims")
-        pipe.lrange(keys.reclaims(self.prefix, self.queue), 0, -1)
+        pipe.hget(
+            keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECOVERY), "reclaims"
+        )
+        pipe.lrange(
+            keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECLAIMS), 0, -1
+        )
         total, entries = await pipe.execute()
         recent = []
         for entry in entries:
@@ -457,9 +461,9 @@ class QueueStore:
         """Counts: ``ready``, ``delayed``, ``retained`` and ``dead_letters`` runs."""
         pipe = self.client.pipeline(transaction=False)
         pipe.xlen(self.stream)
-        pipe.zcard(keys.delayed(self.prefix, self.queue))
-        pipe.zcard(keys.runs_index(self.prefix, self.queue))
-        pipe.xlen(keys.dead_letters(self.prefix, self.queue))
+        pipe.zcard(keys.queue_key(self.prefix, self.queue, keys.QueueKey.DELAYED))
+        pipe.zcard(keys.queue_key(self.prefix, self.queue, keys.QueueKey.RUNS))
+        pipe.xlen(keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS))
         ready, delayed, retained, dead = await pipe.execute()
         return {
             "ready": int(ready),
@@ -580,7 +584,9 @@ class QueueStore:
         ``on_subscribed`` is called once listening (messages before are missed)."""
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(keys.signals(self.prefix, self.queue))
+            await pubsub.subscribe(
+                keys.queue_key(self.prefix, self.queue, keys.QueueKey.SIGNALS)
+            )
             on_subscribed()
             async for message in pubsub.listen():
                 if message.get("type") != "message":

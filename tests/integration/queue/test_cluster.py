@@ -63,7 +63,9 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
 ) -> None:
     queue = cluster_queue
     threads = [f"t-{i}" for i in range(6)]
-    stream_slot = key_slot(keys.stream(queue.prefix, queue.name).encode())
+    stream_slot = key_slot(
+        keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM).encode()
+    )
     lease_slots = {key_slot(thread_lease(queue.prefix, t).encode()) for t in threads}
     assert lease_slots - {stream_slot}, "some lease must live in another slot"
 

@@ -98,7 +98,7 @@ async def test_a_malformed_stream_entry_is_dropped(
     from dialogllm.queue import keys
 
     client = aredis.Redis.from_url(REDIS_URL)
-    stream = keys.stream(qprefix, "default")
+    stream = keys.queue_key(qprefix, "default", keys.QueueKey.STREAM)
     await client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
     await client.xadd(stream, {"junk": "1"})
     start_worker()

@@ -24,7 +24,7 @@ async def _entry(queue: Queue, run_id: str) -> str:
 
 async def _claim(queue: Queue, run_id: str, worker: str, lease: str) -> list[Any]:
     script = queue.client.register_script(lua.CLAIM)
-    stream = keys.stream(queue.prefix, queue.name)
+    stream = keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM)
     entry = await _entry(queue, run_id)
     return list(
         await script(keys=[stream], args=[queue.base, run_id, entry, worker, lease])
@@ -36,14 +36,22 @@ async def _finish(
 ) -> str:
     script = queue.client.register_script(lua.FINISH)
     args = [queue.base, run_id, lease, mode, "", "", error, 60_000, 10, 100, node]
-    return str(await script(keys=[keys.stream(queue.prefix, queue.name)], args=args))
+    return str(
+        await script(
+            keys=[keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM)],
+            args=args,
+        )
+    )
 
 
 async def test_a_claim_of_a_run_still_running_counts_a_reclaim_with_its_downtime(
     queue: Queue,
 ) -> None:
     await queue.client.xgroup_create(
-        keys.stream(queue.prefix, queue.name), "workers", id="0", mkstream=True
+        keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM),
+        "workers",
+        id="0",
+        mkstream=True,
     )
     run_id = await queue.enqueue(ref("noop"), {"x": 1})
     assert (await _claim(queue, run_id, "w-1", "L1"))[0] == "run"
@@ -79,7 +87,10 @@ async def test_a_claim_of_a_run_still_running_counts_a_reclaim_with_its_downtime
 
 async def test_the_error_node_follows_the_latest_error(queue: Queue) -> None:
     await queue.client.xgroup_create(
-        keys.stream(queue.prefix, queue.name), "workers", id="0", mkstream=True
+        keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM),
+        "workers",
+        id="0",
+        mkstream=True,
     )
     run_id = await queue.enqueue(ref("noop"), {"x": 1}, max_attempts=3)
     await _claim(queue, run_id, "w-1", "L1")
@@ -89,10 +100,13 @@ async def test_the_error_node_follows_the_latest_error(queue: Queue) -> None:
     assert (await queue.get(run_id)).error_node == "judge"
 
     await queue.client.zadd(
-        keys.delayed(queue.prefix, queue.name), {run_id: 0}
+        keys.queue_key(queue.prefix, queue.name, keys.QueueKey.DELAYED), {run_id: 0}
     )  # due now
     promote = queue.client.register_script(lua.PROMOTE)
-    await promote(keys=[keys.stream(queue.prefix, queue.name)], args=[queue.base, 10])
+    await promote(
+        keys=[keys.queue_key(queue.prefix, queue.name, keys.QueueKey.STREAM)],
+        args=[queue.base, 10],
+    )
     await _claim(queue, run_id, "w-1", "L2")
     # the second failure came from no node: the old node must not stay beside it
     assert await _finish(queue, run_id, "L2", "error", "ValueError: v", "") == "error"

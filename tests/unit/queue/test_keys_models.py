@@ -19,19 +19,19 @@ from dialogllm.queue.models import dumps, loads
 
 def test_every_key_of_a_queue_carries_the_queue_hash_tag() -> None:
     built = [
-        keys.stream("p", "q"),
-        keys.delayed("p", "q"),
-        keys.runs_index("p", "q"),
-        keys.expiry("p", "q"),
-        keys.dead_letters("p", "q"),
-        keys.signals("p", "q"),
+        keys.queue_key("p", "q", keys.QueueKey.STREAM),
+        keys.queue_key("p", "q", keys.QueueKey.DELAYED),
+        keys.queue_key("p", "q", keys.QueueKey.RUNS),
+        keys.queue_key("p", "q", keys.QueueKey.EXPIRY),
+        keys.queue_key("p", "q", keys.QueueKey.DEAD_LETTERS),
+        keys.queue_key("p", "q", keys.QueueKey.SIGNALS),
         keys.run_record("p", "q", "r"),
         keys.run_events("p", "q", "r"),
         keys.thread_active("p", "q", "t"),
         keys.thread_waiting("p", "q", "t"),
         keys.idempotency("p", "q", "k"),
-        keys.recovery("p", "q"),
-        keys.reclaims("p", "q"),
+        keys.queue_key("p", "q", keys.QueueKey.RECOVERY),
+        keys.queue_key("p", "q", keys.QueueKey.RECLAIMS),
     ]
     assert all(k.startswith("p:q:{q}:") for k in built)
     assert len(set(built)) == len(built)
