@@ -13,9 +13,14 @@ import redis.asyncio as aredis
 REDIS_URL = os.environ.get("DIALOGLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _delete_prefix(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (only what a test wrote: its own prefix)."""
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -29,11 +34,30 @@ def key_prefix() -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
+    delete_prefix(REDIS_URL, prefix)
+
+
+@pytest.fixture
+def env_prefix(key_prefix: str) -> Iterator[str]:
+    """:func:`key_prefix`, with ``DIALOGLLM_REDIS_URL``/``DIALOGLLM_KEY_PREFIX`` set to
+    the test Redis and that prefix for the test (the CLI and the runner read them)."""
+    from dialogllm.config import get_settings
+
+    saved = {
+        k: os.environ.get(k) for k in ("DIALOGLLM_REDIS_URL", "DIALOGLLM_KEY_PREFIX")
+    }
+    os.environ["DIALOGLLM_REDIS_URL"] = REDIS_URL
+    os.environ["DIALOGLLM_KEY_PREFIX"] = key_prefix
+    get_settings(reload=True)
     try:
-        _delete_prefix(client, prefix)
+        yield key_prefix
     finally:
-        client.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings(reload=True)
 
 
 @pytest.fixture

@@ -4,16 +4,12 @@ the test's own (``test-dlg-<random>``), deleted afterwards."""
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import structlog
-
-from dialogllm.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTED = ROOT / "tests" / "integration" / "dialogue" / "scripted_graphs.py"
@@ -30,33 +26,6 @@ def _restore_logging() -> Iterator[None]:
     structlog.configure(**config)
     root.handlers = handlers
     root.setLevel(level)
-
-
-@pytest.fixture
-def dlg_prefix(redis_url: str) -> Iterator[str]:
-    """Point DialogueLLM at the test Redis with a fresh key prefix; clean up after."""
-    prefix = f"test-dlg-{uuid.uuid4().hex[:10]}"
-    saved = {
-        k: os.environ.get(k) for k in ("DIALOGLLM_REDIS_URL", "DIALOGLLM_KEY_PREFIX")
-    }
-    os.environ["DIALOGLLM_REDIS_URL"] = redis_url
-    os.environ["DIALOGLLM_KEY_PREFIX"] = prefix
-    get_settings(reload=True)
-    try:
-        yield prefix
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings(reload=True)
-        client = redis.Redis.from_url(redis_url)
-        try:
-            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                client.delete(key)
-        finally:
-            client.close()
 
 
 def prefix_keys(redis_url: str, prefix: str) -> list[bytes]:

@@ -32,7 +32,7 @@ def _cli(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(cli.app, list(args), input=input)
 
 
-def test_run_streams_turns_and_transcript_exports_them(dlg_prefix: str) -> None:
+def test_run_streams_turns_and_transcript_exports_them(env_prefix: str) -> None:
     run = _cli(
         "run", CHAT, "--topic", "tea", "--thread", "c1", "--input", '{"turns": 4}'
     )
@@ -47,7 +47,7 @@ def test_run_streams_turns_and_transcript_exports_them(dlg_prefix: str) -> None:
     assert [e["text"] for e in data["entries"]] == [f"turn {i}" for i in range(1, 5)]
 
 
-def test_a_pause_for_a_person_prints_how_to_resume(dlg_prefix: str) -> None:
+def test_a_pause_for_a_person_prints_how_to_resume(env_prefix: str) -> None:
     first = _cli("run", INTERVIEW, "--topic", "Redis streams", "--thread", "iv")
     assert first.exit_code == cli.EXIT_WAITING, first.output
     assert "Interviewer: Question 1?" in first.output
@@ -67,7 +67,7 @@ def test_a_pause_for_a_person_prints_how_to_resume(dlg_prefix: str) -> None:
 
 
 def test_the_person_at_the_terminal_is_asked(
-    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dialogue, "_stdin_is_terminal", lambda: True)
     run = _cli(
@@ -85,7 +85,7 @@ def test_the_person_at_the_terminal_is_asked(
 
 
 def test_bad_input_is_refused_with_clear_errors_and_nothing_written(
-    dlg_prefix: str, redis_url: str
+    env_prefix: str, redis_url: str
 ) -> None:
     cases = [
         (["run", "no_such_graph"], cli.EXIT_BAD_INPUT, "unknown graph 'no_such_graph'"),
@@ -110,10 +110,10 @@ def test_bad_input_is_refused_with_clear_errors_and_nothing_written(
         result = _cli(*args)
         assert result.exit_code == code, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
-    assert prefix_keys(redis_url, dlg_prefix) == []
+    assert prefix_keys(redis_url, env_prefix) == []
 
 
-def test_topic_fills_a_debates_motion(dlg_prefix: str) -> None:
+def test_topic_fills_a_debates_motion(env_prefix: str) -> None:
     result = _cli("run", "debate", "--topic", "Ban cars", "--input", '{"rounds": 0}')
     assert result.exit_code == cli.EXIT_BAD_INPUT
     assert "rounds: Input should be greater than or equal to 1" in result.output
@@ -121,7 +121,7 @@ def test_topic_fills_a_debates_motion(dlg_prefix: str) -> None:
 
 
 def test_resume_refuses_a_value_for_a_thread_that_is_not_waiting(
-    dlg_prefix: str,
+    env_prefix: str,
 ) -> None:
     assert (
         _cli(
@@ -137,9 +137,9 @@ def test_resume_refuses_a_value_for_a_thread_that_is_not_waiting(
 
 
 def test_redis_down_is_exit_code_4(
-    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # dlg_prefix first: monkeypatch is undone before it restores the environment
+    # env_prefix first: monkeypatch is undone before it restores the environment
     monkeypatch.setenv("DIALOGLLM_REDIS_URL", "redis://127.0.0.1:1/0")
     from dialogllm.config import get_settings
 
@@ -169,12 +169,12 @@ def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 @pytest.mark.slow
 def test_a_killed_run_is_finished_by_resume_with_no_turn_lost_or_repeated(
-    dlg_prefix: str, redis_url: str
+    env_prefix: str, redis_url: str
 ) -> None:
     env = {
         **os.environ,
         "DIALOGLLM_REDIS_URL": redis_url,
-        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+        "DIALOGLLM_KEY_PREFIX": env_prefix,
         "DIALOGLLM_TEST_DELAY": "0.3",
     }
     args = ["run", CHAT, "--thread", "k", "--input", '{"topic": "tea", "turns": 6}']
@@ -220,7 +220,7 @@ def test_a_killed_run_is_finished_by_resume_with_no_turn_lost_or_repeated(
     assert [e["speaker"] for e in entries] == ["Ada", "Bo"] * 3
 
 
-def test_an_llm_that_never_validates_is_exit_code_5(dlg_prefix: str) -> None:
+def test_an_llm_that_never_validates_is_exit_code_5(env_prefix: str) -> None:
     result = _cli("run", f"{SCRIPTED}:broken_chat", "--topic", "tea", "--thread", "b")
     assert result.exit_code == cli.EXIT_LLM, result.output
     assert "dialogllm resume b" in result.output
@@ -228,12 +228,12 @@ def test_an_llm_that_never_validates_is_exit_code_5(dlg_prefix: str) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_thread_resumes(
-    dlg_prefix: str, redis_url: str
+    env_prefix: str, redis_url: str
 ) -> None:
     env = {
         **os.environ,
         "DIALOGLLM_REDIS_URL": redis_url,
-        "DIALOGLLM_KEY_PREFIX": dlg_prefix,
+        "DIALOGLLM_KEY_PREFIX": env_prefix,
         "DIALOGLLM_TEST_DELAY": "0.3",
     }
     args = ["run", CHAT, "--thread", "c", "--input", '{"topic": "tea", "turns": 4}']
@@ -259,7 +259,7 @@ def test_ctrl_c_stops_cleanly_and_the_thread_resumes(
 
 
 def test_a_terminal_gets_a_live_progress_line(
-    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import io
 
@@ -276,7 +276,7 @@ def test_a_terminal_gets_a_live_progress_line(
 
 
 def test_resume_at_a_terminal_shows_the_question_and_asks(
-    dlg_prefix: str, monkeypatch: pytest.MonkeyPatch
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _cli("run", INTERVIEW, "--topic", "Redis", "--thread", "r")
     assert first.exit_code == cli.EXIT_WAITING

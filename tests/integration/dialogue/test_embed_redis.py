@@ -29,7 +29,7 @@ pytestmark = [
 
 
 async def test_subgraph_dialogue_on_redis_is_answered_through_the_parent(
-    redis_url: str, dlg_prefix: str
+    redis_url: str, env_prefix: str
 ) -> None:
     model = ScriptedChatModel(replies=[said("Why tea?"), said("Milk?")])
     builder = StateGraph(Parent)
@@ -44,7 +44,7 @@ async def test_subgraph_dialogue_on_redis_is_answered_through_the_parent(
     builder.add_edge(START, "interview")
     builder.add_edge("interview", END)
     async with AsyncRedisSaver.from_conn_string(
-        redis_url, key_prefix=dlg_prefix
+        redis_url, key_prefix=env_prefix
     ) as saver:
         parent = builder.compile(checkpointer=saver)
         config: Any = {"configurable": {"thread_id": "parent"}}
@@ -64,7 +64,7 @@ async def test_subgraph_dialogue_on_redis_is_answered_through_the_parent(
 
 
 async def test_tool_dialogue_on_redis_is_answered_through_the_agent(
-    redis_url: str, dlg_prefix: str
+    redis_url: str, env_prefix: str
 ) -> None:
     dialogue_model = ScriptedChatModel(replies=[said("Why tea?"), said("Milk?")])
     tool = as_tool(_interview(dialogue_model), name="ask_person")
@@ -73,7 +73,7 @@ async def test_tool_dialogue_on_redis_is_answered_through_the_agent(
         replies=[AIMessage(content="", tool_calls=[call]), AIMessage(content="Done.")]
     )
     async with AsyncRedisSaver.from_conn_string(
-        redis_url, key_prefix=dlg_prefix
+        redis_url, key_prefix=env_prefix
     ) as saver:
         agent = create_react_agent(agent_model, [tool], checkpointer=saver)
         config: Any = {"configurable": {"thread_id": "agent"}}

@@ -36,9 +36,9 @@ def _graph_module(name: str) -> Any:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def runner(redis_url: str, dlg_prefix: str) -> AsyncIterator[DialogueRunner]:
+async def runner(redis_url: str, env_prefix: str) -> AsyncIterator[DialogueRunner]:
     async with (
-        AsyncRedisSaver.from_conn_string(redis_url, key_prefix=dlg_prefix) as saver,
+        AsyncRedisSaver.from_conn_string(redis_url, key_prefix=env_prefix) as saver,
         DialogueRunner(saver) as r,
     ):
         yield r
@@ -118,9 +118,9 @@ def _run_example(
 
 
 async def test_the_two_personas_example_runs_as_written(
-    redis_url: str, dlg_prefix: str
+    redis_url: str, env_prefix: str
 ) -> None:
-    done = _run_example("two_personas", redis_url, dlg_prefix)
+    done = _run_example("two_personas", redis_url, env_prefix)
     lines = [
         line for line in done.stdout.splitlines() if line.startswith(("Ada:", "Bo:"))
     ]
@@ -129,9 +129,9 @@ async def test_the_two_personas_example_runs_as_written(
 
 
 async def test_the_resume_interview_example_runs_as_written(
-    redis_url: str, dlg_prefix: str
+    redis_url: str, env_prefix: str
 ) -> None:
-    done = _run_example("resume_interview", redis_url, dlg_prefix)
+    done = _run_example("resume_interview", redis_url, env_prefix)
     lines = [
         line
         for line in done.stdout.splitlines()

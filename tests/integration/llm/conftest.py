@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from dialogllm.llm import LLMSettings, LocalModelServer, local_server
-from tests.conftest import REDIS_URL
 
 MODEL_CACHE = Path(
     os.environ.get(
@@ -33,16 +29,3 @@ def local_settings() -> LLMSettings:
 def local_model_server(local_settings: LLMSettings) -> LocalModelServer:
     """The process's local model server (started once, reused by every test)."""
     return local_server(local_settings)
-
-
-@pytest.fixture
-def llm_prefix() -> Iterator[str]:
-    """A key prefix of this test's own (``test-llm-...``); deleted afterwards."""
-    prefix = f"test-llm-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()

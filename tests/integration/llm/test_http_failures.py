@@ -237,14 +237,14 @@ async def test_every_model_down_raises_the_last_error() -> None:
 
 
 async def test_configured_limits_charge_the_shared_bucket_with_real_usage(
-    monkeypatch: pytest.MonkeyPatch, llm_prefix: str
+    monkeypatch: pytest.MonkeyPatch, key_prefix: str
 ) -> None:
     from dialogllm.config import get_settings
     from dialogllm.llm import RedisRateLimiter
     from tests.conftest import REDIS_URL
 
     monkeypatch.setenv("DIALOGLLM_REDIS_URL", REDIS_URL)
-    monkeypatch.setenv("DIALOGLLM_KEY_PREFIX", llm_prefix)
+    monkeypatch.setenv("DIALOGLLM_KEY_PREFIX", key_prefix)
     get_settings(reload=True)
     try:
         with FakeOpenAI([Step(content=VALID)]) as server:

@@ -23,10 +23,10 @@ def scripted(metrics: LLMMetrics, replies: list[str]) -> ScriptedChatModel:
 
 
 async def test_two_workers_figures_add_up_in_redis(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
-    worker_a = LLMMetrics(aredis_client, prefix=llm_prefix)
-    worker_b = LLMMetrics(aredis_client, prefix=llm_prefix)
+    worker_a = LLMMetrics(aredis_client, prefix=key_prefix)
+    worker_b = LLMMetrics(aredis_client, prefix=key_prefix)
     ok = '{"message": "Hi."}'
     await ask(scripted(worker_a, ["bad", ok]), [HumanMessage("x")], schema=Turn)
     await ask(scripted(worker_b, [ok]), [HumanMessage("x")], schema=Turn)
@@ -37,7 +37,7 @@ async def test_two_workers_figures_add_up_in_redis(
             schema=Turn,
             structured_retries=0,
         )
-    summary = await read_llm_metrics(aredis_client, prefix=llm_prefix)
+    summary = await read_llm_metrics(aredis_client, prefix=key_prefix)
     fleet = summary["fleet-model"]
     assert fleet.calls == 4
     assert fleet.structured_retries == 1
@@ -48,17 +48,17 @@ async def test_two_workers_figures_add_up_in_redis(
 
 
 async def test_windows_expire_and_old_minutes_are_not_read(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
-    metrics = LLMMetrics(aredis_client, prefix=llm_prefix, window_s=300)
+    metrics = LLMMetrics(aredis_client, prefix=key_prefix, window_s=300)
     metrics.record_structured_retry("m")
     assert await metrics.flush() == 1
     minute = int(time.time() // 60)
-    key = keys.metrics_minute(llm_prefix, "m", minute)
+    key = keys.metrics_minute(key_prefix, "m", minute)
     assert 0 < await aredis_client.ttl(key) <= 300 + 120
     later = time.time() + 3600
-    assert await read_llm_metrics(aredis_client, prefix=llm_prefix, now=later) == {}
-    now = await read_llm_metrics(aredis_client, prefix=llm_prefix, window_s=300)
+    assert await read_llm_metrics(aredis_client, prefix=key_prefix, now=later) == {}
+    now = await read_llm_metrics(aredis_client, prefix=key_prefix, window_s=300)
     assert now["m"].structured_retries == 1
 
 

@@ -27,7 +27,7 @@ SECONDS = 10.0  # the issue: several processes for 10 s, within 5%
     ids=["requests-per-minute", "tokens-per-minute"],
 )
 def test_processes_hammering_one_model_stay_within_5_percent_of_the_limit(
-    llm_prefix: str, rpm: float | None, tpm: float | None, cost: int
+    key_prefix: str, rpm: float | None, tpm: float | None, cost: int
 ) -> None:
     ctx = mp.get_context("fork")  # spawn re-imports LangChain: ~15 s here
     start = ctx.Value("d", 0.0)
@@ -39,7 +39,7 @@ def test_processes_hammering_one_model_stay_within_5_percent_of_the_limit(
         "rpm": rpm,
         "tpm": tpm,
         "cost": cost,
-        "prefix": llm_prefix,
+        "prefix": key_prefix,
         "seconds": SECONDS,
     }
     procs = [
@@ -66,10 +66,10 @@ def test_processes_hammering_one_model_stay_within_5_percent_of_the_limit(
 
 
 async def test_non_blocking_acquire_takes_nothing_when_the_bucket_is_empty(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
     limiter = RedisRateLimiter(
-        "m", requests_per_minute=60, redis=aredis_client, prefix=llm_prefix
+        "m", requests_per_minute=60, redis=aredis_client, prefix=key_prefix
     )
     assert await limiter.aacquire(blocking=False) is True
     assert await limiter.aacquire(blocking=False) is False
@@ -77,13 +77,13 @@ async def test_non_blocking_acquire_takes_nothing_when_the_bucket_is_empty(
 
 
 async def test_wait_beyond_the_maximum_raises_rate_limited(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
     limiter = RedisRateLimiter(
         "m",
         tokens_per_minute=600,
         redis=aredis_client,
-        prefix=llm_prefix,
+        prefix=key_prefix,
         max_wait_s=0.5,
     )
     await limiter.reserve(tokens=10)  # the burst: 10 tokens
@@ -93,7 +93,7 @@ async def test_wait_beyond_the_maximum_raises_rate_limited(
 
 
 async def test_waiting_is_metered_and_token_cost_comes_from_ask(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
     metrics = LLMMetrics(to_redis=False)
     limiter = RedisRateLimiter(
@@ -101,7 +101,7 @@ async def test_waiting_is_metered_and_token_cost_comes_from_ask(
         requests_per_minute=600,
         tokens_per_minute=6000,
         redis=aredis_client,
-        prefix=llm_prefix,
+        prefix=key_prefix,
         metrics=metrics,
     )
     token = pending_tokens().set(100)  # what ask() sets before a request
@@ -119,23 +119,23 @@ async def test_waiting_is_metered_and_token_cost_comes_from_ask(
 
 
 async def test_settle_refunds_unused_tokens(
-    aredis_client: aredis.Redis, llm_prefix: str
+    aredis_client: aredis.Redis, key_prefix: str
 ) -> None:
     limiter = RedisRateLimiter(
-        "m", tokens_per_minute=60, redis=aredis_client, prefix=llm_prefix
+        "m", tokens_per_minute=60, redis=aredis_client, prefix=key_prefix
     )
     await limiter.reserve(tokens=1)  # the burst is 1 token (1 s worth)
     await limiter.settle(-1)  # the call used none after all
     assert await limiter.reserve(tokens=1, blocking=False) == 0.0
 
 
-def test_sync_acquire_shares_the_bucket(llm_prefix: str) -> None:
+def test_sync_acquire_shares_the_bucket(key_prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
         limiter = RedisRateLimiter(
-            "m", requests_per_minute=60, sync_redis=client, prefix=llm_prefix
+            "m", requests_per_minute=60, sync_redis=client, prefix=key_prefix
         )
         assert limiter.acquire(blocking=False) is True
         assert limiter.acquire(blocking=False) is False

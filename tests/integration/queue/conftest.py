@@ -8,17 +8,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from dialogllm.queue import Queue, Worker
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("DIALOGLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 GRAPHS = str(Path(__file__).with_name("graphs.py"))
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 
@@ -30,26 +28,9 @@ def ref(name: str) -> str:
     return f"{GRAPHS}:{name}"
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
-
-
 @pytest.fixture
-def qprefix() -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"test-q-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    delete_prefix(REDIS_URL, prefix)
-
-
-@pytest.fixture
-async def queue(qprefix: str) -> AsyncIterator[Queue]:
-    q = Queue.from_url(REDIS_URL, key_prefix=qprefix, retention=600)
+async def queue(key_prefix: str) -> AsyncIterator[Queue]:
+    q = Queue.from_url(REDIS_URL, key_prefix=key_prefix, retention=600)
     yield q
     await q.aclose()
 
@@ -58,13 +39,13 @@ WorkerFactory = Callable[..., Worker]
 
 
 @pytest.fixture
-async def start_worker(qprefix: str) -> AsyncIterator[WorkerFactory]:
+async def start_worker(key_prefix: str) -> AsyncIterator[WorkerFactory]:
     """Start in-process workers (``start_worker(concurrency=4, ...)``); all are
     stopped at the end of the test."""
     running: list[tuple[Worker, asyncio.Task[None]]] = []
 
     def start(**options: Any) -> Worker:
-        options.setdefault("key_prefix", qprefix)
+        options.setdefault("key_prefix", key_prefix)
         options.setdefault("lease_ttl", 2.0)
         options.setdefault("grace", 2.0)
         options.setdefault("backoff_base", 0.05)

@@ -14,12 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 async def test_enqueued_dialogue_runs_to_success_with_its_transcript(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker(concurrency=2)
     run_id = await queue.enqueue(
         ref("dialogue"),
-        {"turns": 3, "counter": f"{qprefix}:calls", "url": REDIS_URL},
+        {"turns": 3, "counter": f"{key_prefix}:calls", "url": REDIS_URL},
         thread_id="t-1",
     )
     record = await queue.wait(run_id, timeout=20)
@@ -33,11 +33,11 @@ async def test_enqueued_dialogue_runs_to_success_with_its_transcript(
 
 
 async def test_a_late_client_replays_every_event_of_a_finished_run(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker()
     run_id = await queue.enqueue(
-        ref("dialogue"), {"turns": 2, "counter": f"{qprefix}:c", "url": REDIS_URL}
+        ref("dialogue"), {"turns": 2, "counter": f"{key_prefix}:c", "url": REDIS_URL}
     )
     await queue.wait(run_id, timeout=20)
 

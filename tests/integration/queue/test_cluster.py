@@ -59,7 +59,7 @@ def cluster_worker(prefix: str, url: str) -> subprocess.Popen[bytes]:
 
 
 async def test_runs_survive_a_killed_worker_on_a_cluster(
-    cluster_url: str, cluster_queue: Queue, qprefix: str
+    cluster_url: str, cluster_queue: Queue, key_prefix: str
 ) -> None:
     queue = cluster_queue
     threads = [f"t-{i}" for i in range(6)]
@@ -69,7 +69,7 @@ async def test_runs_survive_a_killed_worker_on_a_cluster(
     lease_slots = {key_slot(thread_lease(queue.prefix, t).encode()) for t in threads}
     assert lease_slots - {stream_slot}, "some lease must live in another slot"
 
-    counter = f"{qprefix}:calls"  # counted on the plain Redis: any slot is fine
+    counter = f"{key_prefix}:calls"  # counted on the plain Redis: any slot is fine
     workers = [cluster_worker(queue.prefix, cluster_url) for _ in range(2)]
     try:
         await ready_workers(workers, 2)  # a warm worker is there to take over

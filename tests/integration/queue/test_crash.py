@@ -47,13 +47,13 @@ def calls_per_turn(url: str, counter: str, thread: str, turns: int) -> list[int]
 
 
 async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
-    queue: Queue, qprefix: str
+    queue: Queue, key_prefix: str
 ) -> None:
     lease_ttl = 1.0
-    counter = f"{qprefix}:calls"
+    counter = f"{key_prefix}:calls"
     workers = {}
     for _ in range(2):
-        proc = worker_process(qprefix, concurrency=8, lease_ttl=lease_ttl)
+        proc = worker_process(key_prefix, concurrency=8, lease_ttl=lease_ttl)
         workers[proc.pid] = proc
     runs = [
         await queue.enqueue(
@@ -84,7 +84,7 @@ async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
             await ready_workers(others, 1)  # someone warm is there to take over
             workers[pid].send_signal(signal.SIGKILL)
             kills.append(time.time())
-            proc = worker_process(qprefix, concurrency=8, lease_ttl=lease_ttl)
+            proc = worker_process(key_prefix, concurrency=8, lease_ttl=lease_ttl)
             workers[proc.pid] = proc
         records = [await queue.wait(r, timeout=60) for r in runs]
     finally:
@@ -125,10 +125,10 @@ async def test_sigkilled_workers_lose_no_run_and_repeat_no_turn(
 
 
 async def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(
-    queue: Queue, qprefix: str
+    queue: Queue, key_prefix: str
 ) -> None:
-    counter = f"{qprefix}:calls"
-    stalled = worker_process(qprefix, concurrency=1, lease_ttl=1.0)
+    counter = f"{key_prefix}:calls"
+    stalled = worker_process(key_prefix, concurrency=1, lease_ttl=1.0)
     run_id = await queue.enqueue(
         ref("dialogue"),
         {"turns": 8, "sleep": 0.3, "counter": counter, "url": REDIS_URL},
@@ -143,7 +143,7 @@ async def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(
             if updates == 2:
                 break
         stalled.send_signal(signal.SIGSTOP)  # mid-turn 3: its lease will lapse
-        rescuer = worker_process(qprefix, concurrency=1, lease_ttl=1.0)
+        rescuer = worker_process(key_prefix, concurrency=1, lease_ttl=1.0)
         async for event in queue.events(run_id, timeout=30):
             if (
                 event.status is RunStatus.RUNNING
@@ -168,10 +168,10 @@ async def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(
 
 
 async def test_sigterm_hands_running_runs_back_for_another_worker(
-    queue: Queue, qprefix: str
+    queue: Queue, key_prefix: str
 ) -> None:
-    counter = f"{qprefix}:calls"
-    leaving = worker_process(qprefix, concurrency=2, grace=5.0)
+    counter = f"{key_prefix}:calls"
+    leaving = worker_process(key_prefix, concurrency=2, grace=5.0)
     runs = [
         await queue.enqueue(
             ref("dialogue"),
@@ -191,7 +191,7 @@ async def test_sigterm_hands_running_runs_back_for_another_worker(
         code = await asyncio.to_thread(leaving.wait, 15)
         took = time.monotonic() - sent
         handed = [await queue.get(r) for r in runs]
-        staying = worker_process(qprefix, concurrency=2)
+        staying = worker_process(key_prefix, concurrency=2)
         records = [await queue.wait(r, timeout=30) for r in runs]
     finally:
         stop_processes(leaving, *([staying] if staying else []))
@@ -206,17 +206,17 @@ async def test_sigterm_hands_running_runs_back_for_another_worker(
 
 
 async def test_a_redis_restart_loses_no_enqueued_run(
-    tmp_path: Path, qprefix: str
+    tmp_path: Path, key_prefix: str
 ) -> None:
     server = RedisServer(tmp_path)
     server.start()
-    counter = f"{qprefix}:calls"
+    counter = f"{key_prefix}:calls"
     # one worker in a process of its own, one in this process (its reconnects show
     # up in the coverage report)
-    workers = [worker_process(qprefix, url=server.url, lease_ttl=2.0)]
-    inproc = Worker(server.url, key_prefix=qprefix, lease_ttl=2.0, concurrency=4)
+    workers = [worker_process(key_prefix, url=server.url, lease_ttl=2.0)]
+    inproc = Worker(server.url, key_prefix=key_prefix, lease_ttl=2.0, concurrency=4)
     inproc_task = asyncio.create_task(inproc.run(install_signal_handlers=False))
-    queue = Queue.from_url(server.url, key_prefix=qprefix)
+    queue = Queue.from_url(server.url, key_prefix=key_prefix)
     acknowledged: list[str] = []
 
     async def produce() -> None:

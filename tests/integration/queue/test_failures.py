@@ -13,10 +13,10 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_failing_run_is_retried_until_it_succeeds(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker()
-    payload = {"fail": 2, "counter": f"{qprefix}:flaky", "url": REDIS_URL}
+    payload = {"fail": 2, "counter": f"{key_prefix}:flaky", "url": REDIS_URL}
     run_id = await queue.enqueue(ref("flaky"), payload, max_attempts=3)
 
     record = await queue.wait(run_id, timeout=10)
@@ -29,10 +29,10 @@ async def test_a_failing_run_is_retried_until_it_succeeds(
 
 
 async def test_a_run_failing_max_attempts_times_goes_to_the_dead_letters(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker()
-    counter = f"{qprefix}:flaky"
+    counter = f"{key_prefix}:flaky"
     payload = {"fail": 3, "counter": counter, "url": REDIS_URL}
     run_id = await queue.enqueue(ref("flaky"), payload, max_attempts=2)
 
@@ -93,12 +93,12 @@ async def test_dlq_purge_empties_the_dead_letters_and_keeps_the_records(
 
 
 async def test_a_malformed_stream_entry_is_dropped(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     from dialogllm.queue import keys
 
     client = aredis.Redis.from_url(REDIS_URL)
-    stream = keys.queue_key(qprefix, "default", keys.QueueKey.STREAM)
+    stream = keys.queue_key(key_prefix, "default", keys.QueueKey.STREAM)
     await client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
     await client.xadd(stream, {"junk": "1"})
     start_worker()

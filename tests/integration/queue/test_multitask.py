@@ -14,8 +14,13 @@ from .conftest import REDIS_URL, WorkerFactory, ref
 pytestmark = pytest.mark.integration
 
 
-def dialogue(qprefix: str, turns: int, sleep: float = 0.0) -> dict[str, object]:
-    return {"turns": turns, "sleep": sleep, "counter": f"{qprefix}:c", "url": REDIS_URL}
+def dialogue(key_prefix: str, turns: int, sleep: float = 0.0) -> dict[str, object]:
+    return {
+        "turns": turns,
+        "sleep": sleep,
+        "counter": f"{key_prefix}:c",
+        "url": REDIS_URL,
+    }
 
 
 async def until_running(queue: Queue, run_id: str, updates: int = 1) -> None:
@@ -36,11 +41,11 @@ async def test_reject_refuses_a_second_run_on_a_busy_thread(queue: Queue) -> Non
 
 
 async def test_enqueue_runs_the_second_run_after_the_first_in_order(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker(concurrency=4)
     first = await queue.enqueue(
-        ref("dialogue"), dialogue(qprefix, 2, 0.05), thread_id="t"
+        ref("dialogue"), dialogue(key_prefix, 2, 0.05), thread_id="t"
     )
     second = await queue.enqueue(ref("dialogue"), {"turns": 4}, thread_id="t")
     third = await queue.enqueue(ref("dialogue"), {"turns": 5}, thread_id="t")
@@ -54,11 +59,11 @@ async def test_enqueue_runs_the_second_run_after_the_first_in_order(
 
 
 async def test_interrupt_stops_the_running_run_keeping_its_turns(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker(concurrency=2)
     first = await queue.enqueue(
-        ref("dialogue"), dialogue(qprefix, 50, 0.05), thread_id="t"
+        ref("dialogue"), dialogue(key_prefix, 50, 0.05), thread_id="t"
     )
     await until_running(queue, first, updates=2)
 
@@ -79,16 +84,16 @@ async def test_interrupt_stops_the_running_run_keeping_its_turns(
 
 
 async def test_rollback_stops_the_running_run_and_deletes_its_checkpoints(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker(concurrency=2)
     first = await queue.enqueue(
-        ref("dialogue"), dialogue(qprefix, 50, 0.05), thread_id="t"
+        ref("dialogue"), dialogue(key_prefix, 50, 0.05), thread_id="t"
     )
     await until_running(queue, first, updates=2)
 
     second = await queue.enqueue(
-        ref("dialogue"), dialogue(qprefix, 1), thread_id="t", multitask="rollback"
+        ref("dialogue"), dialogue(key_prefix, 1), thread_id="t", multitask="rollback"
     )
     rolled = await queue.wait(first, timeout=10)
     after = await queue.wait(second, timeout=10)
@@ -132,10 +137,10 @@ async def test_cancel_ends_a_pending_run_and_the_next_one_takes_the_thread(
 
 
 async def test_cancel_stops_a_running_run(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker()
-    run_id = await queue.enqueue(ref("dialogue"), dialogue(qprefix, 50, 0.05))
+    run_id = await queue.enqueue(ref("dialogue"), dialogue(key_prefix, 50, 0.05))
     await until_running(queue, run_id)
 
     assert await queue.cancel(run_id) is RunStatus.RUNNING

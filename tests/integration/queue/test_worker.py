@@ -16,8 +16,13 @@ from .conftest import REDIS_URL, WorkerFactory, ref
 pytestmark = pytest.mark.integration
 
 
-def dialogue(qprefix: str, turns: int, sleep: float) -> dict[str, object]:
-    return {"turns": turns, "sleep": sleep, "counter": f"{qprefix}:c", "url": REDIS_URL}
+def dialogue(key_prefix: str, turns: int, sleep: float) -> dict[str, object]:
+    return {
+        "turns": turns,
+        "sleep": sleep,
+        "counter": f"{key_prefix}:c",
+        "url": REDIS_URL,
+    }
 
 
 async def updates(queue: Queue, run_id: str, n: int) -> None:
@@ -30,10 +35,10 @@ async def updates(queue: Queue, run_id: str, n: int) -> None:
 
 
 async def test_a_run_still_in_a_node_after_the_grace_is_handed_back(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     leaving = start_worker(grace=0.2)
-    run_id = await queue.enqueue(ref("dialogue"), dialogue(qprefix, 3, 0.6))
+    run_id = await queue.enqueue(ref("dialogue"), dialogue(key_prefix, 3, 0.6))
     await updates(queue, run_id, 1)
 
     leaving.stop()
@@ -51,16 +56,19 @@ async def test_a_run_still_in_a_node_after_the_grace_is_handed_back(
 
 
 async def test_a_run_whose_lease_is_taken_stops_and_resumes_once_it_is_free(
-    queue: Queue, start_worker: WorkerFactory, qprefix: str
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
 ) -> None:
     start_worker(lease_ttl=0.6)
     run_id = await queue.enqueue(
-        ref("dialogue"), dialogue(qprefix, 8, 0.1), thread_id="t-taken", max_attempts=5
+        ref("dialogue"),
+        dialogue(key_prefix, 8, 0.1),
+        thread_id="t-taken",
+        max_attempts=5,
     )
     await updates(queue, run_id, 2)
 
     client = aredis.Redis.from_url(REDIS_URL)
-    lease = thread_lease(qprefix, "t-taken")
+    lease = thread_lease(key_prefix, "t-taken")
     await client.hset(lease, mapping={"id": "intruder", "fence": 999, "run": "x"})
     await client.pexpire(lease, 800)
     await client.aclose()
