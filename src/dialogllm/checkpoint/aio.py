@@ -183,6 +183,11 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
         op = self.ops.list_checkpoints(
             config, filter=filter, before=before, limit=limit
         )
+        async for tup in self._stream(op):
+            yield tup
+
+    async def _stream(self, op: Op) -> AsyncIterator[CheckpointTuple]:
+        """Drive a listing operation, yielding its checkpoints page by page."""
         reply: Any = None
         try:
             request = next(op)
@@ -295,58 +300,11 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
             )
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Sync twin for other threads (e.g. a sync subgraph); see the async method."""
-        return self._sync(self.aget_tuple(config))
+    def _run(self, op: Op) -> Any:
+        return self._sync(self._drive(op))
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        """Sync twin for other threads; see :meth:`alist`."""
-
-        async def collect() -> list[CheckpointTuple]:
-            return [
-                t
-                async for t in self.alist(
-                    config, filter=filter, before=before, limit=limit
-                )
-            ]
+    def _iterate(self, op: Op) -> Iterator[CheckpointTuple]:
+        async def collect() -> builtins.list[CheckpointTuple]:
+            return [t async for t in self._stream(op)]
 
         yield from self._sync(collect())
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Sync twin for other threads; see :meth:`aput`."""
-        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Sync twin for other threads; see :meth:`aput_writes`."""
-        self._sync(self.aput_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Sync twin for other threads; see :meth:`adelete_thread`."""
-        self._sync(self.adelete_thread(thread_id))
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """Sync twin for other threads; see :meth:`aget_delta_channel_history`."""
-        return self._sync(
-            self.aget_delta_channel_history(config=config, channels=channels)
-        )

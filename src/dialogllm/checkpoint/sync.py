@@ -11,18 +11,12 @@ code (``graph.invoke``); use the async saver with ``ainvoke``/``astream``.
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
     CheckpointTuple,
-    DeltaChannelHistory,
 )
 from redis import Redis
 from redis.cluster import RedisCluster
@@ -123,25 +117,12 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
         except StopIteration as stop:
             return stop.value
 
-    # --- BaseCheckpointSaver ---------------------------------------------------------
+    # --- the blocking API of RedisSaverBase ---------------------------------------
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint named by ``config`` (the latest when it has no id)."""
-        result: CheckpointTuple | None = self._drive(self.ops.get_tuple(config))
-        return result
+    def _run(self, op: Op) -> Any:
+        return self._drive(op)
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        """Checkpoints newest first (see ``AsyncRedisSaver.alist``)."""
-        op = self.ops.list_checkpoints(
-            config, filter=filter, before=before, limit=limit
-        )
+    def _iterate(self, op: Op) -> Iterator[CheckpointTuple]:
         reply: Any = None
         try:
             request = next(op)
@@ -154,76 +135,3 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
                 request = op.send(reply)
         except StopIteration:
             return
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Store a checkpoint and the blobs of ``new_versions`` in one atomic call."""
-        result: RunnableConfig = self._drive(
-            self.ops.put(config, checkpoint, metadata, new_versions)
-        )
-        return result
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Store a task's pending writes (special channels overwrite)."""
-        self._drive(self.ops.put_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of the thread, all namespaces."""
-        self._drive(self.ops.delete_thread(thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete what the runs wrote, keeping what live delta channels still need."""
-        self._drive(self.ops.delete_for_runs(list(run_ids)))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy a thread (all namespaces, the whole parent chain) to another id."""
-        self._drive(self.ops.copy_thread(source_thread_id, target_thread_id))
-
-    def prune(
-        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
-    ) -> None:
-        """See ``AsyncRedisSaver.aprune``."""
-        self._drive(self.ops.prune(list(thread_ids), strategy))
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """The parent chain's writes and seeds of ``channels``, in one round trip."""
-        result: Mapping[str, DeltaChannelHistory] = self._drive(
-            self.ops.delta_history(config, channels)
-        )
-        return result
-
-    def set_thread_ttl(self, thread_id: str, ttl: float | None) -> None:
-        """Give one thread its own TTL in seconds (``None``: back to the default)."""
-        self._drive(self.ops.set_thread_ttl(thread_id, ttl))
-
-    def pin_thread(self, thread_id: str) -> None:
-        """Keep a thread forever, whatever the TTL."""
-        self._drive(self.ops.set_thread_ttl(thread_id, -1))
-
-    def unpin_thread(self, thread_id: str) -> None:
-        """Undo :meth:`pin_thread`."""
-        self._drive(self.ops.set_thread_ttl(thread_id, None))
-
-    def list_threads(self, *, limit: int | None = None) -> builtins.list[str]:
-        """Ids of the threads that have checkpoints under this saver's key prefix,
-        sorted; ``limit`` keeps the first ones (a SCAN: admin use; see
-        ``AsyncRedisSaver.alist_threads``).
-
-        >>> saver.list_threads(limit=2)
-        ['t-1', 't-2']
-        """
-        ids: builtins.list[str] = self._drive(self.ops.scan_threads())
-        return ids[:limit]
