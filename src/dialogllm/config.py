@@ -20,9 +20,9 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dialogllm.errors import ConfigError
+from dialogllm.errors import ConfigError, InputValidationError
 
-__all__ = ["Settings", "get_settings", "settings_error"]
+__all__ = ["Settings", "check_id", "get_settings", "settings_error"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level that is logged."
+    )
+    max_input_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description=(
+            "Largest run input (JSON bytes) the queue accepts; larger is refused "
+            "with PayloadTooLargeError before anything is written."
+        ),
+    )
+    max_id_length: int = Field(
+        default=200,
+        ge=8,
+        le=4096,
+        description="Longest thread id or idempotency key accepted (characters).",
     )
     allowed_msgpack_modules: str = Field(
         default="",
@@ -108,6 +122,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def _cached_settings() -> Settings:
     return _load()
+
+
+def check_id(value: str, what: str, settings: Settings | None = None) -> str:
+    """``value`` if it is a usable id (thread id, idempotency key): not blank, at most
+    ``DIALOGLLM_MAX_ID_LENGTH`` characters; else :class:`InputValidationError`.
+
+    >>> check_id("t-1", "thread id")
+    't-1'
+    """
+    limit = (settings or get_settings()).max_id_length
+    if not value.strip() or len(value) > limit:
+        raise InputValidationError(
+            f"{what} must be 1 to {limit} characters, got {len(value)} "
+            "(DIALOGLLM_MAX_ID_LENGTH)"
+        )
+    return value
 
 
 def settings_error(exc: ValidationError, prefix: str, what: str) -> ConfigError:

@@ -13,6 +13,7 @@ from dialogllm.errors import (
     GraphNotFoundError,
     InputValidationError,
     LLMError,
+    PayloadTooLargeError,
     RedisAuthError,
     RedisUnavailableError,
     ResumeError,
@@ -51,7 +52,12 @@ def exit_code_for(exc: BaseException) -> int:
     >>> exit_code_for(GraphNotFoundError("no graph 'x'"))
     2
     """
-    bad_input = GraphNotFoundError | InputValidationError | ThreadBusyError
+    bad_input = (
+        GraphNotFoundError
+        | InputValidationError
+        | ThreadBusyError
+        | PayloadTooLargeError
+    )
     if isinstance(exc, bad_input):
         return EXIT_BAD_INPUT
     if isinstance(exc, ThreadNotFoundError | ResumeError | RunNotFoundError):

@@ -26,7 +26,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import BaseModel, RootModel, ValidationError
 
-from dialogllm.config import get_settings
+from dialogllm.config import check_id, get_settings
 from dialogllm.core.nodes import MODEL_CONFIG_KEY, ChatModelSource
 from dialogllm.core.registry import (
     GraphRegistry,
@@ -276,8 +276,7 @@ class DialogueRunner:
         resolved = self._resolve(graph)
         payload = validate_input(resolved.graph, input)
         thread_id = thread_id or uuid.uuid4().hex
-        if not thread_id.strip() or len(thread_id) > 200:
-            raise InputValidationError("thread id must be 1 to 200 characters")
+        check_id(thread_id, "thread id")
         config = self._config(resolved, thread_id)
         if await self.checkpointer.aget_tuple(_root(thread_id)) is not None:
             raise InputValidationError(

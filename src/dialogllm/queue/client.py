@@ -29,11 +29,12 @@ from typing import Any, TypeVar
 from langgraph.types import Command
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dialogllm.config import get_settings
+from dialogllm.config import check_id, get_settings
 from dialogllm.errors import (
     ConfigError,
     DuplicateRunError,
     InputValidationError,
+    PayloadTooLargeError,
     RunNotFoundError,
     ThreadBusyError,
 )
@@ -57,6 +58,8 @@ from dialogllm.redis.clients import (
 from dialogllm.redis.errors import REDIS_FAILURES, map_redis_error
 from dialogllm.redis.url import resolve_url
 
+#: Longest graph reference accepted (a module path or a file path and attribute).
+_MAX_GRAPH_REF = 1000
 #: How long ``events(follow=True)`` tolerates nothing but read timeouts in a row.
 _EVENTS_TIMEOUT_PATIENCE_S = 30.0
 
@@ -240,7 +243,23 @@ class Queue:
             raise ValueError("max_attempts must be >= 1")
         if not graph:
             raise ValueError("graph must name a graph")
+        settings = get_settings()
+        if thread_id is not None:
+            check_id(thread_id, "thread id", settings)
+        if idempotency_key is not None:
+            check_id(idempotency_key, "idempotency key", settings)
+        if len(graph) > _MAX_GRAPH_REF:
+            raise InputValidationError(
+                f"graph reference is {len(graph)} characters, over {_MAX_GRAPH_REF}"
+            )
         payload = encode_input(input)
+        size = len(payload.encode())
+        if size > settings.max_input_bytes:
+            raise PayloadTooLargeError(
+                f"run input is {size} bytes, over the limit of "
+                f"{settings.max_input_bytes} (DIALOGLLM_MAX_INPUT_BYTES); nothing was "
+                "enqueued"
+            )
         run_id = str(uuid.uuid4())
         thread = thread_id or str(uuid.uuid4())
         fingerprint = hashlib.sha1(
