@@ -162,12 +162,58 @@ def configure_logging(
     root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)
 
 
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+class _LibraryLogger:
+    """A structlog logger once the application configured structlog (the CLI and
+    the worker do, through :func:`configure_logging`); until then a library's
+    logger: lines go to the stdlib logger of the same name, which prints nothing
+    below WARNING unless the application set logging up."""
+
+    def __init__(self, name: str, context: dict[str, Any]) -> None:
+        self._name = name
+        self._context = context
+        self._structlog = structlog.get_logger(name, component=name, **context)
+
+    def bind(self, **context: Any) -> _LibraryLogger:
+        return _LibraryLogger(self._name, {**self._context, **context})
+
+    def __getattr__(self, method: str) -> Any:
+        if structlog.is_configured():
+            return getattr(self._structlog, method)
+        level = _LEVELS.get(method)
+        if level is None:
+            raise AttributeError(method)
+        std = logging.getLogger(self._name)
+
+        def log(event: str, *args: Any, **fields: Any) -> None:
+            if std.isEnabledFor(level):
+                values = redact_secrets(None, "", {**self._context, **fields})
+                detail = " ".join(f"{k}={v}" for k, v in values.items())
+                std.log(level, "%s %s", event % args if args else event, detail)
+
+        return log
+
+
 def get_logger(name: str, **context: Any) -> Any:
-    """Return a structlog logger for ``name`` (logged as ``component``) with
-    ``context`` bound.
+    """Return a logger for ``name`` (logged as ``component``) with ``context`` bound.
+
+    A library stays silent unless asked: until the application configures
+    structlog (:func:`configure_logging`, or its own ``structlog.configure``),
+    lines go to the stdlib logger ``name``, which shows only warnings and errors
+    by default.
 
     >>> log = get_logger("dialogllm.queue", worker="w-1")
     """
-    # initial values (not .bind()) keep the logger lazy: configured on first use,
-    # so module-level loggers follow configure_logging() called later
-    return structlog.get_logger(name, component=name, **context)
+    # the structlog logger is lazy: configured on first use, so module-level
+    # loggers follow configure_logging() called later
+    return _LibraryLogger(name, context)

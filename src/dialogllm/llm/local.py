@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from dialogllm.config import get_settings
 from dialogllm.errors import LLMUnavailableError
 from dialogllm.llm.settings import LLMSettings, get_llm_settings
 from dialogllm.logging import get_logger
@@ -118,6 +119,9 @@ class LocalModelServer:
         params.port = 0
         params.chat_template = DOCUMENT_TEMPLATE
         params.use_jinja = True
+        # llama.cpp's own lines (dozens per start) only at DIALOGLLM_LOG_LEVEL=debug;
+        # at 0 it still reports its errors
+        params.verbosity = 3 if get_settings().log_level == "debug" else 0
         self.api_key = secrets.token_urlsafe(24)
         params.api_keys = [self.api_key]
         started = time.perf_counter()

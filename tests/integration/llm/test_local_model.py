@@ -111,3 +111,33 @@ def test_local_server_refuses_requests_without_its_key(
         timeout=10,
     )
     assert response.status_code == 401
+
+
+_START_ONLY = (
+    "from dialogllm.llm import get_llm_settings, local_server\n"
+    "server = local_server(get_llm_settings())\n"
+    "print('started', server.running)\n"
+)
+
+
+@pytest.mark.parametrize(("level", "floods"), [("info", False), ("debug", True)])
+def test_llama_cpp_lines_reach_the_terminal_only_at_debug(
+    level: str, floods: bool
+) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DIALOGLLM_LOG_LEVEL": level}
+    done = subprocess.run(
+        [sys.executable, "-c", _START_ONLY],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "started True"
+    native = re.findall(r"^\d+\.\d+\.\d+\.\d+ [IWE] ", done.stderr, re.MULTILINE)
+    assert bool(native) is floods, done.stderr[-2000:]
