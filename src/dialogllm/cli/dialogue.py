@@ -190,14 +190,19 @@ def graphs(
     for name, ref in output.guard(default_registry.names).items():
         try:
             schema = resolve_graph(name).graph.get_input_jsonschema()
-        except DialogueLLMError as exc:
-            schema = {"error": str(exc)}
+        except Exception as exc:  # one broken user graph must not hide the others
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            schema = {"error": f"{type(exc).__name__}: {detail}"}
         listed.append({"name": name, "ref": ref, "input_schema": schema})
     if as_json:
         typer.echo(json.dumps(listed, indent=2))
         return
     for item in listed:
         output.out.print(f"{escape(item['name'])}  [dim]{escape(item['ref'])}[/dim]")
+        if "error" in item["input_schema"]:
+            problem = escape(str(item["input_schema"]["error"]))
+            output.out.print(f"    [red]cannot load:[/red] {problem}")
+            continue
         props = item["input_schema"].get("properties", {})
         required = set(item["input_schema"].get("required", []))
         for field_name, spec in props.items():
