@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from langgraph.types import Command
@@ -33,11 +34,13 @@ from dialogllm.config import check_id, get_settings
 from dialogllm.errors import (
     ConfigError,
     DuplicateRunError,
+    GraphNotFoundError,
     InputValidationError,
     PayloadTooLargeError,
     RunNotFoundError,
     ThreadBusyError,
 )
+from dialogllm.loader import canonical_reference, is_file_reference
 from dialogllm.logging import get_logger
 from dialogllm.queue.models import (
     MULTITASK_VALUES,
@@ -57,6 +60,24 @@ from dialogllm.redis.clients import (
 )
 from dialogllm.redis.errors import REDIS_FAILURES, map_redis_error
 from dialogllm.redis.url import resolve_url
+
+
+def _location_independent(graph: str) -> str:
+    """A file reference (``./counting.py:graph``) as an absolute path, checked to
+    exist: a worker in another directory must load this file, not its own
+    ``counting.py``. Graph names and ``package.module:attr`` stay as given."""
+    target, sep, _ = graph.rpartition(":")
+    if not sep or not is_file_reference(target):
+        return graph
+    absolute = canonical_reference(graph)
+    path = Path(absolute.rpartition(":")[0])
+    if not path.is_file():
+        raise GraphNotFoundError(
+            f"graph file {target!r} does not exist (looked at {path}); nothing was "
+            "enqueued"
+        )
+    return absolute
+
 
 #: Longest graph reference accepted (a module path or a file path and attribute).
 _MAX_GRAPH_REF = 1000
@@ -252,6 +273,7 @@ class Queue:
             raise InputValidationError(
                 f"graph reference is {len(graph)} characters, over {_MAX_GRAPH_REF}"
             )
+        graph = _location_independent(graph)
         payload = encode_input(input)
         size = len(payload.encode())
         if size > settings.max_input_bytes:

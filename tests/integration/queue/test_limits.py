@@ -1,15 +1,22 @@
-"""Hard limits at the queue's boundary: an oversized input, an over-long thread id or
-idempotency key is refused with a typed error before anything is written; the limits
-are settings."""
+"""The queue's boundary: an oversized input, an over-long thread id or idempotency key
+is refused with a typed error before anything is written (the limits are settings);
+a relative graph file is stored as the file it names, wherever the worker runs."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from dialogllm.config import get_settings
-from dialogllm.errors import InputValidationError, PayloadTooLargeError
-from dialogllm.queue import Queue
+from dialogllm.errors import (
+    GraphNotFoundError,
+    InputValidationError,
+    PayloadTooLargeError,
+)
+from dialogllm.queue import Queue, RunStatus
 
 from .conftest import REDIS_URL, ref
 
@@ -54,3 +61,43 @@ async def test_the_limits_are_settings(
         monkeypatch.delenv("DIALOGLLM_MAX_INPUT_BYTES")
         monkeypatch.delenv("DIALOGLLM_MAX_ID_LENGTH")
         get_settings(reload=True)
+
+
+COUNTING = """
+from typing_extensions import TypedDict
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict, total=False):
+    who: str
+
+
+builder = StateGraph(State)
+builder.add_node("n", lambda state: {{"who": "{who}"}})
+builder.add_edge(START, "n")
+builder.add_edge("n", END)
+graph = builder.compile()
+"""
+
+
+async def test_a_relative_graph_file_is_stored_as_the_file_it_names(
+    queue: Queue,
+    start_worker: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    for folder, who in ((here, "the submitter's"), (elsewhere, "another")):
+        folder.mkdir()
+        (folder / "counting.py").write_text(COUNTING.format(who=who))
+    monkeypatch.chdir(here)
+    run_id = await queue.enqueue("./counting.py:graph", {})
+    assert (await queue.get(run_id)).graph == f"{here / 'counting.py'}:graph"
+    with pytest.raises(GraphNotFoundError, match="does not exist"):
+        await queue.enqueue("./missing.py:graph", {})
+
+    monkeypatch.chdir(elsewhere)  # a worker started in another directory
+    start_worker(key_prefix=queue.prefix)
+    done = await queue.wait(run_id, timeout=60)
+    assert done.status is RunStatus.SUCCESS, done
+    assert done.result == {"who": "the submitter's"}
