@@ -40,6 +40,7 @@ from dialogllm.errors import (
     ResumeError,
     ThreadNotFoundError,
 )
+from dialogllm.loader import META_GRAPH, META_GRAPH_REF
 from dialogllm.logging import get_logger
 from dialogllm.models import HumanRequest, Transcript, TranscriptEntry
 
@@ -57,12 +58,6 @@ __all__ = [
     "UpdateEvent",
     "validate_input",
 ]
-
-
-META_GRAPH = "dialogllm_graph"
-"""Checkpoint metadata key: the graph's name as the user gave it."""
-META_GRAPH_REF = "dialogllm_graph_ref"
-"""Checkpoint metadata key: a reference that loads the graph in another process."""
 
 
 class _NotGiven:

@@ -4,6 +4,7 @@ exit codes, and a run killed with SIGKILL that ``resume`` finishes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -286,3 +287,29 @@ def test_resume_at_a_terminal_shows_the_question_and_asks(
     assert "Interviewer: Question 1?" in resumed.output
     assert "Candidate: Streams.\nInterviewer: Question 2?" in resumed.output
     assert "Candidate: Groups." in resumed.output
+
+
+def test_a_thread_a_worker_made_opens_with_transcript(
+    env_prefix: str, redis_url: str
+) -> None:
+    from dialogllm.queue import Queue, RunStatus, Worker
+
+    async def work() -> None:
+        queue = Queue.from_url(redis_url, key_prefix=env_prefix)
+        worker = Worker(redis_url, key_prefix=env_prefix, lease_ttl=2.0, grace=2.0)
+        task = asyncio.create_task(worker.run(install_signal_handlers=False))
+        try:
+            run_id = await queue.enqueue(
+                CHAT, {"topic": "tea", "turns": 2}, thread_id="w1"
+            )
+            record = await queue.wait(run_id, timeout=60)
+            assert record.status is RunStatus.SUCCESS, record
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+            await queue.aclose()
+
+    asyncio.run(work())
+    result = _cli("transcript", "w1")
+    assert result.exit_code == cli.EXIT_OK, result.output
+    assert "**Ada:** turn 1" in result.output and "**Bo:** turn 2" in result.output
