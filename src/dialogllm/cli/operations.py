@@ -99,6 +99,10 @@ def submit(
         payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
         output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+    if delay is not None and not delay >= 0:
+        output.fail(EXIT_BAD_INPUT, f"--delay must be >= 0 seconds, got {delay}")
+    if timeout is not None and not timeout > 0:
+        output.fail(EXIT_BAD_INPUT, f"--timeout must be > 0 seconds, got {timeout}")
     how = cast("Multitask", multitask)
 
     async def go() -> int:
@@ -199,6 +203,10 @@ def worker(
     """
     if concurrency < 1:
         output.fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
+    if not lease_ttl > 0:
+        output.fail(EXIT_BAD_INPUT, f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
+    if not grace >= 0:
+        output.fail(EXIT_BAD_INPUT, f"--grace must be >= 0 seconds, got {grace}")
     names = queues or ["default"]
 
     async def go() -> int:

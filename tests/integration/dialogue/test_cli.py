@@ -313,3 +313,16 @@ def test_a_thread_a_worker_made_opens_with_transcript(
     result = _cli("transcript", "w1")
     assert result.exit_code == cli.EXIT_OK, result.output
     assert "**Ada:** turn 1" in result.output and "**Bo:** turn 2" in result.output
+
+
+def test_bad_settings_are_one_error_line_and_exit_2(
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", "notaurl")
+    for args in (["transcript", "x"], ["run", CHAT, "--topic", "tea"]):
+        done = subprocess.run(
+            [DIALOGLLM, *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        )
+        assert done.returncode == cli.EXIT_BAD_INPUT, (args, done.stderr)
+        assert done.stderr.startswith("error: invalid settings: DIALOGLLM_REDIS_URL")
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
