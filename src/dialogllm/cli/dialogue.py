@@ -47,9 +47,17 @@ if TYPE_CHECKING:
         DialogueResult,
         DialogueRunner,
         InterruptEvent,
+        ResolvedGraph,
     )
 
-__all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
+__all__ = [
+    "dialogue_input",
+    "graphs",
+    "resume",
+    "run",
+    "threads_app",
+    "transcript",
+]
 
 #: Starts a dialogue's event stream on a runner (a new run, or a resume).
 Start = Callable[["DialogueRunner"], AsyncIterator["DialogueEvent"]]
@@ -88,19 +96,40 @@ def run(
 
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
-    payload = output.parse_json_object(input, "--input") if input else {}
+    resolved, payload = dialogue_input(graph, input, topic)
     thread_id = thread or _new_thread_id()
-    from dialogllm.core import resolve_graph
 
     def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
-        resolved = resolve_graph(graph)
-        if topic is not None:
-            fields = resolved.graph.get_input_schema().model_fields
-            key = next((k for k in ("topic", "motion") if k in fields), "topic")
-            payload[key] = topic
         return runner.stream(resolved, payload, thread_id=thread_id)
 
     _execute(start, thread_id, interactive=interactive)
+
+
+def dialogue_input(
+    graph: str, input: str | None, topic: str | None
+) -> tuple[ResolvedGraph, dict[str, Any]]:
+    """The graph and the input a dialogue starts with, for ``run`` and ``submit``
+    alike: ``--input`` (a JSON object) with ``--topic`` set on the graph's topic-like
+    field (``topic``, else ``motion``), checked against the graph's input schema by
+    :func:`~dialogllm.core.validate_input` (what the runner checks) before anything
+    is written. Bad input ends the command with exit 2, as does a ``--topic`` that
+    would override the same field given in ``--input``.
+    """
+    from dialogllm.core import resolve_graph, validate_input
+
+    payload = output.parse_json_object(input, "--input") if input else {}
+    resolved = output.guard(lambda: resolve_graph(graph))
+    if topic is not None:
+        fields = resolved.graph.get_input_schema().model_fields
+        key = next((k for k in ("topic", "motion") if k in fields), "topic")
+        if key in payload:
+            output.fail(
+                EXIT_BAD_INPUT,
+                f"--topic sets {key!r}, which --input gives too: give one of them",
+            )
+        payload[key] = topic
+    output.guard(lambda: validate_input(resolved.graph, payload))
+    return resolved, payload
 
 
 def resume(

@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from dialogllm.cli import output
+from dialogllm.cli.dialogue import dialogue_input
 from dialogllm.cli.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
@@ -75,7 +76,9 @@ def _ago(ts: float | None) -> str:
 
 def submit(
     graph: Annotated[str, typer.Argument(help="Graph name or module:attr reference.")],
-    topic: Annotated[str | None, typer.Option(help="Sets the input's topic.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Sets the graph's topic (or motion).")
+    ] = None,
     input: Annotated[str | None, typer.Option("--input", help="Input JSON.")] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id.")] = None,
     idempotency_key: Annotated[
@@ -94,9 +97,6 @@ def submit(
 
     Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
     """
-    payload = output.parse_json_object(input, "--input") if input else {}
-    if topic is not None:
-        payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
         output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
     if delay is not None and not delay >= 0:
@@ -104,11 +104,10 @@ def submit(
     if timeout is not None and not timeout > 0:
         output.fail(EXIT_BAD_INPUT, f"--timeout must be > 0 seconds, got {timeout}")
     how = cast("Multitask", multitask)
+    # The same graph and input check as `run`: nothing is queued that would fail.
+    _, payload = dialogue_input(graph, input, topic)
 
     async def go() -> int:
-        from dialogllm.core import resolve_graph
-
-        resolve_graph(graph)  # unknown graphs fail here, before anything is queued
         async with _queue(queue) as q:
             run_id = await q.enqueue(
                 graph,

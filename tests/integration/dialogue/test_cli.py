@@ -326,3 +326,28 @@ def test_bad_settings_are_one_error_line_and_exit_2(
         assert done.returncode == cli.EXIT_BAD_INPUT, (args, done.stderr)
         assert done.stderr.startswith("error: invalid settings: DIALOGLLM_REDIS_URL")
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_submit_checks_the_input_as_run_does(env_prefix: str, redis_url: str) -> None:
+    # The README's example: --topic fills a debate's motion, for submit as for run.
+    cases = [
+        (["--topic", ""], "motion: String should have at least 3 characters"),
+        (["--input", '{"motion": "ab"}'], "motion: String should have at least 3"),
+        (["--input", '{"rounds": "many"}'], "rounds: Input should be a valid integer"),
+        (["--input", '{"topic": "Tabs or spaces?"}'], "motion: Field required"),
+        (
+            ["--topic", "Tabs or spaces?", "--input", '{"motion": "Cats win"}'],
+            "--topic sets 'motion', which --input gives too",
+        ),
+    ]
+    for command in ("run", "submit"):
+        for args, message in cases:
+            result = _cli(command, "debate", *args)
+            assert result.exit_code == cli.EXIT_BAD_INPUT, (command, args, result)
+            assert message in " ".join(result.output.split()), (command, args)
+            assert result.output.count("error:") == 1, result.output
+    assert prefix_keys(redis_url, env_prefix) == []
+
+    queued = _cli("submit", "debate", "--topic", "Tabs or spaces?", "--json")
+    assert queued.exit_code == cli.EXIT_OK, queued.output
+    assert json.loads(queued.output)["input"] == {"motion": "Tabs or spaces?"}
