@@ -346,8 +346,9 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
     failure after steps were saved, say how to continue."""
     ask_person = interactive and _stdin_is_terminal()
     output.guard(output.setup_logging)
+    progress = _Progress()
     try:
-        code = asyncio.run(_drive(start, thread_id, ask_person))
+        code = asyncio.run(_drive(start, thread_id, ask_person, progress))
     except KeyboardInterrupt:
         output.stop(
             f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
@@ -355,7 +356,9 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
         )
     except DialogueLLMError as exc:
         code = exit_code_for(exc)
-        if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
+        # Hint only at a thread that exists: a run that failed before its first
+        # checkpoint (Redis down) left nothing to resume.
+        if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED) and progress.saved:
             output.fail(
                 code,
                 f"{exc}\nEvery finished step is saved; once fixed, continue with:\n"
@@ -372,6 +375,8 @@ class _Progress:
     began: float = field(default_factory=time.monotonic)
     turns: int = 0
     tokens: int = 0
+    #: Whether the thread has a checkpoint (known after a failure): resumable.
+    saved: bool = False
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.began
@@ -385,40 +390,66 @@ async def _tick(status: Status, progress: _Progress) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _drive(start: Start, thread_id: str, ask_person: bool) -> int:
+async def _drive(
+    start: Start, thread_id: str, ask_person: bool, progress: _Progress
+) -> int:
     from dialogllm.core import DialogueRunner
 
-    progress = _Progress()
     async with DialogueRunner() as runner:
-        events = start(runner)
-        output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
-        status = (
-            Status("starting…", console=output.err) if output.err.is_terminal else None
-        )
-        ticker = asyncio.create_task(_tick(status, progress)) if status else None
         try:
-            while True:
-                waiting, result = await _show(events, progress, status)
-                output.err.print(f"[dim]{progress.line()}[/dim]")
-                if waiting is None:
-                    _print_outcome(result.values if result else {})
-                    output.out.print(
-                        f"[green]done.[/green] transcript: "
-                        f"dialogllm transcript {escape(thread_id)} --format md"
-                    )
-                    return EXIT_OK
-                request = waiting.request
-                who = request.speaker if request else "a person"
-                if not ask_person:
-                    output.out.print(
-                        f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
-                        f'  dialogllm resume {escape(thread_id)} --answer "..."'
-                    )
-                    return EXIT_WAITING
-                events = runner.stream_resume(thread_id, await _ask(who))
-        finally:
-            if ticker is not None:
-                ticker.cancel()
+            return await _converse(runner, start, thread_id, ask_person, progress)
+        except DialogueLLMError:
+            progress.saved = await _has_checkpoint(runner, thread_id)
+            raise
+
+
+async def _has_checkpoint(runner: DialogueRunner, thread_id: str) -> bool:
+    """Whether ``thread_id`` has a checkpoint; ``False`` when that cannot be told
+    (Redis still down) within a few seconds."""
+    root: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    try:
+        found = await asyncio.wait_for(runner.checkpointer.aget_tuple(root), 3)
+    except Exception:  # unknown counts as "no": never hint at a ghost
+        return False
+    return found is not None
+
+
+async def _converse(
+    runner: DialogueRunner,
+    start: Start,
+    thread_id: str,
+    ask_person: bool,
+    progress: _Progress,
+) -> int:
+    """Show the dialogue's turns until it ends or waits for a person who is not
+    at this terminal; ask the one who is."""
+    events = start(runner)
+    output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
+    status = Status("starting…", console=output.err) if output.err.is_terminal else None
+    ticker = asyncio.create_task(_tick(status, progress)) if status else None
+    try:
+        while True:
+            waiting, result = await _show(events, progress, status)
+            output.err.print(f"[dim]{progress.line()}[/dim]")
+            if waiting is None:
+                _print_outcome(result.values if result else {})
+                output.out.print(
+                    f"[green]done.[/green] transcript: "
+                    f"dialogllm transcript {escape(thread_id)} --format md"
+                )
+                return EXIT_OK
+            request = waiting.request
+            who = request.speaker if request else "a person"
+            if not ask_person:
+                output.out.print(
+                    f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
+                    f'  dialogllm resume {escape(thread_id)} --answer "..."'
+                )
+                return EXIT_WAITING
+            events = runner.stream_resume(thread_id, await _ask(who))
+    finally:
+        if ticker is not None:
+            ticker.cancel()
 
 
 async def _ask(who: str) -> str:

@@ -351,3 +351,15 @@ def test_submit_checks_the_input_as_run_does(env_prefix: str, redis_url: str) ->
     queued = _cli("submit", "debate", "--topic", "Tabs or spaces?", "--json")
     assert queued.exit_code == cli.EXIT_OK, queued.output
     assert json.loads(queued.output)["input"] == {"motion": "Tabs or spaces?"}
+
+
+def test_a_run_that_wrote_nothing_does_not_hint_at_resume(
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", "redis://127.0.0.1:1/0")
+    from dialogllm.config import get_settings
+
+    get_settings(reload=True)
+    result = _cli("run", CHAT, "--topic", "tea", "--thread", "never")
+    assert result.exit_code == cli.EXIT_REDIS, result.output
+    assert "resume" not in result.output
