@@ -49,10 +49,12 @@ if TYPE_CHECKING:
         InterruptEvent,
         ResolvedGraph,
     )
+    from dialogllm.models import TranscriptEntry
 
 __all__ = [
     "dialogue_input",
     "graphs",
+    "print_entry",
     "resume",
     "run",
     "threads_app",
@@ -478,11 +480,9 @@ async def _show(
                 entry = event.entry
                 progress.turns += int(entry.is_turn)
                 progress.tokens += entry.tokens
-                style = "bold" if entry.is_turn else "italic"
-                who = _clean(entry.speaker)
                 if status is not None:
                     status.stop()
-                output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
+                print_entry(entry)
                 if status is not None:
                     status.start()
             elif isinstance(event, InterruptEvent):
@@ -493,6 +493,14 @@ async def _show(
         if status is not None:
             status.stop()
     return waiting, result
+
+
+def print_entry(entry: TranscriptEntry) -> None:
+    """Show one transcript entry on stdout as a dialogue goes (``Speaker: text``;
+    entries that are not turns, such as a moderator's notes, in italics)."""
+    style = "bold" if entry.is_turn else "italic"
+    who = _clean(entry.speaker)
+    output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
 
 
 def _print_outcome(values: dict[str, Any]) -> None:

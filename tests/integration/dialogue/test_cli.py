@@ -292,24 +292,25 @@ def test_resume_at_a_terminal_shows_the_question_and_asks(
 def test_a_thread_a_worker_made_opens_with_transcript(
     env_prefix: str, redis_url: str
 ) -> None:
-    from dialogllm.queue import Queue, RunStatus, Worker
+    from dialogllm.queue import Worker
 
-    async def work() -> None:
-        queue = Queue.from_url(redis_url, key_prefix=env_prefix)
+    async def work() -> Any:
         worker = Worker(redis_url, key_prefix=env_prefix, lease_ttl=2.0, grace=2.0)
         task = asyncio.create_task(worker.run(install_signal_handlers=False))
         try:
-            run_id = await queue.enqueue(
-                CHAT, {"topic": "tea", "turns": 2}, thread_id="w1"
+            args = ["--input", '{"turns": 2}', "--thread", "w1", "--wait"]
+            return await asyncio.to_thread(
+                _cli, "submit", CHAT, "--topic", "tea", *args, "--timeout", "60"
             )
-            record = await queue.wait(run_id, timeout=60)
-            assert record.status is RunStatus.SUCCESS, record
         finally:
             worker.stop()
             await asyncio.wait_for(task, 30)
-            await queue.aclose()
 
-    asyncio.run(work())
+    submitted = asyncio.run(work())
+    assert submitted.exit_code == cli.EXIT_OK, submitted.output
+    # the turns as `run` shows them, then where to read them again
+    assert "Ada: turn 1\nBo: turn 2\n" in submitted.output
+    assert "dialogllm transcript w1" in submitted.output
     result = _cli("transcript", "w1")
     assert result.exit_code == cli.EXIT_OK, result.output
     assert "**Ada:** turn 1" in result.output and "**Bo:** turn 2" in result.output
@@ -363,3 +364,9 @@ def test_a_run_that_wrote_nothing_does_not_hint_at_resume(
     result = _cli("run", CHAT, "--topic", "tea", "--thread", "never")
     assert result.exit_code == cli.EXIT_REDIS, result.output
     assert "resume" not in result.output
+
+
+def test_submit_tells_where_to_read_the_dialogue(env_prefix: str) -> None:
+    queued = _cli("submit", CHAT, "--topic", "tea", "--thread", "s1")
+    assert queued.exit_code == cli.EXIT_OK, queued.output
+    assert "dialogllm transcript s1" in queued.output
