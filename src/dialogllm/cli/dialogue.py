@@ -117,13 +117,12 @@ def dialogue_input(
     is written. Bad input ends the command with exit 2, as does a ``--topic`` that
     would override the same field given in ``--input``.
     """
-    from dialogllm.core import resolve_graph, validate_input
+    from dialogllm.core import resolve_graph, topic_field, validate_input
 
     payload = output.parse_json_object(input, "--input") if input else {}
     resolved = output.guard(lambda: resolve_graph(graph))
     if topic is not None:
-        fields = resolved.graph.get_input_schema().model_fields
-        key = next((k for k in ("topic", "motion") if k in fields), "topic")
+        key = topic_field(resolved.graph)
         if key in payload:
             output.fail(
                 EXIT_BAD_INPUT,

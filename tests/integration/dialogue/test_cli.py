@@ -370,3 +370,13 @@ def test_submit_tells_where_to_read_the_dialogue(env_prefix: str) -> None:
     queued = _cli("submit", CHAT, "--topic", "tea", "--thread", "s1")
     assert queued.exit_code == cli.EXIT_OK, queued.output
     assert "dialogllm transcript s1" in queued.output
+
+
+def test_a_graph_of_a_plain_typeddict_runs_and_is_submitted(env_prefix: str) -> None:
+    # pydantic cannot build a schema from typing.TypedDict on Python < 3.12: the
+    # input goes unchecked, as LangGraph takes it, instead of a traceback.
+    graph = f"{ROOT}/tests/integration/ops/fleet_graph.py:counting"
+    run = _cli("run", graph, "--input", '{"turns": 2}', "--thread", "td")
+    assert run.exit_code == cli.EXIT_OK, run.output
+    queued = _cli("submit", graph, "--input", '{"turns": 2}')
+    assert queued.exit_code == cli.EXIT_OK, queued.output
