@@ -59,6 +59,8 @@ from dialogllm.errors import GraphNotFoundError
 
 __all__ = [
     "CONFIG_FILE",
+    "META_GRAPH",
+    "META_GRAPH_REF",
     "LangGraphConfig",
     "Resolver",
     "Runnable",
@@ -79,6 +81,13 @@ Resolver = Callable[[str], Runnable]
 
 #: The file LangGraph's tools read graph names from.
 CONFIG_FILE = "langgraph.json"
+
+META_GRAPH = "dialogllm_graph"
+"""Checkpoint metadata key: the graph's name as the user gave it. Written by every
+process that runs a graph on a thread (the runner, the queue's workers), so any of
+them can load the thread's graph again from the thread id alone."""
+META_GRAPH_REF = "dialogllm_graph_ref"
+"""Checkpoint metadata key: a reference that loads the graph in another process."""
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _lock = threading.RLock()

@@ -47,9 +47,19 @@ if TYPE_CHECKING:
         DialogueResult,
         DialogueRunner,
         InterruptEvent,
+        ResolvedGraph,
     )
+    from dialogllm.models import TranscriptEntry
 
-__all__ = ["graphs", "resume", "run", "threads_app", "transcript"]
+__all__ = [
+    "dialogue_input",
+    "graphs",
+    "print_entry",
+    "resume",
+    "run",
+    "threads_app",
+    "transcript",
+]
 
 #: Starts a dialogue's event stream on a runner (a new run, or a resume).
 Start = Callable[["DialogueRunner"], AsyncIterator["DialogueEvent"]]
@@ -88,19 +98,39 @@ def run(
 
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
-    payload = output.parse_json_object(input, "--input") if input else {}
+    resolved, payload = dialogue_input(graph, input, topic)
     thread_id = thread or _new_thread_id()
-    from dialogllm.core import resolve_graph
 
     def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
-        resolved = resolve_graph(graph)
-        if topic is not None:
-            fields = resolved.graph.get_input_schema().model_fields
-            key = next((k for k in ("topic", "motion") if k in fields), "topic")
-            payload[key] = topic
         return runner.stream(resolved, payload, thread_id=thread_id)
 
     _execute(start, thread_id, interactive=interactive)
+
+
+def dialogue_input(
+    graph: str, input: str | None, topic: str | None
+) -> tuple[ResolvedGraph, dict[str, Any]]:
+    """The graph and the input a dialogue starts with, for ``run`` and ``submit``
+    alike: ``--input`` (a JSON object) with ``--topic`` set on the graph's topic-like
+    field (``topic``, else ``motion``), checked against the graph's input schema by
+    :func:`~dialogllm.core.validate_input` (what the runner checks) before anything
+    is written. Bad input ends the command with exit 2, as does a ``--topic`` that
+    would override the same field given in ``--input``.
+    """
+    from dialogllm.core import resolve_graph, topic_field, validate_input
+
+    payload = output.parse_json_object(input, "--input") if input else {}
+    resolved = output.guard(lambda: resolve_graph(graph))
+    if topic is not None:
+        key = topic_field(resolved.graph)
+        if key in payload:
+            output.fail(
+                EXIT_BAD_INPUT,
+                f"--topic sets {key!r}, which --input gives too: give one of them",
+            )
+        payload[key] = topic
+    output.guard(lambda: validate_input(resolved.graph, payload))
+    return resolved, payload
 
 
 def resume(
@@ -322,8 +352,9 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
     failure after steps were saved, say how to continue."""
     ask_person = interactive and _stdin_is_terminal()
     output.guard(output.setup_logging)
+    progress = _Progress()
     try:
-        code = asyncio.run(_drive(start, thread_id, ask_person))
+        code = asyncio.run(_drive(start, thread_id, ask_person, progress))
     except KeyboardInterrupt:
         output.stop(
             f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
@@ -331,7 +362,9 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
         )
     except DialogueLLMError as exc:
         code = exit_code_for(exc)
-        if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED):
+        # Hint only at a thread that exists: a run that failed before its first
+        # checkpoint (Redis down) left nothing to resume.
+        if code in (EXIT_LLM, EXIT_REDIS, EXIT_FAILED) and progress.saved:
             output.fail(
                 code,
                 f"{exc}\nEvery finished step is saved; once fixed, continue with:\n"
@@ -348,6 +381,8 @@ class _Progress:
     began: float = field(default_factory=time.monotonic)
     turns: int = 0
     tokens: int = 0
+    #: Whether the thread has a checkpoint (known after a failure): resumable.
+    saved: bool = False
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.began
@@ -361,40 +396,66 @@ async def _tick(status: Status, progress: _Progress) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _drive(start: Start, thread_id: str, ask_person: bool) -> int:
+async def _drive(
+    start: Start, thread_id: str, ask_person: bool, progress: _Progress
+) -> int:
     from dialogllm.core import DialogueRunner
 
-    progress = _Progress()
     async with DialogueRunner() as runner:
-        events = start(runner)
-        output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
-        status = (
-            Status("starting…", console=output.err) if output.err.is_terminal else None
-        )
-        ticker = asyncio.create_task(_tick(status, progress)) if status else None
         try:
-            while True:
-                waiting, result = await _show(events, progress, status)
-                output.err.print(f"[dim]{progress.line()}[/dim]")
-                if waiting is None:
-                    _print_outcome(result.values if result else {})
-                    output.out.print(
-                        f"[green]done.[/green] transcript: "
-                        f"dialogllm transcript {escape(thread_id)} --format md"
-                    )
-                    return EXIT_OK
-                request = waiting.request
-                who = request.speaker if request else "a person"
-                if not ask_person:
-                    output.out.print(
-                        f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
-                        f'  dialogllm resume {escape(thread_id)} --answer "..."'
-                    )
-                    return EXIT_WAITING
-                events = runner.stream_resume(thread_id, await _ask(who))
-        finally:
-            if ticker is not None:
-                ticker.cancel()
+            return await _converse(runner, start, thread_id, ask_person, progress)
+        except DialogueLLMError:
+            progress.saved = await _has_checkpoint(runner, thread_id)
+            raise
+
+
+async def _has_checkpoint(runner: DialogueRunner, thread_id: str) -> bool:
+    """Whether ``thread_id`` has a checkpoint; ``False`` when that cannot be told
+    (Redis still down) within a few seconds."""
+    root: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    try:
+        found = await asyncio.wait_for(runner.checkpointer.aget_tuple(root), 3)
+    except Exception:  # unknown counts as "no": never hint at a ghost
+        return False
+    return found is not None
+
+
+async def _converse(
+    runner: DialogueRunner,
+    start: Start,
+    thread_id: str,
+    ask_person: bool,
+    progress: _Progress,
+) -> int:
+    """Show the dialogue's turns until it ends or waits for a person who is not
+    at this terminal; ask the one who is."""
+    events = start(runner)
+    output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
+    status = Status("starting…", console=output.err) if output.err.is_terminal else None
+    ticker = asyncio.create_task(_tick(status, progress)) if status else None
+    try:
+        while True:
+            waiting, result = await _show(events, progress, status)
+            output.err.print(f"[dim]{progress.line()}[/dim]")
+            if waiting is None:
+                _print_outcome(result.values if result else {})
+                output.out.print(
+                    f"[green]done.[/green] transcript: "
+                    f"dialogllm transcript {escape(thread_id)} --format md"
+                )
+                return EXIT_OK
+            request = waiting.request
+            who = request.speaker if request else "a person"
+            if not ask_person:
+                output.out.print(
+                    f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
+                    f'  dialogllm resume {escape(thread_id)} --answer "..."'
+                )
+                return EXIT_WAITING
+            events = runner.stream_resume(thread_id, await _ask(who))
+    finally:
+        if ticker is not None:
+            ticker.cancel()
 
 
 async def _ask(who: str) -> str:
@@ -423,11 +484,9 @@ async def _show(
                 entry = event.entry
                 progress.turns += int(entry.is_turn)
                 progress.tokens += entry.tokens
-                style = "bold" if entry.is_turn else "italic"
-                who = _clean(entry.speaker)
                 if status is not None:
                     status.stop()
-                output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
+                print_entry(entry)
                 if status is not None:
                     status.start()
             elif isinstance(event, InterruptEvent):
@@ -438,6 +497,14 @@ async def _show(
         if status is not None:
             status.stop()
     return waiting, result
+
+
+def print_entry(entry: TranscriptEntry) -> None:
+    """Show one transcript entry on stdout as a dialogue goes (``Speaker: text``;
+    entries that are not turns, such as a moderator's notes, in italics)."""
+    style = "bold" if entry.is_turn else "italic"
+    who = _clean(entry.speaker)
+    output.out.print(f"[{style}]{who}[/{style}]: {_clean(entry.text)}")
 
 
 def _print_outcome(values: dict[str, Any]) -> None:

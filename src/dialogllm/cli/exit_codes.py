@@ -1,8 +1,9 @@
 """Exit codes of the ``dialogllm`` command: what a script can rely on.
 
-0 done; 1 failed (or a run ended in error/dead/cancelled); 2 bad input or unknown
-graph; 3 unknown thread or run, or a resume that cannot happen; 4 Redis unavailable
-(or refusing the credentials);
+0 done; 1 failed (or a run ended in error/dead/cancelled); 2 bad input, unknown
+graph or bad settings (a ``DIALOGLLM_*`` variable, an option out of range); 3
+unknown thread or run, or a resume that cannot happen; 4 Redis unavailable (or
+refusing the credentials);
 5 LLM failure; 6 ``status --check`` found an alert (or ``doctor`` a failed check);
 10 paused waiting for a person; 130 stopped with Ctrl-C.
 """
@@ -10,6 +11,7 @@ graph; 3 unknown thread or run, or a resume that cannot happen; 4 Redis unavaila
 from __future__ import annotations
 
 from dialogllm.errors import (
+    ConfigError,
     GraphNotFoundError,
     InputValidationError,
     LLMError,
@@ -52,11 +54,13 @@ def exit_code_for(exc: BaseException) -> int:
     >>> exit_code_for(GraphNotFoundError("no graph 'x'"))
     2
     """
+    # Bad settings are a usage error as much as bad input: the user fixes a variable.
     bad_input = (
         GraphNotFoundError
         | InputValidationError
         | ThreadBusyError
         | PayloadTooLargeError
+        | ConfigError
     )
     if isinstance(exc, bad_input):
         return EXIT_BAD_INPUT

@@ -12,16 +12,18 @@ import asyncio
 import functools
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from dialogllm.cli import output
+from dialogllm.cli.dialogue import dialogue_input, print_entry
 from dialogllm.cli.exit_codes import (
     EXIT_ALERT,
     EXIT_BAD_INPUT,
@@ -75,7 +77,9 @@ def _ago(ts: float | None) -> str:
 
 def submit(
     graph: Annotated[str, typer.Argument(help="Graph name or module:attr reference.")],
-    topic: Annotated[str | None, typer.Option(help="Sets the input's topic.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Sets the graph's topic (or motion).")
+    ] = None,
     input: Annotated[str | None, typer.Option("--input", help="Input JSON.")] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id.")] = None,
     idempotency_key: Annotated[
@@ -94,17 +98,17 @@ def submit(
 
     Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
     """
-    payload = output.parse_json_object(input, "--input") if input else {}
-    if topic is not None:
-        payload["topic"] = topic
     if multitask not in ("reject", "enqueue", "interrupt", "rollback"):
         output.fail(EXIT_BAD_INPUT, f"unknown --multitask {multitask!r}")
+    if delay is not None and not delay >= 0:
+        output.fail(EXIT_BAD_INPUT, f"--delay must be >= 0 seconds, got {delay}")
+    if timeout is not None and not timeout > 0:
+        output.fail(EXIT_BAD_INPUT, f"--timeout must be > 0 seconds, got {timeout}")
     how = cast("Multitask", multitask)
+    # The same graph and input check as `run`: nothing is queued that would fail.
+    _, payload = dialogue_input(graph, input, topic)
 
     async def go() -> int:
-        from dialogllm.core import resolve_graph
-
-        resolve_graph(graph)  # unknown graphs fail here, before anything is queued
         async with _queue(queue) as q:
             run_id = await q.enqueue(
                 graph,
@@ -122,22 +126,51 @@ def submit(
                     output.out.print(
                         f"run {run_id} on thread {record.thread_id}: queued"
                     )
+                    _print_transcript_hint(record.thread_id)
                 return EXIT_OK
             return await _follow(q, run_id, timeout, as_json)
 
     raise typer.Exit(output.run_async(go))
 
 
-def _tokens_in(update: object) -> int:
-    """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
-    total = 0
+def _entry_dicts(update: object) -> Iterator[dict[str, Any]]:
+    """The transcript entries in a node update (``{node: {"transcript": [...]}}``)."""
     for value in update.values() if isinstance(update, dict) else ():
         entries = value.get("transcript") if isinstance(value, dict) else None
         for entry in entries if isinstance(entries, list) else ():
             if isinstance(entry, dict):
-                total += int(entry.get("prompt_tokens") or 0)
-                total += int(entry.get("completion_tokens") or 0)
+                yield entry
+
+
+def _tokens_in(update: object) -> int:
+    """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
+    total = 0
+    for entry in _entry_dicts(update):
+        total += int(entry.get("prompt_tokens") or 0)
+        total += int(entry.get("completion_tokens") or 0)
     return total
+
+
+def _print_entries(update: object) -> None:
+    """Show the transcript entries of a node update as ``run`` shows them."""
+    from pydantic import ValidationError
+
+    from dialogllm.models import TranscriptEntry
+
+    for data in _entry_dicts(update):
+        try:
+            entry = TranscriptEntry.model_validate(data)
+        except ValidationError:
+            continue
+        print_entry(entry)
+
+
+def _print_transcript_hint(thread_id: str) -> None:
+    """Where the dialogue of a submitted run can be read (its thread's id)."""
+    output.out.print(
+        f"thread {escape(thread_id)}; transcript: "
+        f"dialogllm transcript {escape(thread_id)} --format md"
+    )
 
 
 async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -> int:
@@ -147,7 +180,13 @@ async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -
 
     started = time.monotonic()
     turns = tokens = 0
-    with Live(console=output.err, transient=True, refresh_per_second=4) as live:
+    # stdout is for the turns (not redirected into the live line on stderr).
+    with Live(
+        console=output.err,
+        transient=True,
+        refresh_per_second=4,
+        redirect_stdout=False,
+    ) as live:
 
         async def watch() -> None:
             nonlocal turns, tokens
@@ -155,6 +194,10 @@ async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -
                 if event.kind == "updates":
                     turns += 1
                     tokens += _tokens_in(event.data)
+                    if not as_json and any(_entry_dicts(event.data)):
+                        live.stop()  # the turns go above the live line
+                        _print_entries(event.data)
+                        live.start()
                 live.update(
                     f"run {run_id}: {event.status or 'running'} · {turns} step(s) · "
                     f"{tokens} tokens · {time.monotonic() - started:.0f}s"
@@ -172,6 +215,7 @@ async def _follow(q: Queue, run_id: str, timeout: float | None, as_json: bool) -
         if record.error:
             where = f" (in node {record.error_node})" if record.error_node else ""
             output.out.print(f"  error{where}: {record.error}")
+        _print_transcript_hint(record.thread_id)
     if record.status is RunStatus.SUCCESS:
         return EXIT_OK
     if record.status is RunStatus.INTERRUPTED:
@@ -199,6 +243,10 @@ def worker(
     """
     if concurrency < 1:
         output.fail(EXIT_BAD_INPUT, "--concurrency must be >= 1")
+    if not lease_ttl > 0:
+        output.fail(EXIT_BAD_INPUT, f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
+    if not grace >= 0:
+        output.fail(EXIT_BAD_INPUT, f"--grace must be >= 0 seconds, got {grace}")
     names = queues or ["default"]
 
     async def go() -> int:

@@ -54,6 +54,7 @@ from dialogllm.core.runner import (
     InterruptEvent,
     TurnEvent,
     UpdateEvent,
+    topic_field,
     validate_input,
 )
 from dialogllm.core.termination import (
@@ -109,6 +110,7 @@ __all__ = [
     "speaker_node",
     "stop_or",
     "summarize_dialogue",
+    "topic_field",
     "transcript_text",
     "validate_input",
 ]

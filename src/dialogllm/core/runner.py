@@ -24,7 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Durability, StateSnapshot
-from pydantic import BaseModel, RootModel, ValidationError
+from pydantic import BaseModel, PydanticUserError, RootModel, ValidationError
 
 from dialogllm.config import check_id, get_settings
 from dialogllm.core.nodes import MODEL_CONFIG_KEY, ChatModelSource
@@ -40,6 +40,7 @@ from dialogllm.errors import (
     ResumeError,
     ThreadNotFoundError,
 )
+from dialogllm.loader import META_GRAPH, META_GRAPH_REF
 from dialogllm.logging import get_logger
 from dialogllm.models import HumanRequest, Transcript, TranscriptEntry
 
@@ -55,14 +56,9 @@ __all__ = [
     "InterruptEvent",
     "TurnEvent",
     "UpdateEvent",
+    "topic_field",
     "validate_input",
 ]
-
-
-META_GRAPH = "dialogllm_graph"
-"""Checkpoint metadata key: the graph's name as the user gave it."""
-META_GRAPH_REF = "dialogllm_graph_ref"
-"""Checkpoint metadata key: a reference that loads the graph in another process."""
 
 
 class _NotGiven:
@@ -155,7 +151,9 @@ def validate_input(graph: Pregel[Any, Any, Any, Any], data: object) -> dict[str,
         raise InputValidationError(
             f"input of graph {name!r} must be a JSON object, got {type(data).__name__}"
         )
-    schema = graph.get_input_schema()
+    schema = _input_schema(graph)
+    if schema is None:
+        return dict(data)
     try:
         model = schema.model_validate(dict(data))
     except ValidationError as exc:
@@ -175,6 +173,28 @@ def validate_input(graph: Pregel[Any, Any, Any, Any], data: object) -> dict[str,
     else:
         keys = [k for k in type(model).model_fields if k in model.model_fields_set]
     return {k: getattr(model, k) for k in keys}
+
+
+def topic_field(graph: Pregel[Any, Any, Any, Any]) -> str:
+    """The input field a dialogue's topic goes in: ``topic``, else ``motion`` (a
+    debate's), when the graph's input schema has it; ``topic`` otherwise.
+
+    >>> topic_field(debate_graph)                                # doctest: +SKIP
+    'motion'
+    """
+    schema = _input_schema(graph)
+    fields = schema.model_fields if schema is not None else {}
+    return next((k for k in ("topic", "motion") if k in fields), "topic")
+
+
+def _input_schema(graph: Pregel[Any, Any, Any, Any]) -> type[BaseModel] | None:
+    """The graph's input schema as a pydantic model; ``None`` when pydantic cannot
+    build one (a ``typing.TypedDict`` state on Python < 3.12): such a graph's input
+    goes unchecked, as LangGraph itself takes it."""
+    try:
+        return graph.get_input_schema()
+    except PydanticUserError:
+        return None
 
 
 class DialogueRunner:

@@ -36,7 +36,12 @@ from langgraph.pregel import Pregel
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.errors import GraphNotFoundError, InputValidationError
 from dialogllm.leases import FENCE_CONFIG_KEY, FencingToken
-from dialogllm.loader import Resolver
+from dialogllm.loader import (
+    META_GRAPH,
+    META_GRAPH_REF,
+    Resolver,
+    canonical_reference,
+)
 from dialogllm.queue.client import decode_input
 from dialogllm.queue.store import QueueStore
 
@@ -79,6 +84,17 @@ def failing_node(exc: BaseException) -> str:
         if match:
             return match.group(1)
     return ""
+
+
+def _graph_metadata(graph_ref: str) -> dict[str, str]:
+    """The checkpoint metadata that names a run's graph, under the keys the runner
+    reads (``dialogllm transcript``/``resume`` load a worker's thread by them); the
+    plain ``graph`` key stays for readers of older threads."""
+    ref = graph_ref
+    if ":" in graph_ref:
+        with contextlib.suppress(GraphNotFoundError):
+            ref = canonical_reference(graph_ref)
+    return {"graph": graph_ref, META_GRAPH: graph_ref, META_GRAPH_REF: ref}
 
 
 class StopAtStep(Exception):
@@ -132,7 +148,7 @@ class GraphExecution:
             {
                 "configurable": {"thread_id": thread_id, FENCE_CONFIG_KEY: token},
                 "run_id": uuid.UUID(run_id),
-                "metadata": {"run_id": run_id, "graph": graph_ref},
+                "metadata": {"run_id": run_id, **_graph_metadata(graph_ref)},
             },
         )
         plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})

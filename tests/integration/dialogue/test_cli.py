@@ -4,6 +4,7 @@ exit codes, and a run killed with SIGKILL that ``resume`` finishes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -286,3 +287,96 @@ def test_resume_at_a_terminal_shows_the_question_and_asks(
     assert "Interviewer: Question 1?" in resumed.output
     assert "Candidate: Streams.\nInterviewer: Question 2?" in resumed.output
     assert "Candidate: Groups." in resumed.output
+
+
+def test_a_thread_a_worker_made_opens_with_transcript(
+    env_prefix: str, redis_url: str
+) -> None:
+    from dialogllm.queue import Worker
+
+    async def work() -> Any:
+        worker = Worker(redis_url, key_prefix=env_prefix, lease_ttl=2.0, grace=2.0)
+        task = asyncio.create_task(worker.run(install_signal_handlers=False))
+        try:
+            args = ["--input", '{"turns": 2}', "--thread", "w1", "--wait"]
+            return await asyncio.to_thread(
+                _cli, "submit", CHAT, "--topic", "tea", *args, "--timeout", "60"
+            )
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+
+    submitted = asyncio.run(work())
+    assert submitted.exit_code == cli.EXIT_OK, submitted.output
+    # the turns as `run` shows them, then where to read them again
+    assert "Ada: turn 1\nBo: turn 2\n" in submitted.output
+    assert "dialogllm transcript w1" in submitted.output
+    result = _cli("transcript", "w1")
+    assert result.exit_code == cli.EXIT_OK, result.output
+    assert "**Ada:** turn 1" in result.output and "**Bo:** turn 2" in result.output
+
+
+def test_bad_settings_are_one_error_line_and_exit_2(
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", "notaurl")
+    for args in (["transcript", "x"], ["run", CHAT, "--topic", "tea"]):
+        done = subprocess.run(
+            [DIALOGLLM, *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        )
+        assert done.returncode == cli.EXIT_BAD_INPUT, (args, done.stderr)
+        assert done.stderr.startswith("error: invalid settings: DIALOGLLM_REDIS_URL")
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_submit_checks_the_input_as_run_does(env_prefix: str, redis_url: str) -> None:
+    # The README's example: --topic fills a debate's motion, for submit as for run.
+    cases = [
+        (["--topic", ""], "motion: String should have at least 3 characters"),
+        (["--input", '{"motion": "ab"}'], "motion: String should have at least 3"),
+        (["--input", '{"rounds": "many"}'], "rounds: Input should be a valid integer"),
+        (["--input", '{"topic": "Tabs or spaces?"}'], "motion: Field required"),
+        (
+            ["--topic", "Tabs or spaces?", "--input", '{"motion": "Cats win"}'],
+            "--topic sets 'motion', which --input gives too",
+        ),
+    ]
+    for command in ("run", "submit"):
+        for args, message in cases:
+            result = _cli(command, "debate", *args)
+            assert result.exit_code == cli.EXIT_BAD_INPUT, (command, args, result)
+            assert message in " ".join(result.output.split()), (command, args)
+            assert result.output.count("error:") == 1, result.output
+    assert prefix_keys(redis_url, env_prefix) == []
+
+    queued = _cli("submit", "debate", "--topic", "Tabs or spaces?", "--json")
+    assert queued.exit_code == cli.EXIT_OK, queued.output
+    assert json.loads(queued.output)["input"] == {"motion": "Tabs or spaces?"}
+
+
+def test_a_run_that_wrote_nothing_does_not_hint_at_resume(
+    env_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIALOGLLM_REDIS_URL", "redis://127.0.0.1:1/0")
+    from dialogllm.config import get_settings
+
+    get_settings(reload=True)
+    result = _cli("run", CHAT, "--topic", "tea", "--thread", "never")
+    assert result.exit_code == cli.EXIT_REDIS, result.output
+    assert "resume" not in result.output
+
+
+def test_submit_tells_where_to_read_the_dialogue(env_prefix: str) -> None:
+    queued = _cli("submit", CHAT, "--topic", "tea", "--thread", "s1")
+    assert queued.exit_code == cli.EXIT_OK, queued.output
+    assert "dialogllm transcript s1" in queued.output
+
+
+def test_a_graph_of_a_plain_typeddict_runs_and_is_submitted(env_prefix: str) -> None:
+    # pydantic cannot build a schema from typing.TypedDict on Python < 3.12: the
+    # input goes unchecked, as LangGraph takes it, instead of a traceback.
+    graph = f"{ROOT}/tests/integration/ops/fleet_graph.py:counting"
+    run = _cli("run", graph, "--input", '{"turns": 2}', "--thread", "td")
+    assert run.exit_code == cli.EXIT_OK, run.output
+    queued = _cli("submit", graph, "--input", '{"turns": 2}')
+    assert queued.exit_code == cli.EXIT_OK, queued.output

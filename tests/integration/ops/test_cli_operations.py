@@ -250,3 +250,18 @@ def test_worker_exports_prometheus_metrics_and_stops_on_sigterm(
         assert worker.wait(timeout=30) == 0
     down = cli_json(key_prefix, "status")
     assert isinstance(down, dict) and down["workers"] == []
+
+
+def test_options_out_of_range_are_one_error_line_and_exit_2(key_prefix: str) -> None:
+    cases = [
+        (["worker", "--lease-ttl", "0"], "--lease-ttl must be > 0"),
+        (["worker", "--lease-ttl", "-1"], "--lease-ttl must be > 0"),
+        (["worker", "--grace", "-1"], "--grace must be >= 0"),
+        (["submit", GRAPH + ":counting", "--delay", "-5"], "--delay must be >= 0"),
+        (["submit", GRAPH + ":counting", "--wait", "--timeout", "0"], "--timeout must"),
+    ]
+    for args, message in cases:
+        result = cli(key_prefix, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"error: {message}"), (args, result.stderr)
+        assert result.stderr.count("\n") == 1, (args, result.stderr)
