@@ -186,9 +186,10 @@ def score(
             bool((state.get("verdict") or {}).get("winner")) and len(turns) >= requested
         )
     elif graph == "directed_dialogue":
-        enough = len(turns) >= requested or bool(state.get("concluded"))
         completed = (
-            enough and bool(state.get("conclusion")) and bool(state.get("analysis"))
+            len(turns) >= requested
+            and bool(state.get("conclusion"))
+            and bool(state.get("analysis"))
         )
     else:
         completed = status == "done" and len(turns) >= requested

@@ -68,3 +68,14 @@ def test_score_and_totals(dq: ModuleType) -> None:
     assert figures["echo_pct"] == 50.0 and figures["completion_pct"] == 100.0
     short = dq.score("debate", "cars", "t", entries[:1], {}, 2, "done")
     assert not short.completed
+
+
+def test_a_directed_dialogue_ended_early_is_not_complete(dq: ModuleType) -> None:
+    entries = [
+        {"kind": "persona", "speaker": "Ana", "text": "Trains are faster."},
+        {"kind": "persona", "speaker": "Ben", "text": "Buses reach more streets."},
+    ]
+    state = {"conclusion": "They agreed.", "analysis": {"claims_to_check": []}}
+    early = dq.score("directed_dialogue", "t", "t", entries, state, 4, "done")
+    assert not early.completed
+    assert dq.score("directed_dialogue", "t", "t", entries * 2, state, 4, "x").completed
