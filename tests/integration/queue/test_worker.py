@@ -90,6 +90,21 @@ async def test_a_graph_error_that_retrying_cannot_fix_ends_as_error(
     assert await queue.dlq_list() == []
 
 
+@pytest.mark.parametrize("status", [401, 404])
+async def test_an_llm_refusal_ends_the_run_as_error_at_once(
+    queue: Queue, start_worker: WorkerFactory, status: int
+) -> None:
+    """A refused LLM request (bad key, unknown model) fails the same way on every
+    attempt: the run ends as ``error`` after one attempt, no dead letter."""
+    start_worker()
+    run_id = await queue.enqueue(ref("refused_llm"), {"status": status}, max_attempts=3)
+    record = await queue.wait(run_id, timeout=15)
+    assert (record.status, record.attempts) == (RunStatus.ERROR, 1)
+    assert record.error is not None and "LLMRequestError" in record.error
+    assert record.error_node == "ask"
+    assert await queue.dlq_list() == []
+
+
 async def test_unknown_runs_are_reported_as_not_found(queue: Queue) -> None:
     with pytest.raises(RunNotFoundError):
         await queue.cancel("nope")
