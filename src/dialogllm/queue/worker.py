@@ -479,6 +479,7 @@ class Worker:
                 lease_id=lease_id,
                 lease_ttl_ms=int(self.lease_ttl * 1000),
                 counter_ttl_ms=self.retention_ms,
+                dead_retention_ms=self.dead_retention_ms,
             )
             if not isinstance(got, NotStarted) or got.verdict != "held":
                 return got
@@ -507,6 +508,8 @@ class Worker:
         if not isinstance(claim, ClaimedRun):
             if claim.verdict == "held":
                 log.debug("thread held by a live lease; left for later")
+            elif claim.verdict == "poison":
+                log.error("run record corrupt; dead-lettered", reason=claim.reason)
             return
         attempts, max_attempts = claim.attempts, claim.max_attempts
         log = log.bind(graph=claim.graph, attempt=attempts)
