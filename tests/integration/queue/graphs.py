@@ -89,6 +89,14 @@ async def noop(payload: Any) -> Any:
     return payload
 
 
+async def sleepy(payload: dict[str, Any]) -> str:
+    """Waits ``sleep`` seconds without blocking the event loop."""
+    import asyncio
+
+    await asyncio.sleep(payload["sleep"])
+    return "slept"
+
+
 def flaky(payload: dict[str, Any]) -> str:
     """Fails until it was called ``fail`` times (counted in Redis at ``counter``)."""
     calls = int(_client(payload["url"]).incr(payload["counter"]))
