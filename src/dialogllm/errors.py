@@ -25,6 +25,7 @@ __all__ = [
     "GraphNotFoundError",
     "InputValidationError",
     "InvalidCheckpointConfigError",
+    "LLMContextLengthError",
     "LLMError",
     "LLMRateLimitedError",
     "LLMRequestError",
@@ -180,6 +181,12 @@ class LLMUnavailableError(LLMError):
 class LLMRequestError(LLMError):
     """The endpoint refused the request in a way retrying cannot fix (bad key,
     unknown model, malformed request)."""
+
+
+class LLMContextLengthError(LLMRequestError):
+    """The request is larger than the model's context window: the same request fails
+    the same way, so it is not retried. The message names the input's size
+    (messages, characters, estimated prompt tokens, ``max_tokens``)."""
 
 
 class LLMRateLimitedError(LLMError):

@@ -3,9 +3,10 @@
 This module owns the classification of errors raised by OpenAI-compatible clients
 (and ``httpx``/asyncio underneath) into *transient* (timeouts, connection errors,
 408/409/429, 5xx — retried with exponential backoff and jitter, a 429's
-``Retry-After`` honoured) and *permanent* (401, 403, 404, other 4xx — they fail at
-once). The rule: a message built here passes through
-:func:`dialogllm.logging.redact_text`, so no key reaches an exception or a log line.
+``Retry-After`` honoured) and *permanent* (401, 403, 404, a request larger than the
+model's context, other 4xx — they fail at once). The rule: a message built here
+passes through :func:`dialogllm.logging.redact_text`, so no key reaches an
+exception or a log line.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +36,7 @@ FailureKind = Literal[
     "not_found",
     "bad_request",
     "unsupported",
+    "context_length",
     "length",
     "other",
 ]
@@ -46,6 +49,19 @@ _UNSUPPORTED_HINTS = (
     "function",
     "not supported",
     "unsupported",
+)
+
+# What OpenAI, vLLM, llama.cpp, Ollama, LM Studio and Anthropic-style gateways say
+# when the prompt (plus the requested completion) does not fit the context window.
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length[_ ]exceeded"
+    r"|maximum context length"
+    r"|context (length|size|window)[^.]{0,40}\b(exceed|too (long|large|small))"
+    r"|exceeds? (the )?(model'?s? )?(available |maximum )?context"
+    r"|(prompt|input) is too long"
+    r"|too many tokens"
+    r"|context too long",
+    re.IGNORECASE,
 )
 
 
@@ -108,6 +124,13 @@ def _detail(exc: BaseException) -> str:
     return redact_text(text)[:500]
 
 
+def _body_text(exc: BaseException, detail: str) -> str:
+    """The error's message and JSON body (its ``code`` says
+    ``context_length_exceeded`` where the message may not)."""
+    body = getattr(exc, "body", None)
+    return f"{detail} {body!r}" if body else detail
+
+
 def classify(exc: BaseException) -> Failure:
     """Classify an exception raised by a chat model call.
 
@@ -137,6 +160,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure("auth", False, status, None, detail)
     if status == 404:
         return Failure("not_found", False, status, None, detail)
+    if status in (400, 413, 422) and _CONTEXT_LENGTH.search(_body_text(exc, detail)):
+        return Failure("context_length", False, status, None, detail)
     if status in (400, 422) and any(h in detail.lower() for h in _UNSUPPORTED_HINTS):
         return Failure("unsupported", False, status, None, detail)
     return Failure("bad_request", False, status, None, detail)

@@ -9,7 +9,8 @@ a mode is unsupported steps down to the next mode and is remembered per model.
 
 Failures are handled in two loops: transient ones (timeouts, connection errors, 429,
 5xx) are retried with exponential backoff and jitter, honouring ``Retry-After``;
-permanent ones (401, 403, 404, other 4xx) raise at once. A reply that does not
+permanent ones (401, 403, 404, a request larger than the model's context, other
+4xx) raise at once. A reply that does not
 validate is asked again with the validation error fed back, up to a budget, then
 :class:`~dialogllm.errors.StructuredOutputError` carries every raw output.
 
@@ -35,6 +36,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 
 from dialogllm.errors import (
+    LLMContextLengthError,
     LLMError,
     LLMRateLimitedError,
     LLMRequestError,
@@ -369,9 +371,27 @@ def _endpoint(model: BaseChatModel) -> str:
     return f" at {mask_url(str(base))}" if base else ""
 
 
+def _characters(messages: list[BaseMessage]) -> int:
+    return sum(len(str(m.content)) for m in messages)
+
+
 def _estimate_tokens(messages: list[BaseMessage], max_tokens: int | None) -> int:
-    chars = sum(len(str(m.content)) for m in messages)
-    return chars // 4 + 1 + (max_tokens or 0)
+    return _characters(messages) // 4 + 1 + (max_tokens or 0)
+
+
+def _input_size(messages: list[BaseMessage], max_tokens: int | None) -> str:
+    """How large a request was, for a refusal that says it was too large.
+
+    >>> _input_size([HumanMessage("x" * 400)], 64)
+    'The input (1 message, 400 characters, about 101 prompt tokens, plus max_tokens=64 for the reply)'
+    """  # noqa: E501
+    n = len(messages)
+    reply = f", plus max_tokens={max_tokens} for the reply" if max_tokens else ""
+    return (
+        f"The input ({n} message{'s' if n != 1 else ''}, "
+        f"{_characters(messages)} characters, about "
+        f"{_estimate_tokens(messages, None)} prompt tokens{reply})"
+    )
 
 
 class _Call:
@@ -444,6 +464,24 @@ class _Call:
                     raise
                 where = f"model {self.label!r}{_endpoint(self.model)}"
                 detail = _scrub(failure.detail, self.model)
+                if failure.kind == "context_length":
+                    _log().error(
+                        "llm_request_refused",
+                        model=self.label,
+                        kind=failure.kind,
+                        status=failure.status,
+                        detail=detail,
+                        messages=len(messages),
+                        characters=_characters(messages),
+                    )
+                    raise LLMContextLengthError(
+                        f"{where} refused the request (context_length, HTTP "
+                        f"{failure.status}): {detail}. "
+                        f"{_input_size(messages, self.max_tokens)} does not fit the "
+                        "model's context window. Retrying cannot fix this: shorten "
+                        "the input (fewer or shorter messages), lower max_tokens, "
+                        "or use a model with a longer context."
+                    ) from None
                 if not failure.transient:
                     _log().error(
                         "llm_request_refused",
@@ -592,7 +630,9 @@ async def ask(
     (unreachable, refusing, or never validating) hands over to the next.
 
     Raises :class:`~dialogllm.errors.StructuredOutputError` (with ``raw_outputs``),
-    :class:`~dialogllm.errors.LLMRequestError` (401/404/4xx, at once),
+    :class:`~dialogllm.errors.LLMRequestError` (401/404/4xx, at once; its subclass
+    :class:`~dialogllm.errors.LLMContextLengthError` when the input is larger than
+    the model's context),
     :class:`~dialogllm.errors.LLMRateLimitedError` or
     :class:`~dialogllm.errors.LLMUnavailableError` (retries spent).
 

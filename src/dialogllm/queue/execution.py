@@ -34,7 +34,7 @@ from langgraph.errors import GraphRecursionError, InvalidUpdateError
 from langgraph.pregel import Pregel
 
 from dialogllm.checkpoint import AsyncRedisSaver
-from dialogllm.errors import GraphNotFoundError, InputValidationError
+from dialogllm.errors import GraphNotFoundError, InputValidationError, LLMRequestError
 from dialogllm.leases import FENCE_CONFIG_KEY, FencingToken
 from dialogllm.loader import (
     META_GRAPH,
@@ -54,9 +54,12 @@ __all__ = [
 ]
 
 #: Errors a retry cannot fix: the run ends as ``error`` at once (no dead letter).
+#: An LLM endpoint's refusal (bad key, unknown model, a request larger than the
+#: model's context) is one: the next attempt sends the same request.
 NON_RETRYABLE: tuple[type[BaseException], ...] = (
     GraphRecursionError,
     InvalidUpdateError,
+    LLMRequestError,
 )
 #: Errors that mean the run itself is broken: dead letter at once.
 POISON: tuple[type[BaseException], ...] = (

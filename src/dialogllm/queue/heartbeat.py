@@ -79,9 +79,23 @@ class Heartbeat(threading.Thread):
             self._held[run_id] = _Held(thread_id, lease_id, time.monotonic())
 
     def remove(self, run_id: str) -> None:
-        """Stop renewing the run's lease (it finished or was given up)."""
+        """Stop renewing the run's lease (it finished or was given up). The worker
+        calls this before it releases the lease, so a renewal in flight that finds
+        the lease released is not mistaken for a takeover (see :meth:`tick`)."""
         with self._lock:
             self._held.pop(run_id, None)
+
+    def _drop(self, run_id: str, held: _Held) -> bool:
+        """Stop renewing ``held`` if it is still the run's lease; whether it was.
+
+        ``False`` means the worker removed the run (or added it again under a new
+        lease) while the renewal was in flight: a failed renewal of a lease the
+        worker already let go is no news, and must not touch the new one."""
+        with self._lock:
+            if self._held.get(run_id) is not held:
+                return False
+            del self._held[run_id]
+            return True
 
     def stop(self) -> None:
         """End the thread after its current tick."""
@@ -111,23 +125,26 @@ class Heartbeat(threading.Thread):
             )
         except REDIS_FAILURES as exc:
             for run_id, h in held:
-                if now - h.renewed >= self.ttl:
+                if now - h.renewed >= self.ttl and self._drop(run_id, h):
                     _log.warning(
                         "lease lapsed while Redis was unreachable",
                         run_id=run_id,
                         thread_id=h.thread_id,
                         error=str(exc),
                     )
-                    self.remove(run_id)
                     self._report(self.on_lost, run_id)
             return
         for (run_id, h), beat in zip(held, beats, strict=True):
             if beat.renewed:
                 h.renewed = now
             else:
-                _log.warning("lease taken over", run_id=run_id, thread_id=h.thread_id)
-                self.remove(run_id)
-                self._report(self.on_lost, run_id)
+                # A lease released at a normal run end (removed here first) is not
+                # a takeover: only a lease the worker still holds is reported lost.
+                if self._drop(run_id, h):
+                    _log.warning(
+                        "lease taken over", run_id=run_id, thread_id=h.thread_id
+                    )
+                    self._report(self.on_lost, run_id)
                 continue
             if beat.signal:
                 self._report(self.on_signal, run_id, beat.signal)

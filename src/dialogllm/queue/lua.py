@@ -56,6 +56,12 @@ local K_RECLAIMS = BASE .. ':reclaims'
 local RECLAIMS_KEPT = 200
 local GROUP = 'workers'
 local EVENTS_MAXLEN = 10000
+-- a record's counter as a whole number >= 0, or nil when it is not one
+local function count(v)
+  local n = tonumber(v)
+  if n and n >= 0 and n < 2^53 and n == math.floor(n) then return n end
+  return nil
+end
 local function k_run(id) return BASE .. ':run:' .. id end
 local function k_ev(id) return BASE .. ':ev:' .. id end
 local function k_active(th) return BASE .. ':th:' .. esc(th) .. ':active' end
@@ -135,7 +141,7 @@ local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
     local h = redis.call('HMGET', rec, 'graph', 'attempts')
     local dlq_id = redis.call('XADD', K_DLQ, 'MAXLEN', '~', dlq_maxlen, '*',
       'run', id, 'graph', h[1] or '', 'thread', th, 'reason', err or '',
-      'attempts', h[2] or '0', 'at', NOW)
+      'attempts', string.format('%d', count(h[2]) or 0), 'at', NOW)
     redis.call('HSET', rec, 'dlq', dlq_id)
   end
   status_event(id, status, err)
@@ -218,9 +224,30 @@ return {'ok', id, 'pending'}
 )
 
 _CLAIM_FUNC = r"""
--- take run `id` (stream entry `entry`) for `worker` under lease `lease`
--- Returns {verdict, ...}: 'gone' | 'skip' status | 'run' record fields...
-local function claim(id, entry, worker, lease)
+local STATUSES = {pending = true, running = true, interrupted = true, success = true,
+  error = true, cancelled = true, dead = true}
+
+-- why the record of a run to start cannot be decoded, or nil when it can
+local function corrupt(h)
+  local function show(v) return string.format('%q', string.sub(v, 1, 60)) end
+  if not STATUSES[h[1]] then
+    return 'status=' .. show(h[1]) .. ' is not a run status'
+  end
+  if h[6] and not count(h[6]) then
+    return 'attempts=' .. show(h[6]) .. ' is not a whole number >= 0'
+  end
+  if h[7] and not ((count(h[7]) or 0) >= 1) then
+    return 'max_attempts=' .. show(h[7]) .. ' is not a whole number >= 1'
+  end
+  return nil
+end
+
+-- take run `id` (stream entry `entry`) for `worker` under lease `lease`. A record
+-- that cannot be decoded is poison: dead-lettered at once (kept `dead_retention`
+-- ms), never started, retried or reclaimed.
+-- Returns {verdict, ...}: 'gone' | 'skip' status | 'poison' reason |
+--   'run' record fields...
+local function claim(id, entry, worker, lease, dead_retention)
   local rec = k_run(id)
   local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
     'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat')
@@ -229,12 +256,21 @@ local function claim(id, entry, worker, lease)
     redis.call('XDEL', K_STREAM, entry)
     return {'gone'}
   end
-  if (h[1] ~= 'pending' and h[1] ~= 'running') or h[2] ~= entry then
+  local ended = STATUSES[h[1]] and h[1] ~= 'pending' and h[1] ~= 'running'
+  if ended or (STATUSES[h[1]] and h[2] ~= entry) then
     redis.call('XACK', K_STREAM, GROUP, entry)
     redis.call('XDEL', K_STREAM, entry)
     return {'skip', h[1]}
   end
-  local attempts = tonumber(h[6] or '0') + 1
+  local why = corrupt(h)
+  if why then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+    local reason = 'poison: corrupt run record: ' .. why
+    terminate(id, 'dead', reason, '', dead_retention, 10000)
+    return {'poison', reason}
+  end
+  local attempts = count(h[6] or '0') + 1
   local detail = 'attempt ' .. attempts .. ' on ' .. worker
   if h[1] == 'running' then
     -- its holder never ended it: the worker died or stalled and its lease lapsed.
@@ -250,7 +286,7 @@ local function claim(id, entry, worker, lease)
   redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
     'lease', lease, 'started', NOW, 'beat', NOW)
   status_event(id, 'running', detail)
-  return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, h[7] or '1',
+  return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, count(h[7] or '1'),
     h[8] or '', h[9] or ''}
 end
 """
@@ -259,8 +295,8 @@ CLAIM: Final = (
     _PRELUDE
     + _CLAIM_FUNC
     + r"""
--- ARGV: base, run_id, entry_id, worker, lease_id
-return claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+-- ARGV: base, run_id, entry_id, worker, lease_id[, dead_retention_ms]
+return claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]) or 604800000)
 """
 )
 
@@ -424,12 +460,14 @@ START: Final = (
     + _CLAIM_FUNC
     + r"""
 -- KEYS: stream, thread lease, thread fence counter
--- ARGV: base, run_id, entry_id, worker, lease_id, ttl_ms, counter_ttl_ms
+-- ARGV: base, run_id, entry_id, worker, lease_id, ttl_ms, counter_ttl_ms[,
+--       dead_retention_ms]
 -- Returns {'held', holder run, pttl} | {'gone'} | {'skip', status} |
+--         {'poison', reason} |
 --         {'run', fence, graph, thread, input, attempts, max_attempts, signal, by}
 local got = lease_acquire(KEYS[2], KEYS[3], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
 if got[1] == 0 then return {'held', got[2], got[3]} end
-local c = claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+local c = claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[8]) or 604800000)
 if c[1] ~= 'run' then
   lease_release(KEYS[2], ARGV[5])
   return c

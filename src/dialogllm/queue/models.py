@@ -115,9 +115,23 @@ def _s(raw: Mapping[str, str], name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
+def _int(raw: Mapping[str, str], name: str, default: int) -> int:
+    """A counter of the record; ``default`` when absent or not a whole number (a
+    corrupt field: the worker dead-letters such a run, and it stays readable)."""
+    try:
+        return int(raw.get(name) or default)
+    except ValueError:
+        return default
+
+
 def _ms(raw: Mapping[str, str], name: str) -> float | None:
     value = _s(raw, name)
-    return int(value) / 1000.0 if value is not None else None
+    if value is None:
+        return None
+    try:
+        return int(value) / 1000.0
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +199,8 @@ class RunRecord:
             thread_id=raw.get("thread", ""),
             status=RunStatus(raw.get("status", "pending")),
             input=loads(raw.get("input")),
-            attempts=int(raw.get("attempts") or 0),
-            max_attempts=int(raw.get("max_attempts") or 1),
+            attempts=_int(raw, "attempts", 0),
+            max_attempts=_int(raw, "max_attempts", 1),
             multitask=raw.get("multitask", "enqueue"),
             idempotency_key=_s(raw, "idem"),
             created_at=_ms(raw, "created"),
@@ -197,7 +211,7 @@ class RunRecord:
             error=_s(raw, "error"),
             error_node=_s(raw, "error_node"),
             result=loads(raw.get("result")),
-            reclaims=int(raw.get("reclaims") or 0),
+            reclaims=_int(raw, "reclaims", 0),
             heartbeat_at=_ms(raw, "beat"),
             extra={k: v for k, v in raw.items() if k not in known},
         )

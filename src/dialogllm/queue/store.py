@@ -134,12 +134,15 @@ class ClaimedRun:
 class NotStarted:
     """A run that was not started. ``held``: another run's lease holds the thread
     (``holder``, with ``pttl_ms`` left); ``gone``: the run no longer exists;
-    ``skip``: the entry is stale (the run is ``status`` now, or was redelivered)."""
+    ``skip``: the entry is stale (the run is ``status`` now, or was redelivered);
+    ``poison``: the run's record cannot be decoded, so the run was dead-lettered
+    (``reason`` names the field)."""
 
-    verdict: Literal["held", "gone", "skip"]
+    verdict: Literal["held", "gone", "skip", "poison"]
     holder: str = ""
     pttl_ms: int = 0
     status: str = ""
+    reason: str = ""
 
 
 #: What :meth:`QueueStore.start` returns.
@@ -256,6 +259,8 @@ def _start_result(reply: list[Any]) -> StartResult:
         return NotStarted("held", holder=str(reply[1]), pttl_ms=int(reply[2]))
     if verdict == "skip":
         return NotStarted("skip", status=str(reply[1]))
+    if verdict == "poison":
+        return NotStarted("poison", reason=str(reply[1]))
     return NotStarted("gone")
 
 
@@ -613,10 +618,12 @@ class QueueStore:
         lease_id: str,
         lease_ttl_ms: int,
         counter_ttl_ms: int,
+        dead_retention_ms: int,
     ) -> StartResult:
         """Take the thread's lease ``lease_id`` and claim the run for ``consumer``:
         one round trip (``START``), or on a Cluster two one-slot calls, the lease
-        given back when the run is not to be run."""
+        given back when the run is not to be run. A run whose record cannot be
+        decoded is dead-lettered in the same call (kept ``dead_retention_ms``)."""
         lease = thread_lease(self.prefix, thread_id)
         counter = thread_fence_counter(self.prefix, thread_id)
         if not self.cluster:
@@ -630,6 +637,7 @@ class QueueStore:
                     lease_id,
                     lease_ttl_ms,
                     counter_ttl_ms,
+                    dead_retention_ms,
                 ],
             )
             return _start_result(list(reply))
@@ -642,7 +650,14 @@ class QueueStore:
         try:
             claim = await self._claim(
                 keys=[self.stream],
-                args=[self.base, run_id, entry_id, consumer, lease_id],
+                args=[
+                    self.base,
+                    run_id,
+                    entry_id,
+                    consumer,
+                    lease_id,
+                    dead_retention_ms,
+                ],
             )
         except BaseException:
             # the run was not claimed: give the thread back now, not after lease_ttl

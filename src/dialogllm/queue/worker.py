@@ -90,6 +90,43 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+class _Slots:
+    """The worker's ``concurrency`` as a hard limit: a slot is reserved before Redis
+    is asked for a run (``XREADGROUP`` or ``XAUTOCLAIM`` for as many entries as
+    slots were reserved), kept by the run's task until it ends, and given back at
+    once when fewer entries came back than were reserved. Used on the event loop
+    only."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def reserve(self) -> int:
+        """Wait for a free slot, then reserve every free slot; how many."""
+        while self.used >= self.total:
+            self._freed.clear()
+            await self._freed.wait()
+        n = self.total - self.used
+        self.used += n
+        return n
+
+    def release(self, n: int = 1) -> None:
+        """Give ``n`` reserved slots back."""
+        self.used -= n
+        if self.used < 0:  # pragma: no cover - a bug in the worker
+            raise RuntimeError("more slots released than reserved")
+        if n > 0:
+            self._freed.set()
+
+
+@dataclass
+class _Reserved:
+    """Slots reserved for the runs of one ask of Redis, not yet given to a run."""
+
+    slots: int
+
+
 @dataclass
 class _Active:
     run_id: str
@@ -190,9 +227,8 @@ class Worker:
         self._heartbeat: Heartbeat | None = None
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = _Slots(concurrency)
         self._stopping = asyncio.Event()
-        self._capacity = asyncio.Event()
-        self._capacity.set()
         self._wake = asyncio.Event()
         self._reading = False
         self.processed = 0
@@ -256,7 +292,6 @@ class Worker:
         self.heartbeat.start()
         loops = [
             asyncio.create_task(self._read_loop(), name="read"),
-            asyncio.create_task(self._reclaim_loop(), name="reclaim"),
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._signal_loop(), name="signals"),
         ]
@@ -310,21 +345,24 @@ class Worker:
 
     # --- taking runs ----------------------------------------------------------------
 
-    def _spawn(self, run_id: str, thread_id: str, entry_id: str) -> None:
+    def _spawn(
+        self, run_id: str, thread_id: str, entry_id: str, reserved: _Reserved
+    ) -> None:
+        """Start a run's task in one of the ``reserved`` slots; the slot is the
+        task's now, given back when the task ends."""
+        reserved.slots -= 1
         task = asyncio.create_task(self._execute(run_id, thread_id, entry_id))
         self._tasks.add(task)
-        if len(self._tasks) >= self.concurrency:
-            self._capacity.clear()
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
-            if len(self._tasks) < self.concurrency:
-                self._capacity.set()
+            self._slots.release()
 
         task.add_done_callback(done)
 
-    def _take(self, deliveries: list[Delivery]) -> list[str]:
-        """Start the runs of stream entries; return the ids of malformed entries."""
+    def _take(self, deliveries: list[Delivery], reserved: _Reserved) -> list[str]:
+        """Start the runs of stream entries, each in a reserved slot; return the ids
+        of malformed entries."""
         bad: list[str] = []
         for delivery in deliveries:
             if not delivery.run_id:
@@ -332,7 +370,12 @@ class Worker:
                 continue
             if delivery.run_id in self._active:
                 continue  # reclaimed our own live run: it is running here
-            self._spawn(delivery.run_id, delivery.thread_id, delivery.entry_id)
+            if reserved.slots <= 0:  # pragma: no cover - Redis sent more than asked
+                self.log.error("more entries than slots; left for reclaim")
+                continue
+            self._spawn(
+                delivery.run_id, delivery.thread_id, delivery.entry_id, reserved
+            )
         return bad
 
     async def _read_loop(self) -> None:
@@ -342,49 +385,65 @@ class Worker:
             self._reading = False  # not ready once this loop ends, however it ends
 
     async def _read_entries(self) -> None:
+        """Take runs while the worker has free slots: reclaims every
+        ``lease_ttl / 4``, new entries in between.
+
+        One loop asks Redis for runs, and only for as many as it reserved slots
+        for, so a reclaim and a blocking read can never both fill the same free
+        slots (``concurrency`` is a hard limit). The read blocks no longer than the
+        next reclaim is due, so reclaims keep their schedule."""
+        interval = max(0.05, self.lease_ttl / 4)
         attempt = 0
         await self._retrying("creating the consumer group", self.store.ensure_group)
+        next_reclaim = time.monotonic() + interval
         while not self._stopping.is_set():
-            await self._capacity.wait()
-            free = self.concurrency - len(self._tasks)
+            reserved = _Reserved(await self._slots.reserve())
             try:
-                deliveries = await self.store.read(
-                    self.name, count=max(1, free), block_ms=2000
-                )
-            except OUTAGE_ERRORS as exc:
-                self._reading = False
-                self.log.warning("redis unreachable, reconnecting", error=str(exc))
-                await self._pause(attempt)
-                attempt += 1
-                continue
-            if deliveries is None:  # the consumer group is gone
-                await self._retrying(
-                    "creating the consumer group", self.store.ensure_group
-                )
-                continue
-            attempt = 0
-            self._reading = True
-            await self.store.drop(self._take(deliveries))
-
-    async def _reclaim_loop(self) -> None:
-        interval = max(0.05, self.lease_ttl / 4)
-        while not self._stopping.is_set():
-            await asyncio.sleep(interval)
-            try:
-                free = self.concurrency - len(self._tasks)
-                if free > 0:
-                    reclaimed = await self.store.reclaim(
+                if time.monotonic() >= next_reclaim:
+                    next_reclaim = time.monotonic() + interval
+                    await self._reclaim(reserved)
+                    if reserved.slots == 0:
+                        continue
+                block_ms = int((next_reclaim - time.monotonic()) * 1000)
+                try:
+                    deliveries = await self.store.read(
                         self.name,
-                        min_idle_ms=max(1, int(self.lease_ttl * 500)),
-                        count=free,
+                        count=reserved.slots,
+                        block_ms=max(1, min(2000, block_ms)),
                     )
-                    if reclaimed is not None:
-                        bad = self._take(reclaimed.deliveries)
-                        await self.store.drop(bad + reclaimed.deleted)
-            except ResponseError as exc:
-                self.log.error("reclaim failed", error=str(exc))
-            except OUTAGE_ERRORS as exc:
-                self.log.warning("reclaim: redis unreachable", error=str(exc))
+                except OUTAGE_ERRORS as exc:
+                    self._reading = False
+                    self.log.warning("redis unreachable, reconnecting", error=str(exc))
+                    await self._pause(attempt)
+                    attempt += 1
+                    continue
+                if deliveries is None:  # the consumer group is gone
+                    await self._retrying(
+                        "creating the consumer group", self.store.ensure_group
+                    )
+                    continue
+                attempt = 0
+                self._reading = True
+                await self.store.drop(self._take(deliveries, reserved))
+            finally:
+                self._slots.release(reserved.slots)
+
+    async def _reclaim(self, reserved: _Reserved) -> None:
+        """Take over up to ``reserved.slots`` entries whose worker died or stalled
+        (``XAUTOCLAIM``), each started run in one of those slots."""
+        try:
+            reclaimed = await self.store.reclaim(
+                self.name,
+                min_idle_ms=max(1, int(self.lease_ttl * 500)),
+                count=reserved.slots,
+            )
+            if reclaimed is not None:
+                bad = self._take(reclaimed.deliveries, reserved)
+                await self.store.drop(bad + reclaimed.deleted)
+        except ResponseError as exc:
+            self.log.error("reclaim failed", error=str(exc))
+        except OUTAGE_ERRORS as exc:
+            self.log.warning("reclaim: redis unreachable", error=str(exc))
 
     async def _housekeeping(self) -> None:
         """Forget expired runs; remove consumers of dead workers that hold nothing."""
@@ -479,6 +538,7 @@ class Worker:
                 lease_id=lease_id,
                 lease_ttl_ms=int(self.lease_ttl * 1000),
                 counter_ttl_ms=self.retention_ms,
+                dead_retention_ms=self.dead_retention_ms,
             )
             if not isinstance(got, NotStarted) or got.verdict != "held":
                 return got
@@ -507,6 +567,8 @@ class Worker:
         if not isinstance(claim, ClaimedRun):
             if claim.verdict == "held":
                 log.debug("thread held by a live lease; left for later")
+            elif claim.verdict == "poison":
+                log.error("run record corrupt; dead-lettered", reason=claim.reason)
             return
         attempts, max_attempts = claim.attempts, claim.max_attempts
         log = log.bind(graph=claim.graph, attempt=attempts)

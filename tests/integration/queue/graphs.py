@@ -89,6 +89,14 @@ async def noop(payload: Any) -> Any:
     return payload
 
 
+async def sleepy(payload: dict[str, Any]) -> str:
+    """Waits ``sleep`` seconds without blocking the event loop."""
+    import asyncio
+
+    await asyncio.sleep(payload["sleep"])
+    return "slept"
+
+
 def flaky(payload: dict[str, Any]) -> str:
     """Fails until it was called ``fail`` times (counted in Redis at ``counter``)."""
     calls = int(_client(payload["url"]).incr(payload["counter"]))
@@ -115,3 +123,33 @@ _clashing.add_node("b", _write_n)
 _clashing.add_edge(START, "a")
 _clashing.add_edge(START, "b")
 clashing = _clashing.compile()  # two writes to a plain key in one step: invalid
+
+
+class Refused(TypedDict, total=False):
+    status: int
+    reply: str
+
+
+async def _refused_ask(state: Refused) -> dict[str, Any]:
+    """Ask a model whose endpoint refuses the request with HTTP ``status``."""
+    import httpx
+    import openai
+    from langchain_core.messages import HumanMessage
+
+    from dialogllm.llm import LLMSettings, ask
+    from dialogllm.llm.testing import ScriptedChatModel
+    from dialogllm.models import Turn
+
+    request = httpx.Request("POST", "http://llm.invalid/v1/chat/completions")
+    response = httpx.Response(state.get("status", 401), request=request)
+    refusal = openai.APIStatusError("refused", response=response, body=None)
+    model = ScriptedChatModel(replies=[refusal])
+    settings = LLMSettings(base_url="http://llm.invalid/v1", backoff_base_s=0.001)
+    reply = await ask(model, [HumanMessage("Ada:")], schema=Turn, settings=settings)
+    return {"reply": reply.value.message}
+
+
+_refused = StateGraph(Refused)
+_refused.add_node("ask", _refused_ask)
+_refused.add_edge(START, "ask")
+refused_llm = _refused.compile()  # its LLM refuses every request (401 by default)

@@ -106,3 +106,49 @@ async def test_a_malformed_stream_entry_is_dropped(
     assert (await queue.wait(run_id, timeout=10)).result == 5
     assert await client.xlen(stream) == 0
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("attempts", "abc"), ("max_attempts", "x"), ("status", "garbage")],
+)
+async def test_a_corrupt_run_record_is_dead_lettered_once_with_the_field_named(
+    queue: Queue,
+    start_worker: WorkerFactory,
+    key_prefix: str,
+    field: str,
+    value: str,
+) -> None:
+    """A record that cannot be decoded is poison: one dead letter naming the field,
+    not a START that fails (or a run that is reclaimed) every few seconds forever,
+    nor a run stranded without a word."""
+    import asyncio
+
+    from dialogllm.queue import keys
+
+    corrupt = await queue.enqueue(ref("noop"), 1, max_attempts=3)
+    healthy = await queue.enqueue(ref("noop"), 2, max_attempts=3)
+    client = aredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    await client.hset(keys.run_record(key_prefix, "default", corrupt), field, value)
+
+    start_worker(lease_ttl=0.4)  # reclaims every 0.1 s, of runs idle for 0.2 s
+    assert (await queue.wait(healthy, timeout=10)).result == 2
+    for _ in range(200):  # the record cannot be read before: wait for its letter
+        if await queue.dlq_list():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # time for any retry, reclaim or second dead letter
+
+    letters = await queue.dlq_list()
+    assert [d.run_id for d in letters] == [corrupt]
+    assert letters[0].reason.startswith("poison:")
+    assert f"{field}=" in letters[0].reason and value in letters[0].reason
+    assert (await queue.get(corrupt)).status is RunStatus.DEAD
+    statuses = [e.status for e in [e async for e in queue.events(corrupt)] if e.status]
+    assert RunStatus.RUNNING not in statuses  # never started
+    assert statuses.count(RunStatus.DEAD) == 1
+    assert (
+        await client.xlen(keys.queue_key(key_prefix, "default", keys.QueueKey.STREAM))
+        == 0
+    )
+    await client.aclose()

@@ -90,6 +90,21 @@ async def test_a_graph_error_that_retrying_cannot_fix_ends_as_error(
     assert await queue.dlq_list() == []
 
 
+@pytest.mark.parametrize("status", [401, 404])
+async def test_an_llm_refusal_ends_the_run_as_error_at_once(
+    queue: Queue, start_worker: WorkerFactory, status: int
+) -> None:
+    """A refused LLM request (bad key, unknown model) fails the same way on every
+    attempt: the run ends as ``error`` after one attempt, no dead letter."""
+    start_worker()
+    run_id = await queue.enqueue(ref("refused_llm"), {"status": status}, max_attempts=3)
+    record = await queue.wait(run_id, timeout=15)
+    assert (record.status, record.attempts) == (RunStatus.ERROR, 1)
+    assert record.error is not None and "LLMRequestError" in record.error
+    assert record.error_node == "ask"
+    assert await queue.dlq_list() == []
+
+
 async def test_unknown_runs_are_reported_as_not_found(queue: Queue) -> None:
     with pytest.raises(RunNotFoundError):
         await queue.cancel("nope")
@@ -109,3 +124,44 @@ async def test_reading_events_without_following_returns_what_is_there(
     assert [e.status for e in events] == [RunStatus.PENDING]
     assert await queue.dlq_retry(run_id) is RunStatus.PENDING  # not dead: unchanged
     assert await queue.prune() == 0
+
+
+async def test_concurrency_is_a_hard_limit_with_reclaims_and_new_runs_at_once(
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
+) -> None:
+    """Reclaimed runs and new runs arriving together never run more than
+    ``concurrency`` at once: slots are reserved before Redis is asked for runs."""
+    from dialogllm.queue import keys
+
+    client = aredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    stream = keys.queue_key(key_prefix, "default", keys.QueueKey.STREAM)
+    await client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    payload = {"sleep": 1.0}
+    orphans = [await queue.enqueue(ref("sleepy"), payload) for _ in range(2)]
+    # a consumer that died right after reading: its entries wait to be reclaimed
+    await client.xreadgroup(keys.CONSUMER_GROUP, "ghost", {stream: ">"}, count=2)
+    await client.aclose()
+    await asyncio.sleep(0.6)  # idle longer than the reclaim's min idle (0.5 s)
+
+    worker = start_worker(concurrency=2, lease_ttl=1.0)
+    peak = 0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, len(worker._active))
+            await asyncio.sleep(0.002)
+
+    sampler = asyncio.create_task(sample())
+    for _ in range(250):  # the reclaim took the orphans (the read loop waits)
+        if len(worker._active) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    fresh = [await queue.enqueue(ref("sleepy"), payload) for _ in range(2)]
+    records = [await queue.wait(r, timeout=20) for r in orphans + fresh]
+    sampling = False
+    await sampler
+
+    assert [r.status for r in records] == [RunStatus.SUCCESS] * 4
+    assert peak == 2

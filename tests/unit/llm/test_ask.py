@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from dialogllm.errors import (
+    LLMContextLengthError,
     LLMRequestError,
     LLMUnavailableError,
     StructuredOutputError,
@@ -133,6 +134,32 @@ async def test_permanent_errors_fail_at_once() -> None:
     model = ScriptedChatModel(replies=[denied])
     with pytest.raises(LLMRequestError, match="auth"):
         await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
+    assert len(model.calls) == 1
+
+
+async def test_a_request_larger_than_the_context_fails_at_once_naming_its_size() -> (
+    None
+):
+    response = httpx.Response(400, request=REQUEST)
+    too_long = openai.BadRequestError(
+        "This model's maximum context length is 4096 tokens. However, your messages "
+        "resulted in 9120 tokens.",
+        response=response,
+        body=None,
+    )
+    model = ScriptedChatModel(replies=[too_long], repeat_last=True)
+    messages = [HumanMessage("x" * 30_000), HumanMessage("Ada:")]
+    with pytest.raises(LLMContextLengthError) as caught:
+        await ask(model, messages, schema=Turn, settings=SETTINGS, max_tokens=64)
+    assert isinstance(caught.value, LLMRequestError)  # not retried by the queue
+    text = str(caught.value)
+    sent = model.calls[0]  # the conversation plus the schema prompt (mode "prompt")
+    chars = sum(len(str(m.content)) for m in sent)
+    assert chars > 30_004
+    size = f"{len(sent)} messages, {chars} characters, about {chars // 4 + 1} prompt"
+    assert size in text
+    assert "max_tokens=64" in text
+    assert "API_KEY" not in text
     assert len(model.calls) == 1
 
 

@@ -32,7 +32,24 @@ def status_error(status: int, message: str = "boom", **headers: str) -> Exceptio
         (status_error(401), "auth", False),
         (status_error(403), "auth", False),
         (status_error(404), "not_found", False),
-        (status_error(400, "context too long"), "bad_request", False),
+        (status_error(400, "context too long"), "context_length", False),
+        (
+            status_error(
+                400,
+                "This model's maximum context length is 4096 tokens. However, your "
+                "messages resulted in 9120 tokens.",
+            ),
+            "context_length",
+            False,
+        ),
+        (
+            status_error(
+                400, "the request exceeds the available context size, try increasing"
+            ),
+            "context_length",
+            False,
+        ),
+        (status_error(400, "messages: field required"), "bad_request", False),
         (status_error(400, "response_format is not supported"), "unsupported", False),
         (RuntimeError("scripted model ran out"), "other", False),
     ],
@@ -40,6 +57,16 @@ def status_error(status: int, message: str = "boom", **headers: str) -> Exceptio
 def test_failures_are_classified(exc: Exception, kind: str, transient: bool) -> None:
     failure = classify(exc)
     assert (failure.kind, failure.transient) == (kind, transient)
+
+
+def test_a_context_length_code_in_the_body_is_enough() -> None:
+    response = httpx.Response(400, request=REQUEST)
+    exc = openai.BadRequestError(
+        "Bad request",
+        response=response,
+        body={"code": "context_length_exceeded", "type": "invalid_request_error"},
+    )
+    assert classify(exc).kind == "context_length"
 
 
 def test_retry_after_is_read_from_a_429() -> None:

@@ -81,6 +81,76 @@ async def test_redis_down_for_longer_than_the_lease_reports_lost() -> None:
     assert sorted(reports) == [("lost", "r1"), ("lost", "r2")]
 
 
+class RemovingPipe(FakePipe):
+    """A pipe whose round trip races with the worker ending run ``r1``: the worker
+    removes the run from the heartbeat, then releases its lease, while the renewal is
+    in flight, so the renewal finds the lease gone."""
+
+    def __init__(self, replies: list[Any]) -> None:
+        super().__init__(replies)
+        self.heartbeat: Heartbeat | None = None
+
+    def execute(self) -> list[Any]:
+        assert self.heartbeat is not None
+        self.heartbeat.remove("r1")
+        return super().execute()
+
+
+async def test_a_lease_released_at_a_run_end_is_not_reported_taken_over(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reports: list[tuple[str, ...]] = []
+    pipe = RemovingPipe([0, None, 1, None])
+    hb = Heartbeat(
+        FakeClient(pipe),  # type: ignore[arg-type]
+        prefix="p",
+        queue="q",
+        ttl=30.0,
+        loop=asyncio.get_running_loop(),
+        on_lost=lambda run: reports.append(("lost", run)),
+        on_signal=lambda run, sig: reports.append(("signal", run, sig)),
+    )
+    pipe.heartbeat = hb
+    hb.add("r1", "t1", "L1")
+    hb.add("r2", "t2", "L2")
+    hb.tick()
+    await asyncio.sleep(0.01)
+    assert reports == []
+    captured = capsys.readouterr()
+    assert "taken over" not in captured.out + captured.err
+
+
+async def test_a_run_added_again_under_a_new_lease_is_not_dropped() -> None:
+    """A renewal of the run's old lease that fails must not remove the run's new
+    lease (the run ended and started again on this worker meanwhile)."""
+    reports: list[tuple[str, ...]] = []
+
+    class ReAddingPipe(FakePipe):
+        def execute(self) -> list[Any]:
+            hb.remove("r1")
+            hb.add("r1", "t1", "L1-new")
+            return super().execute()
+
+    pipe = ReAddingPipe([0, None])
+    hb = Heartbeat(
+        FakeClient(pipe),  # type: ignore[arg-type]
+        prefix="p",
+        queue="q",
+        ttl=30.0,
+        loop=asyncio.get_running_loop(),
+        on_lost=lambda run: reports.append(("lost", run)),
+        on_signal=lambda run, sig: reports.append(("signal", run, sig)),
+    )
+    hb.add("r1", "t1", "L1")
+    hb.tick()
+    await asyncio.sleep(0.01)
+    assert reports == []
+    pipe.replies = [1, None]
+    pipe.calls.clear()
+    hb.tick()
+    assert ("renew", "p:t:{t1}:lease") in pipe.calls  # the new lease is still renewed
+
+
 async def test_the_heartbeat_thread_ticks_and_stops() -> None:
     pipe = FakePipe([1, None])
     hb = Heartbeat(
