@@ -394,7 +394,7 @@ class Worker:
         next reclaim is due, so reclaims keep their schedule."""
         interval = max(0.05, self.lease_ttl / 4)
         attempt = 0
-        await self._retrying("creating the consumer group", self.store.ensure_group)
+        group_ready = False
         next_reclaim = time.monotonic() + interval
         while not self._stopping.is_set():
             reserved = _Reserved(await self._slots.reserve())
@@ -406,27 +406,42 @@ class Worker:
                         continue
                 block_ms = int((next_reclaim - time.monotonic()) * 1000)
                 try:
+                    if not group_ready:
+                        await self.store.ensure_group()
+                        group_ready = True
                     deliveries = await self.store.read(
                         self.name,
                         count=reserved.slots,
                         block_ms=max(1, min(2000, block_ms)),
                     )
-                except OUTAGE_ERRORS as exc:
+                except REDIS_FAILURES as exc:
+                    # any error reply (READONLY in a failover, WRONGTYPE, OOM) or
+                    # outage: not ready, back off, try again; never give up
                     self._reading = False
-                    self.log.warning("redis unreachable, reconnecting", error=str(exc))
-                    await self._pause(attempt)
+                    self._read_failed(exc, attempt)
+                    await self._pause(min(attempt, 8))
                     attempt += 1
                     continue
-                if deliveries is None:  # the consumer group is gone
-                    await self._retrying(
-                        "creating the consumer group", self.store.ensure_group
-                    )
+                if deliveries is None:  # the consumer group is gone: make it again
+                    group_ready = False
                     continue
+                if attempt:
+                    self.log.info("reading the queue again", failed_attempts=attempt)
                 attempt = 0
                 self._reading = True
                 await self.store.drop(self._take(deliveries, reserved))
             finally:
                 self._slots.release(reserved.slots)
+
+    def _read_failed(self, exc: BaseException, attempt: int) -> None:
+        """Log a failed read once per episode (its first attempt), quietly after."""
+        log = self.log.warning if attempt == 0 else self.log.debug
+        log(
+            "queue unreadable, retrying",
+            kind=type(exc).__name__,
+            error=str(exc),
+            attempt=attempt + 1,
+        )
 
     async def _reclaim(self, reserved: _Reserved) -> None:
         """Take over up to ``reserved.slots`` entries whose worker died or stalled
@@ -493,9 +508,10 @@ class Worker:
                             self._wake.set()
                         else:
                             self._on_signal(message.run_id, message.kind, message.by)
-            except OUTAGE_ERRORS as exc:
-                self.log.warning("signals: redis unreachable", error=str(exc))
-                await self._pause(attempt)
+            except REDIS_FAILURES as exc:
+                log = self.log.warning if attempt == 0 else self.log.debug
+                log("signals: redis failing", kind=type(exc).__name__, error=str(exc))
+                await self._pause(min(attempt, 8))
                 attempt += 1
 
     # --- signals --------------------------------------------------------------------

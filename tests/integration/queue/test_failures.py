@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aredis
 
@@ -152,3 +154,37 @@ async def test_a_corrupt_run_record_is_dead_lettered_once_with_the_field_named(
         == 0
     )
     await client.aclose()
+
+
+async def test_the_worker_outlives_an_error_reply_and_reads_again(
+    queue: Queue, start_worker: WorkerFactory, key_prefix: str
+) -> None:
+    """The stream key briefly holding the wrong type (WRONGTYPE on every read) makes
+    the worker not ready, never stopped; once the key is a stream again, it
+    recreates its group and runs what is enqueued."""
+    from dialogllm.queue import keys
+
+    worker = start_worker(key_prefix=key_prefix)
+    for _ in range(200):
+        if worker.ready:
+            break
+        await asyncio.sleep(0.05)
+    assert worker.ready
+    stream = keys.queue_key(key_prefix, "default", keys.QueueKey.STREAM)
+    client = aredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.delete(stream)
+        await client.set(stream, "not a stream")
+        for _ in range(100):
+            if not worker.ready:
+                break
+            await asyncio.sleep(0.05)
+        assert not worker.ready
+        await asyncio.sleep(1.5)  # several failed reads: the loop must go on
+        await client.delete(stream)
+    finally:
+        await client.aclose()
+    run_id = await queue.enqueue(ref("noop"), {"x": 1})
+    done = await queue.wait(run_id, timeout=30)
+    assert done.status is RunStatus.SUCCESS
+    assert worker.ready
