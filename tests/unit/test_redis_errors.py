@@ -113,7 +113,7 @@ async def test_every_component_raises_the_same_error(
 
     queue = Queue(FailingClient(error, decode=True), key_prefix="t")
     with pytest.raises(DialogueLLMError) as info:
-        await queue.enqueue("graphs/x.py:graph", {"topic": "x"})
+        await queue.enqueue("app.graphs:chat", {"topic": "x"})
     raised.append(info.value)
 
     limiter = RedisRateLimiter(
