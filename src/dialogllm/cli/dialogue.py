@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -338,7 +339,7 @@ def _stdin_is_terminal() -> bool:
 def _new_thread_id() -> str:
     import uuid
 
-    return uuid.uuid4().hex[:16]
+    return uuid.uuid4().hex  # the library's format (DialogueRunner), one format
 
 
 def _clean(text: str) -> str:
@@ -352,7 +353,7 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
     failure after steps were saved, say how to continue."""
     ask_person = interactive and _stdin_is_terminal()
     output.guard(output.setup_logging)
-    progress = _Progress()
+    progress = _Progress(piped=interactive and not ask_person)
     try:
         code = asyncio.run(_drive(start, thread_id, ask_person, progress))
     except KeyboardInterrupt:
@@ -383,6 +384,8 @@ class _Progress:
     tokens: int = 0
     #: Whether the thread has a checkpoint (known after a failure): resumable.
     saved: bool = False
+    #: Answers come from a piped standard input, one line per question.
+    piped: bool = False
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.began
@@ -446,16 +449,36 @@ async def _converse(
                 return EXIT_OK
             request = waiting.request
             who = request.speaker if request else "a person"
-            if not ask_person:
+            if ask_person:
+                answer: str | None = await _ask(who)
+            else:
+                answer = await _piped_answer() if progress.piped else None
+            if answer is None:
                 output.out.print(
                     f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
                     f'  dialogllm resume {escape(thread_id)} --answer "..."'
                 )
                 return EXIT_WAITING
-            events = runner.stream_resume(thread_id, await _ask(who))
+            events = runner.stream_resume(thread_id, answer)
     finally:
         if ticker is not None:
             ticker.cancel()
+
+
+async def _piped_answer() -> str | None:
+    """The next non-empty line of a piped standard input (``printf 'a\\nb\\n' |
+    dialogllm run interview``): one line per question; ``None`` at its end."""
+    while True:
+        line: str = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return None
+        if line.strip():
+            return line.rstrip("\n")
+
+
+#: What the person just typed at the prompt: a terminal shows it already, so its turn
+#: is not printed a second time.
+_typed: ContextVar[str | None] = ContextVar("dialogllm_typed_answer", default=None)
 
 
 async def _ask(who: str) -> str:
@@ -465,6 +488,7 @@ async def _ask(who: str) -> str:
         answer = await asyncio.to_thread(
             Prompt.ask, f"[bold]{escape(who)}[/bold]", console=output.out
         )
+    _typed.set(answer)
     return answer
 
 
@@ -486,7 +510,10 @@ async def _show(
                 progress.tokens += entry.tokens
                 if status is not None:
                     status.stop()
-                print_entry(entry)
+                if entry.kind == "human" and entry.text == _typed.get():
+                    _typed.set(None)  # already on screen, after the prompt
+                else:
+                    print_entry(entry)
                 if status is not None:
                     status.start()
             elif isinstance(event, InterruptEvent):
