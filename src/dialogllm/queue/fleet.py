@@ -152,6 +152,7 @@ async def read_workers(
                 ready=bool(data.get("ready", True)) and now - last <= 3 * HEARTBEAT_S,
             )
         except (TypeError, ValueError, AttributeError):  # not a worker's heartbeat
+            _log.warning("worker_entry_unreadable", worker=name_s)
             stale.append(name_s)
             continue
         if now - last > 3600:

@@ -55,6 +55,8 @@ def hostile(key_prefix: str) -> dict[str, str]:
     r.xadd(events, {"kind": "status", "data": "{oops"})
     r.xadd(events, {"kind": "status", "data": '{"status": "garbage"}'})
     r.xadd(events, {"kind": "updates", "data": b"\xff"})
+    workers = keys.fleet_workers(key_prefix)
+    r.hset(workers, mapping={"w-list": "[1]", "w-time": '{"last_seen": "soon"}'})
     r.close()
     return {"status": bad_status, "input": bad_input, "time": bad_time}
 
@@ -90,6 +92,7 @@ def test_status_reports_bad_records_and_carries_on(
     assert data["runs_by_status"]["pending"] == 2  # not the one without a status
     assert data["runs_by_status"]["error"] == 1
     assert "bad_records" in [a["name"] for a in data["alerts"]]
+    assert data["workers"] == []  # entries of no worker's shape are not workers
 
     check = cli(key_prefix, "status", "--check", COLUMNS="250")
     _clean(check)
