@@ -210,3 +210,16 @@ async def test_get_reads_a_record_with_a_garbage_status_and_wait_names_it(
     assert [r.run_id for r in await queue.list()] == [run_id]
     with pytest.raises(TimeoutError, match="status: not a run status: 'garbage'"):
         await queue.wait(run_id, timeout=0.5)
+
+
+async def test_a_dead_letter_with_garbage_figures_is_still_listed(
+    queue: Queue, key_prefix: str
+) -> None:
+    from dialogllm.queue import keys
+
+    client = aredis.Redis.from_url(REDIS_URL)
+    letters = keys.queue_key(key_prefix, "default", keys.QueueKey.DEAD_LETTERS)
+    await client.xadd(letters, {"run": "r-1", "attempts": "many", "at": "later"})
+    await client.aclose()
+    (letter,) = await queue.dlq_list()
+    assert (letter.run_id, letter.attempts, letter.at) == ("r-1", 0, 0.0)
