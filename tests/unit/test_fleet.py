@@ -156,3 +156,14 @@ def test_a_quantile_no_longer_known_stops_being_exported() -> None:
         == 1.0
     )
     _set_quantiles(gauge, "default", {"1": None})  # dropping twice is fine
+
+
+def test_bad_records_raise_an_alert_naming_the_first() -> None:
+    from dialogllm.queue.fleet import BadRecord
+
+    bad = [BadRecord("p:run:1", "status: not a run status: 'x'")] * 2
+    alerts = evaluate_alerts(_status(bad_records=bad), Settings())
+    assert [a.name for a in alerts] == ["bad_records"]
+    assert "2 stored record(s)" in alerts[0].message
+    assert "p:run:1: status: not a run status" in alerts[0].message
+    assert evaluate_alerts(_status(), Settings()) == []

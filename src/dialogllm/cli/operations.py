@@ -368,8 +368,9 @@ def _render_status(s: FleetStatus) -> Table:
     grid = Table.grid(padding=(0, 2))
     runs = ", ".join(f"{k} {v}" for k, v in s.runs_by_status.items() if v) or "none"
     age = "—" if s.oldest_ready_age_s is None else f"{s.oldest_ready_age_s:.0f}s"
-    grid.add_row("queue", f"{s.queue}: depth {s.queue_depth}, delayed {s.delayed}, "
-                 f"dead letters {s.dead_letters}, oldest {age}")  # fmt: skip
+    grid.add_row("queue", f"{escape(s.queue)}: depth {s.queue_depth}, "
+                 f"delayed {s.delayed}, dead letters {s.dead_letters}, "
+                 f"oldest {age}")  # fmt: skip
     grid.add_row("runs", runs + (" (capped)" if s.runs_capped else ""))
     p50 = "—" if s.run_duration_p50_s is None else f"{s.run_duration_p50_s:.1f}s"
     p95 = "—" if s.run_duration_p95_s is None else f"{s.run_duration_p95_s:.1f}s"
@@ -386,14 +387,15 @@ def _render_status(s: FleetStatus) -> Table:
         "worker", "host", "pid", "queue", "conc.", "heartbeat", "alive", "ready"
     )
     for w in s.workers:
-        workers.add_row(w.name, w.host, str(w.pid), w.queue, str(w.concurrency),
+        workers.add_row(escape(w.name), escape(w.host), str(w.pid), escape(w.queue),
+                        str(w.concurrency),
                         _ago(w.last_seen), "yes" if w.alive else "NO",
                         "yes" if w.ready else "no")  # fmt: skip
     grid.add_row(f"workers ({s.live_workers} alive)", workers)
     llm = Table("model", "calls", "p50", "p95", "tokens in/out", "errors", "parse fail")
     for name, m in s.llm.items():
         llm.add_row(
-            name, str(m.calls),
+            escape(name), str(m.calls),
             "—" if m.latency_p50_s is None else f"{m.latency_p50_s:.2f}s",
             "—" if m.latency_p95_s is None else f"{m.latency_p95_s:.2f}s",
             f"{m.prompt_tokens}/{m.completion_tokens}",
@@ -403,11 +405,21 @@ def _render_status(s: FleetStatus) -> Table:
     if s.errors:
         errors = Table("kind", "graph", "node", "count", "last", "example")
         for g in s.errors[:10]:
-            errors.add_row(g.kind, g.graph, g.node or "—", str(g.count),
-                           _ago(g.last_seen),
-                           f"{g.example_run_id}: {g.example_message[:80]}")  # fmt: skip
+            example = escape(f"{g.example_run_id}: {g.example_message[:80]}")
+            errors.add_row(escape(g.kind), escape(g.graph), escape(g.node or "—"),
+                           str(g.count), _ago(g.last_seen), example)  # fmt: skip
         grid.add_row("errors", errors)
-    alerts = "\n".join(f"[bold red]ALERT[/] {a.name}: {a.message}" for a in s.alerts)
+    if s.bad_records:
+        bad = Table("key", "why it cannot be read")
+        for r in s.bad_records[:10]:
+            bad.add_row(escape(r.key), escape(r.reason))
+        more = len(s.bad_records) - 10
+        if more > 0:
+            bad.add_row(f"... and {more} more", "see `dialogllm status --json`")
+        grid.add_row("bad records", bad)
+    alerts = "\n".join(
+        f"[bold red]ALERT[/] {a.name}: {escape(a.message)}" for a in s.alerts
+    )
     grid.add_row("alerts", alerts or "[green]none[/]")
     return grid
 
@@ -444,9 +456,12 @@ def runs_list(
         table = Table("run", "status", "graph", "thread", "attempts", "created")
         for r in records:
             attempts = f"{r.attempts}/{r.max_attempts}"
+            state = r.status.value
+            if r.problems:  # see `runs show` for why
+                state += f" (bad record: {', '.join(r.problems)})"
             table.add_row(
-                r.run_id, r.status.value, r.graph, r.thread_id, attempts,
-                _ago(r.created_at),
+                escape(r.run_id), escape(state), escape(r.graph),
+                escape(r.thread_id), attempts, _ago(r.created_at),
             )  # fmt: skip
         output.out.print(table)
         return EXIT_OK
@@ -469,9 +484,15 @@ def runs_show(
                 {"run": asdict(record), "events": [asdict(e) for e in events]}
             )
         else:
+            # stored data is printed as it is, never read as markup
             for key, value in asdict(record).items():
-                output.out.print(f"{key:>16}: {value}")
+                output.out.print(f"{key:>16}: {value}", markup=False)
             output.out.print(f"{'events':>16}: {len(events)}")
+            for event in events:
+                if event.problem is not None:
+                    output.out.print(
+                        f"{'bad event':>16}: {event.id}: {event.problem}", markup=False
+                    )
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))
@@ -522,7 +543,10 @@ def dlq_list(
             return EXIT_OK
         table = Table("run", "graph", "thread", "attempts", "reason")
         for d in letters:
-            table.add_row(d.run_id, d.graph, d.thread_id, str(d.attempts), d.reason)
+            table.add_row(
+                escape(d.run_id), escape(d.graph), escape(d.thread_id),
+                str(d.attempts), escape(d.reason),
+            )  # fmt: skip
         output.out.print(table)
         return EXIT_OK
 

@@ -327,7 +327,9 @@ class Queue:
 
     async def get(self, run_id: str) -> RunRecord:
         """The run's record; :class:`~dialogllm.errors.RunNotFoundError` when unknown
-        or expired.
+        or expired. A field that cannot be decoded (written by something other than
+        DialogueLLM) never raises: it reads as its default and is named in
+        :attr:`~dialogllm.queue.RunRecord.problems`.
 
         >>> (await queue.get(run_id)).status
         <RunStatus.RUNNING: 'running'>
@@ -439,7 +441,10 @@ class Queue:
         """Block until the run reaches a terminal status; return its record.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever)
-        and :class:`~dialogllm.errors.RunNotFoundError` for unknown runs.
+        and :class:`~dialogllm.errors.RunNotFoundError` for unknown runs. A record
+        whose status cannot be decoded reads as ``pending``, so ``wait`` keeps
+        waiting (a worker that meets such a run dead-letters it, naming the field);
+        the ``TimeoutError`` then names the record's problems.
 
         >>> record = await queue.wait(run_id, timeout=120)
         >>> record.status, record.result
@@ -462,8 +467,10 @@ class Queue:
         record = await self.get(run_id)
         if record.status.is_terminal:
             return record
+        problems = "; ".join(f"{k}: {v}" for k, v in record.problems.items())
         raise TimeoutError(
             f"run {run_id} is still {record.status.value} after {timeout} s"
+            + (f" (its record cannot be read: {problems})" if problems else "")
         )
 
     # --- controlling ----------------------------------------------------------------

@@ -33,6 +33,7 @@ import prometheus_client as prom
 from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
+from dialogllm.queue import keys
 from dialogllm.queue.client import Queue
 from dialogllm.queue.keys import fleet_workers as workers_key
 from dialogllm.queue.models import RunStatus
@@ -40,6 +41,7 @@ from dialogllm.queue.models import RunStatus
 __all__ = [
     "HEARTBEAT_S",
     "Alert",
+    "BadRecord",
     "ErrorGroup",
     "FleetExporter",
     "FleetStatus",
@@ -137,15 +139,8 @@ async def read_workers(
         name_s = name.decode() if isinstance(name, bytes) else str(name)
         try:
             data = json.loads(payload)
-        except (TypeError, ValueError):
-            stale.append(name_s)
-            continue
-        last = float(data.get("last_seen", 0))
-        if now - last > 3600:
-            stale.append(name_s)
-            continue
-        out.append(
-            WorkerInfo(
+            last = float(data.get("last_seen", 0))
+            info = WorkerInfo(
                 name=name_s,
                 host=str(data.get("host", "?")),
                 pid=int(data.get("pid", 0)),
@@ -156,7 +151,14 @@ async def read_workers(
                 alive=now - last <= 3 * HEARTBEAT_S,
                 ready=bool(data.get("ready", True)) and now - last <= 3 * HEARTBEAT_S,
             )
-        )
+        except (TypeError, ValueError, AttributeError):  # not a worker's heartbeat
+            _log.warning("worker_entry_unreadable", worker=name_s)
+            stale.append(name_s)
+            continue
+        if now - last > 3600:
+            stale.append(name_s)
+            continue
+        out.append(info)
     if stale:
         await redis.hdel(workers_key(prefix), *stale)
     return sorted(out, key=lambda w: w.name)
@@ -175,6 +177,15 @@ class ErrorGroup:
     last_seen: float | None
     example_run_id: str
     example_message: str
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """Stored data the snapshot could not decode: the Redis ``key`` and why (the
+    rest of the snapshot is read around it)."""
+
+    key: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,7 @@ class FleetStatus:
     recovery_p50_s: float | None = None
     recovery_max_s: float | None = None
     last_reclaim_at: float | None = None
+    bad_records: list[BadRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
     @property
@@ -268,7 +280,16 @@ async def fleet_status(
     oldest = await queue.store.oldest_ready_at()
     oldest_age = None if oldest is None else max(0.0, time.time() - oldest)
     records = await queue.list(limit=count_limit)
-    counts = Counter(r.status.value for r in records)
+    bad = [
+        BadRecord(
+            keys.run_record(queue.prefix, queue.name, r.run_id),
+            "; ".join(f"{name}: {why}" for name, why in r.problems.items()),
+        )
+        for r in records
+        if r.problems
+    ]
+    # a run whose status cannot be read is not counted under a status it lacks
+    counts = Counter(r.status.value for r in records if "status" not in r.problems)
     by_status = {s.value: counts.get(s.value, 0) for s in RunStatus}
     failed = [r for r in records if r.status in (RunStatus.ERROR, RunStatus.DEAD)]
     finished = sum(
@@ -282,6 +303,7 @@ async def fleet_status(
     )
     retries = sum(max(0, r.attempts - 1) for r in records)
     recovery = await queue.recovery()
+    bad += [BadRecord(key, reason) for key, reason in recovery.problems]
     downtimes = sorted(r.downtime_s for r in recovery.recent)
     workers = await read_workers(redis, queue.prefix)
     try:
@@ -308,6 +330,7 @@ async def fleet_status(
         recovery_p50_s=_quantile(downtimes, 0.5),
         recovery_max_s=downtimes[-1] if downtimes else None,
         last_reclaim_at=recovery.recent[0].at if recovery.recent else None,
+        bad_records=bad,
     )
     status.alerts = evaluate_alerts(status, settings)
     return status
@@ -352,6 +375,16 @@ def evaluate_alerts(status: FleetStatus, settings: Settings) -> list[Alert]:
                 "queue_age",
                 f"the oldest queued run has waited {status.oldest_ready_age_s:.0f} s "
                 f"(threshold {settings.alert_queue_age_seconds:.0f} s)",
+            )
+        )
+    if status.bad_records:
+        first = status.bad_records[0]
+        alerts.append(
+            Alert(
+                "bad_records",
+                f"{len(status.bad_records)} stored record(s) cannot be decoded "
+                f"(written by something other than DialogueLLM?), e.g. {first.key}: "
+                f"{first.reason}",
             )
         )
     if (

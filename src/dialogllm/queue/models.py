@@ -25,7 +25,9 @@ __all__ = [
     "RunEvent",
     "RunRecord",
     "RunStatus",
+    "decode_text",
     "dumps",
+    "excerpt",
     "loads",
 ]
 
@@ -110,28 +112,85 @@ def loads(text: str | bytes | None) -> Any:
     return json.loads(text)
 
 
-def _s(raw: Mapping[str, str], name: str) -> str | None:
-    value = raw.get(name)
-    return value if value not in (None, "") else None
+def excerpt(value: str | bytes, limit: int = 60) -> str:
+    """A short, printable ``repr`` of a stored value for a problem report (control
+    characters escaped, long values cut)."""
+    text = repr(value if len(value) <= limit else value[:limit])
+    return text if len(value) <= limit else text + "..."
 
 
-def _int(raw: Mapping[str, str], name: str, default: int) -> int:
-    """A counter of the record; ``default`` when absent or not a whole number (a
-    corrupt field: the worker dead-letters such a run, and it stays readable)."""
+def decode_text(value: str | bytes, name: str, problems: dict[str, str]) -> str:
+    """``value`` as text; bytes that are not UTF-8 are decoded with replacement
+    characters and noted in ``problems`` under ``name``."""
+    if isinstance(value, str):
+        return value
     try:
-        return int(raw.get(name) or default)
-    except ValueError:
-        return default
+        return value.decode()
+    except UnicodeDecodeError:
+        problems[name] = f"not UTF-8: {excerpt(value)}"
+        return value.decode(errors="replace")
 
 
-def _ms(raw: Mapping[str, str], name: str) -> float | None:
-    value = _s(raw, name)
-    if value is None:
-        return None
-    try:
-        return int(value) / 1000.0
-    except ValueError:
-        return None
+class _Fields:
+    """The fields of one record being read, and the problems found reading them."""
+
+    def __init__(self, raw: Mapping[Any, Any]) -> None:
+        self.problems: dict[str, str] = {}
+        self.raw: dict[str, str] = {}
+        for key, value in raw.items():
+            name = decode_text(key, "field name", self.problems)
+            self.raw[name] = decode_text(value, name, self.problems)
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.raw.get(name, default)
+
+    def optional(self, name: str) -> str | None:
+        value = self.raw.get(name)
+        return value if value not in (None, "") else None
+
+    def count(self, name: str, default: int) -> int:
+        """A counter; ``default`` when absent or not a whole number (a corrupt field:
+        the worker dead-letters such a run, and it stays readable)."""
+        value = self.raw.get(name) or ""
+        if not value:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            self.problems.setdefault(name, f"not a whole number: {excerpt(value)}")
+            return default
+
+    def ms(self, name: str) -> float | None:
+        """A time stored as ms since the epoch, in seconds; ``None`` when absent or
+        corrupt."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        try:
+            return int(value) / 1000.0
+        except ValueError:
+            self.problems.setdefault(name, f"not a time in ms: {excerpt(value)}")
+            return None
+
+    def json_value(self, name: str) -> Any:
+        """A JSON field; ``None`` when absent, not UTF-8 or not JSON."""
+        value = self.raw.get(name)
+        if name in self.problems:
+            return None
+        try:
+            return loads(value)
+        except ValueError:
+            self.problems.setdefault(name, f"not JSON: {excerpt(value or '')}")
+            return None
+
+    def status(self) -> RunStatus:
+        """The run's status; ``pending`` when it is not a run status (noted)."""
+        value = self.raw.get("status", "pending")
+        try:
+            return RunStatus(value)
+        except ValueError:
+            self.problems.setdefault("status", f"not a run status: {excerpt(value)}")
+            return RunStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +202,11 @@ class RunRecord:
     named one); ``result`` the final graph values (JSON) of a successful run.
     ``reclaims`` counts the times another worker took the run over from a worker that
     died or stalled; ``heartbeat_at`` is the running attempt's last lease renewal.
+
+    ``problems`` names each field that could not be decoded (field -> reason; empty
+    for a sound record): such a field reads as its default (``None``, ``0``; a
+    status that is not a run status reads as ``pending``), so one bad record never
+    stops a reader. Only a client with write access to Redis can write one.
 
     >>> record = await queue.get(run_id)                     # doctest: +SKIP
     >>> record.status, record.attempts
@@ -169,10 +233,12 @@ class RunRecord:
     reclaims: int = 0
     heartbeat_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_hash(cls, run_id: str, raw: Mapping[str, str]) -> RunRecord:
-        """Read a record from the fields of its Redis HASH (decoded strings)."""
+    def from_hash(cls, run_id: str, raw: Mapping[Any, Any]) -> RunRecord:
+        """Read a record from the fields of its Redis HASH (strings, or bytes that
+        are decoded here); never raises for what the fields hold."""
         known = {
             "graph",
             "thread",
@@ -193,28 +259,31 @@ class RunRecord:
             "reclaims",
             "beat",
         }
-        return cls(
+        f = _Fields(raw)
+        record = cls(
             run_id=run_id,
-            graph=raw.get("graph", ""),
-            thread_id=raw.get("thread", ""),
-            status=RunStatus(raw.get("status", "pending")),
-            input=loads(raw.get("input")),
-            attempts=_int(raw, "attempts", 0),
-            max_attempts=_int(raw, "max_attempts", 1),
-            multitask=raw.get("multitask", "enqueue"),
-            idempotency_key=_s(raw, "idem"),
-            created_at=_ms(raw, "created"),
-            due_at=_ms(raw, "due"),
-            started_at=_ms(raw, "started"),
-            finished_at=_ms(raw, "finished"),
-            worker=_s(raw, "worker"),
-            error=_s(raw, "error"),
-            error_node=_s(raw, "error_node"),
-            result=loads(raw.get("result")),
-            reclaims=_int(raw, "reclaims", 0),
-            heartbeat_at=_ms(raw, "beat"),
-            extra={k: v for k, v in raw.items() if k not in known},
+            graph=f.text("graph"),
+            thread_id=f.text("thread"),
+            status=f.status(),
+            input=f.json_value("input"),
+            attempts=f.count("attempts", 0),
+            max_attempts=f.count("max_attempts", 1),
+            multitask=f.text("multitask", "enqueue"),
+            idempotency_key=f.optional("idem"),
+            created_at=f.ms("created"),
+            due_at=f.ms("due"),
+            started_at=f.ms("started"),
+            finished_at=f.ms("finished"),
+            worker=f.optional("worker"),
+            error=f.optional("error"),
+            error_node=f.optional("error_node"),
+            result=f.json_value("result"),
+            reclaims=f.count("reclaims", 0),
+            heartbeat_at=f.ms("beat"),
+            extra={k: v for k, v in f.raw.items() if k not in known},
+            problems=f.problems,
         )
+        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,19 +293,47 @@ class RunEvent:
     ``kind`` is ``status`` (``data`` = ``{"status": ..., ...}``), ``updates`` (a node's
     update, ``data`` = ``{node: update}``), or ``custom`` (what the graph wrote with
     ``get_stream_writer()``). ``id`` is the stream entry id: pass it as ``after`` to
-    continue from there.
+    continue from there. ``problem`` says why an entry could not be decoded (its
+    ``data`` is then ``None``); ``None`` for a sound one.
     """
 
     id: str
     kind: str
     data: Any
+    problem: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry_id: Any, fields: Mapping[Any, Any]) -> RunEvent:
+        """Read an event from its stream entry (strings, or bytes decoded here);
+        never raises for what the entry holds."""
+        f = _Fields(fields)
+        data = f.json_value("data")
+        problems = [f"{name}: {why}" for name, why in f.problems.items()]
+        if f.text("kind") == "status" and not problems and _status_of(data) is None:
+            problems.append(f"data: no run status in {excerpt(f.text('data'))}")
+        return cls(
+            id=decode_text(entry_id, "id", {}),
+            kind=f.text("kind"),
+            data=None if problems else data,
+            problem="; ".join(problems) or None,
+        )
 
     @property
     def status(self) -> RunStatus | None:
         """The new status when this is a ``status`` event, else ``None``."""
-        if self.kind != "status" or not isinstance(self.data, dict):
+        if self.kind != "status":
             return None
-        return RunStatus(self.data["status"])
+        return _status_of(self.data)
+
+
+def _status_of(data: Any) -> RunStatus | None:
+    value = data.get("status") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return RunStatus(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +366,10 @@ class Reclaim:
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """How a queue recovered from dead workers: every reclaim ever counted, and the
-    latest ones (up to 200, newest first) with their downtime."""
+    latest ones (up to 200, newest first) with their downtime. ``problems`` names
+    each stored figure or entry that could not be decoded (it is left out): its key
+    and why."""
 
     reclaims: int
     recent: list[Reclaim]
+    problems: list[tuple[str, str]] = field(default_factory=list)

@@ -28,11 +28,11 @@ worker's lease.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from redis.client import NEVER_DECODE
 from redis.exceptions import ResponseError
 
 from dialogllm.leases import (
@@ -49,7 +49,9 @@ from dialogllm.queue.models import (
     Recovery,
     RunEvent,
     RunRecord,
+    decode_text,
     dumps,
+    excerpt,
 )
 from dialogllm.redis.clients import is_cluster
 
@@ -236,6 +238,32 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: Options of a command whose reply is read as bytes, whatever the client decodes:
+#: records, events and lists a reader decodes itself (and reports when it cannot).
+_RAW = {NEVER_DECODE: True}
+
+
+def _whole(value: Any, what: str, problems: list[str], default: int = 0) -> int:
+    """``value`` as a whole number; ``default`` (and a note) when it is not one."""
+    if value in (None, "", b""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        problems.append(f"{what}: not a whole number: {excerpt(value)}")
+        return default
+
+
+def _reclaim(entry: Any) -> Reclaim:
+    """One entry of the reclaims list (``"<at ms> <downtime ms> <run id>"``)."""
+    problems: dict[str, str] = {}
+    text = decode_text(entry, "entry", problems)
+    if problems:
+        raise ValueError("not UTF-8")
+    at, down, run_id = text.split(" ", 2)
+    return Reclaim(int(at) / 1000.0, int(down) / 1000.0, run_id)
+
+
 def _delivery(entry_id: Any, fields: dict[str, str] | None) -> Delivery:
     fields = fields or {}
     return Delivery(_text(entry_id), fields.get("run") or "", fields.get("thread", ""))
@@ -371,8 +399,8 @@ class QueueStore:
 
     async def record(self, run_id: str) -> RunRecord | None:
         """The run's record; ``None`` when unknown or expired."""
-        raw = await self.client.hgetall(
-            keys.run_record(self.prefix, self.queue, run_id)
+        raw = await self.client.execute_command(
+            "HGETALL", keys.run_record(self.prefix, self.queue, run_id), **_RAW
         )
         return RunRecord.from_hash(run_id, raw) if raw else None
 
@@ -385,8 +413,10 @@ class QueueStore:
             return []
         pipe = self.client.pipeline(transaction=False)
         for run_id in ids:
-            pipe.hgetall(keys.run_record(self.prefix, self.queue, run_id))
-        raws: list[dict[str, str]] = await pipe.execute()
+            pipe.execute_command(
+                "HGETALL", keys.run_record(self.prefix, self.queue, run_id), **_RAW
+            )
+        raws: list[dict[bytes, bytes]] = await pipe.execute()
         return [
             RunRecord.from_hash(run_id, raw) if raw else None
             for run_id, raw in zip(ids, raws, strict=True)
@@ -396,18 +426,18 @@ class QueueStore:
         self, run_id: str, *, after: str, count: int, block_ms: int | None
     ) -> list[RunEvent]:
         """The run's events after the event id ``after``; with ``block_ms``, wait
-        that long for one (``XREAD BLOCK``)."""
+        that long for one (``XREAD BLOCK``). An entry that cannot be decoded comes
+        back with its ``problem`` named, never as an error."""
         key = keys.run_events(self.prefix, self.queue, run_id)
-        reply = await self.client.xread({key: after}, count=count, block=block_ms)
-        entries = reply[0][1] if reply else []
-        return [
-            RunEvent(
-                id=entry_id,
-                kind=fields.get("kind", ""),
-                data=json.loads(fields.get("data") or "null"),
-            )
-            for entry_id, fields in entries
-        ]
+        args: list[Any] = ["XREAD", "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        reply = await self.client.execute_command(*args, "STREAMS", key, after, **_RAW)
+        if isinstance(reply, dict):  # RESP3: {stream: [entries]}
+            entries: list[Any] = next(iter(reply.values()), [[]])[0] if reply else []
+        else:
+            entries = reply[0][1] if reply else []
+        return [RunEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
 
     async def has_events(self, run_id: str) -> bool:
         """Whether the run's event stream exists (it expires with the record)."""
@@ -433,6 +463,7 @@ class QueueStore:
         """The newest ``limit`` dead letters, newest first."""
         key = keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS)
         entries = await self.client.xrevrange(key, count=limit)
+        ignored: list[str] = []  # a corrupt figure reads as 0: the letter stays
         return [
             DeadLetter(
                 id=entry_id,
@@ -440,27 +471,39 @@ class QueueStore:
                 graph=f.get("graph", ""),
                 thread_id=f.get("thread", ""),
                 reason=f.get("reason", ""),
-                attempts=int(f.get("attempts") or 0),
-                at=int(f.get("at") or 0) / 1000.0,
+                attempts=_whole(f.get("attempts"), "attempts", ignored),
+                at=_whole(f.get("at"), "at", ignored) / 1000.0,
             )
             for entry_id, f in entries
         ]
 
     async def recovery(self) -> Recovery:
-        """Every reclaim ever counted, and the latest ones with their downtime."""
+        """Every reclaim ever counted, and the latest ones with their downtime; an
+        entry or count that cannot be decoded is left out and named in
+        ``problems`` with its key."""
+        counter = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECOVERY)
+        latest = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECLAIMS)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(
-            keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECOVERY), "reclaims"
-        )
-        pipe.lrange(
-            keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECLAIMS), 0, -1
-        )
+        pipe.execute_command("HGET", counter, "reclaims", **_RAW)
+        pipe.execute_command("LRANGE", latest, 0, -1, **_RAW)
         total, entries = await pipe.execute()
+        problems: list[tuple[str, str]] = []
         recent = []
-        for entry in entries:
-            at, down, run_id = _text(entry).split(" ", 2)
-            recent.append(Reclaim(int(at) / 1000.0, int(down) / 1000.0, run_id))
-        return Recovery(reclaims=int(total or 0), recent=recent)
+        for index, entry in enumerate(entries):
+            try:
+                recent.append(_reclaim(entry))
+            except ValueError:
+                problems.append(
+                    (
+                        latest,
+                        f"entry {index}: not '<at ms> <downtime ms> <run id>': "
+                        f"{excerpt(entry)}",
+                    )
+                )
+        noted: list[str] = []
+        reclaims = _whole(total, "field reclaims", noted)
+        problems += [(counter, problem) for problem in noted]
+        return Recovery(reclaims=reclaims, recent=recent, problems=problems)
 
     async def stats(self) -> dict[str, int]:
         """Counts: ``ready``, ``delayed``, ``retained`` and ``dead_letters`` runs."""

@@ -188,3 +188,38 @@ async def test_the_worker_outlives_an_error_reply_and_reads_again(
     done = await queue.wait(run_id, timeout=30)
     assert done.status is RunStatus.SUCCESS
     assert worker.ready
+
+
+async def test_get_reads_a_record_with_a_garbage_status_and_wait_names_it(
+    queue: Queue, key_prefix: str
+) -> None:
+    """No worker: ``get`` returns the record with the field named, ``wait`` keeps
+    waiting (a worker would dead-letter the run) and its timeout names the field."""
+    from dialogllm.queue import keys
+
+    run_id = await queue.enqueue(ref("noop"), 1)
+    client = aredis.Redis.from_url(REDIS_URL)
+    key = keys.run_record(key_prefix, "default", run_id)
+    await client.hset(key, mapping={"status": "garbage", "started": "soon"})
+    await client.aclose()
+
+    record = await queue.get(run_id)
+    assert record.status is RunStatus.PENDING
+    assert set(record.problems) == {"status", "started"}
+    assert "garbage" in record.problems["status"]
+    assert [r.run_id for r in await queue.list()] == [run_id]
+    with pytest.raises(TimeoutError, match="status: not a run status: 'garbage'"):
+        await queue.wait(run_id, timeout=0.5)
+
+
+async def test_a_dead_letter_with_garbage_figures_is_still_listed(
+    queue: Queue, key_prefix: str
+) -> None:
+    from dialogllm.queue import keys
+
+    client = aredis.Redis.from_url(REDIS_URL)
+    letters = keys.queue_key(key_prefix, "default", keys.QueueKey.DEAD_LETTERS)
+    await client.xadd(letters, {"run": "r-1", "attempts": "many", "at": "later"})
+    await client.aclose()
+    (letter,) = await queue.dlq_list()
+    assert (letter.run_id, letter.attempts, letter.at) == ("r-1", 0, 0.0)

@@ -114,3 +114,67 @@ def test_a_command_input_survives_the_queue() -> None:
 def test_inputs_that_are_not_json_are_refused(bad: object) -> None:
     with pytest.raises(InputValidationError):
         encode_input(bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reads_as"),
+    [
+        ("status", "garbage", ("status", RunStatus.PENDING)),
+        ("input", "{not json", ("input", None)),
+        ("input", b"\xff\xfe", ("input", None)),
+        ("result", "[1,", ("result", None)),
+        ("created", "yesterday", ("created_at", None)),
+        ("finished", "1e3", ("finished_at", None)),
+        ("attempts", "two", ("attempts", 0)),
+        ("graph", b"g\xff", ("graph", "g\ufffd")),
+    ],
+)
+def test_a_field_that_cannot_be_decoded_is_named_not_raised(
+    field: str, value: str | bytes, reads_as: tuple[str, object]
+) -> None:
+    """Garbage written by another client is a marked value: the record reads, the
+    field holds its default and ``problems`` names the field with an excerpt."""
+    raw: dict[str | bytes, str | bytes] = {
+        b"graph": b"g:x",
+        b"thread": b"t",
+        b"status": b"success",
+        b"input": b'{"a":1}',
+        b"created": b"1500",
+    }
+    raw[field.encode()] = value
+    record = RunRecord.from_hash("r-1", raw)
+    attribute, expected = reads_as
+    assert getattr(record, attribute) == expected
+    assert list(record.problems) == [field]
+    assert repr(value) in record.problems[field]  # what was stored, escaped
+    assert record.thread_id == "t"  # the rest of the record is read as usual
+
+
+def test_a_sound_record_has_no_problems() -> None:
+    record = RunRecord.from_hash("r-1", {"graph": "g", "status": "dead"})
+    assert record.problems == {}
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({b"kind": b"status", b"data": b"{oops"}, "data: not JSON"),
+        ({b"kind": b"status", b"data": b'{"status":"garbage"}'}, "no run status"),
+        ({b"kind": b"status", b"data": b"[1]"}, "no run status"),
+        ({b"kind": b"updates", b"data": b"\xff"}, "data: not UTF-8"),
+    ],
+)
+def test_an_event_that_cannot_be_decoded_carries_its_problem(
+    fields: dict[bytes, bytes], problem: str
+) -> None:
+    event = RunEvent.from_entry(b"1-0", fields)
+    assert event.id == "1-0"
+    assert event.problem is not None and problem in event.problem
+    assert event.data is None and event.status is None
+
+
+def test_a_sound_event_reads_back() -> None:
+    event = RunEvent.from_entry(
+        b"1-0", {b"kind": b"status", b"data": b'{"status":"success"}'}
+    )
+    assert (event.problem, event.status) == (None, RunStatus.SUCCESS)
