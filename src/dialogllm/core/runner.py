@@ -486,8 +486,9 @@ class DialogueRunner:
                 who = _request_of(interrupts[0].value)
                 whom = f" from {who.speaker}" if who else ""
                 raise ResumeError(
-                    f"thread {thread_id!r} is waiting for an answer{whom}; "
-                    "resume it with a value"
+                    f"thread {thread_id!r} is waiting for an answer{whom}; give it: "
+                    f'dialogllm resume {thread_id} --answer "..." (from Python: '
+                    "runner.resume(thread_id, answer))"
                 )
             request = _request_of(interrupts[0].value)
             if request is not None:
