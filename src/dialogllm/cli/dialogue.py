@@ -359,7 +359,7 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
     except KeyboardInterrupt:
         output.stop(
             f"\n[yellow]Stopped.[/yellow] Every finished step is saved; continue with:"
-            f"\n  dialogllm resume {escape(thread_id)}"
+            f"\n  {output.command()} resume {escape(thread_id)}"
         )
     except DialogueLLMError as exc:
         code = exit_code_for(exc)
@@ -369,7 +369,7 @@ def _execute(start: Start, thread_id: str, *, interactive: bool) -> NoReturn:
             output.fail(
                 code,
                 f"{exc}\nEvery finished step is saved; once fixed, continue with:\n"
-                f"  dialogllm resume {thread_id}",
+                f"  {output.command()} resume {thread_id}",
             )
         output.fail(code, str(exc))
     raise typer.Exit(code)
@@ -444,7 +444,7 @@ async def _converse(
                 _print_outcome(result.values if result else {})
                 output.out.print(
                     f"[green]done.[/green] transcript: "
-                    f"dialogllm transcript {escape(thread_id)} --format md"
+                    f"{output.command()} transcript {escape(thread_id)} --format md"
                 )
                 return EXIT_OK
             request = waiting.request
@@ -456,7 +456,7 @@ async def _converse(
             if answer is None:
                 output.out.print(
                     f"[yellow]waiting for {escape(who)}.[/yellow] answer with:\n"
-                    f'  dialogllm resume {escape(thread_id)} --answer "..."'
+                    f'  {output.command()} resume {escape(thread_id)} --answer "..."'
                 )
                 return EXIT_WAITING
             events = runner.stream_resume(thread_id, answer)

@@ -169,7 +169,7 @@ def _print_transcript_hint(thread_id: str) -> None:
     """Where the dialogue of a submitted run can be read (its thread's id)."""
     output.out.print(
         f"thread {escape(thread_id)}; transcript: "
-        f"dialogllm transcript {escape(thread_id)} --format md"
+        f"{output.command()} transcript {escape(thread_id)} --format md"
     )
 
 

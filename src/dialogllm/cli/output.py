@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -48,6 +50,21 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def command() -> str:
+    """How the person can call this command again, for hints: ``dialogllm`` when
+    that name on the PATH is this program, else the path it was started by
+    (``.venv/bin/dialogllm`` after the README's commands, before activating the
+    virtual environment)."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "dialogllm":
+        return "dialogllm"
+    on_path = shutil.which("dialogllm")
+    if on_path and Path(on_path).resolve() == invoked.resolve():
+        return "dialogllm"
+    shown = os.path.relpath(invoked.resolve())
+    return shown if not shown.startswith("..") else str(invoked.resolve())
 
 
 def fail(code: int, message: str) -> NoReturn:

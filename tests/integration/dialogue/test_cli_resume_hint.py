@@ -20,3 +20,41 @@ def test_resume_without_an_answer_names_the_answer_option(env_prefix: str) -> No
     assert again.exit_code == cli.EXIT_THREAD, again.output
     assert "waiting for an answer from Candidate" in again.output
     assert 'dialogllm resume h --answer "..."' in again.output
+
+
+def test_hints_name_the_command_as_it_can_be_typed(env_prefix: str) -> None:
+    """After the README's commands ``dialogllm`` is not on the PATH: hints print
+    the path that works; with the virtual environment active, the bare name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.integration.dialogue.conftest import ROOT
+
+    venv_bin = Path(sys.executable).parent
+    chat = [f"{SCRIPTED}:slow_chat", "--topic", "tea", "--input", '{"turns": 2}']
+    bare_path = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv_bin
+    )
+    by_path = subprocess.run(
+        [str(venv_bin / "dialogllm"), "run", *chat],
+        cwd=ROOT,
+        env={**os.environ, "PATH": bare_path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_path.returncode == 0, by_path.stderr
+    shown = os.path.relpath(venv_bin / "dialogllm", ROOT)
+    assert f"transcript: {shown} transcript " in by_path.stdout
+    active = subprocess.run(
+        ["dialogllm", "run", *chat],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{venv_bin}{os.pathsep}{bare_path}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert active.returncode == 0, active.stderr
+    assert "transcript: dialogllm transcript " in active.stdout
