@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
@@ -453,7 +455,14 @@ def runs_list(
         if as_json:
             output.print_json([asdict(r) for r in records])
             return EXIT_OK
-        table = Table("run", "status", "graph", "thread", "attempts", "created")
+        # ids are copied into other commands: never cut them, fold the rest
+        table = Table()
+        table.add_column("run", no_wrap=True, min_width=36)
+        table.add_column("status", overflow="fold")
+        table.add_column("graph", overflow="fold")
+        table.add_column("thread", overflow="fold")
+        table.add_column("attempts", no_wrap=True)
+        table.add_column("created", no_wrap=True)
         for r in records:
             attempts = f"{r.attempts}/{r.max_attempts}"
             state = r.status.value
@@ -484,9 +493,11 @@ def runs_show(
                 {"run": asdict(record), "events": [asdict(e) for e in events]}
             )
         else:
-            # stored data is printed as it is, never read as markup
+            # stored data is printed as it is, never read as markup; times as
+            # dates, structured values as indented JSON (--json for machines)
             for key, value in asdict(record).items():
-                output.out.print(f"{key:>16}: {value}", markup=False)
+                shown = _readable(key, value)
+                output.out.print(f"{key:>16}: {shown}", markup=False)
             output.out.print(f"{'events':>16}: {len(events)}")
             for event in events:
                 if event.problem is not None:
@@ -496,6 +507,17 @@ def runs_show(
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))
+
+
+def _readable(key: str, value: object) -> str:
+    """A record field for people: epoch seconds as a UTC date, JSON as JSON."""
+    if key.endswith("_at") and isinstance(value, int | float) and value > 0:
+        moment = datetime.fromtimestamp(float(value), tz=UTC)
+        return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if isinstance(value, dict | list) and value:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        return text.replace("\n", "\n" + " " * 18)
+    return str(value)
 
 
 def _change_run(

@@ -1,0 +1,44 @@
+"""``runs list`` and ``runs show`` for people: ids never cut at 80 columns, times as
+dates, structured values as JSON; ``--json`` unchanged for machines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from dialogllm.queue import Queue
+from tests.conftest import REDIS_URL
+from tests.integration.ops.test_cli_operations import GRAPH, cli
+
+pytestmark = pytest.mark.integration
+
+
+def _enqueue(key_prefix: str) -> str:
+    async def go() -> str:
+        async with Queue.from_url(REDIS_URL, key_prefix=key_prefix) as queue:
+            return await queue.enqueue(
+                f"{GRAPH}:counting", {"turns": 3, "note": "tea"}, thread_id="t" * 40
+            )
+
+    return asyncio.run(go())
+
+
+def test_runs_are_shown_for_people(key_prefix: str) -> None:
+    run_id = _enqueue(key_prefix)
+    listed = cli(key_prefix, "runs", "list", COLUMNS="80")
+    assert listed.returncode == 0, listed.stderr
+    assert run_id in listed.stdout  # whole, on one line
+
+    shown = cli(key_prefix, "runs", "show", run_id, COLUMNS="80")
+    assert shown.returncode == 0, shown.stderr
+    created = re.search(r"created_at: (\S+)", shown.stdout)
+    assert created is not None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created.group(1))
+    assert '"turns": 3' in shown.stdout and '"note": "tea"' in shown.stdout
+
+    machine = json.loads(cli(key_prefix, "runs", "show", run_id, "--json").stdout)
+    assert isinstance(machine["run"]["created_at"], float)
+    assert machine["run"]["input"] == {"turns": 3, "note": "tea"}
