@@ -74,3 +74,19 @@ def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=False)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_embedded_redis_left_in_the_checkout() -> Iterator[None]:
+    """Tests that exercise the default (no DIALOGLLM_REDIS_URL) may start the
+    embedded Redis of the checkout's ``.dialogllm/``: stop it after the session
+    unless it was already running before (the person's own)."""
+    from pathlib import Path
+
+    from dialogllm.redis import EmbeddedRedis
+
+    embedded = EmbeddedRedis(Path(__file__).resolve().parents[1] / ".dialogllm")
+    was_running = embedded.is_running()
+    yield
+    if not was_running:
+        embedded.stop()
