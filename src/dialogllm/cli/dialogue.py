@@ -272,26 +272,53 @@ def threads_list(
 
     async def go() -> int:
         async with _saver() as saver:
-            rows = []
-            for thread_id in await saver.alist_threads(limit=limit):
-                tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
-                rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "step": tup.metadata.get("step") if tup else None,
-                        "updated": tup.checkpoint["ts"] if tup else None,
-                    }
-                )
+            rows = [
+                await _thread_row(saver, thread_id)
+                for thread_id in await saver.alist_threads(limit=limit)
+            ]
         if as_json:
             output.print_json(rows)
             return EXIT_OK
-        table = Table("thread", "step", "last checkpoint")
+        table = Table()
+        table.add_column("thread", no_wrap=True)
+        for name in ("graph", "topic", "step", "last checkpoint"):
+            table.add_column(name, overflow="fold")
         for row in rows:
-            table.add_row(str(row["thread_id"]), str(row["step"]), str(row["updated"]))
+            if "error" in row:  # a thread that cannot be read: say why, go on
+                row = {**row, "topic": f"unreadable: {row['error']}"}
+            table.add_row(
+                *(
+                    escape(str(row[k]) if row[k] is not None else "—")
+                    for k in ("thread_id", "graph", "topic", "step", "updated")
+                )
+            )
         output.out.print(table)
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))
+
+
+async def _thread_row(saver: AsyncRedisSaver, thread_id: str) -> dict[str, Any]:
+    """One row of ``threads list``; a thread that cannot be read says why and does
+    not hide the others."""
+    from dialogllm.loader import META_GRAPH
+
+    row: dict[str, Any] = {"thread_id": thread_id, "graph": None, "topic": None}
+    try:
+        tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+    except DialogueLLMError as exc:
+        return {**row, "step": None, "updated": None, "error": str(exc)}
+    if tup is None:
+        return {**row, "step": None, "updated": None}
+    values = tup.checkpoint.get("channel_values") or {}
+    topic = values.get("topic") or values.get("motion")
+    return {
+        **row,
+        "graph": tup.metadata.get(META_GRAPH) or tup.metadata.get("graph"),
+        "topic": str(topic)[:60] if topic else None,
+        "step": tup.metadata.get("step"),
+        "updated": tup.checkpoint["ts"],
+    }
 
 
 @threads_app.command("show")

@@ -4,6 +4,7 @@ LangGraph's permissive msgpack revival) is refused with a typed error."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,19 @@ async def test_a_poisoned_blob_never_runs_in_the_cli_or_the_saver(
         assert "error: refused to revive os.system" in shown.stderr
         assert "thread 'p'" in shown.stderr
         assert "Traceback" not in shown.stderr + shown.stdout
+
+    listed = subprocess.run(
+        [DIALOGLLM, "threads", "list", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr  # one bad thread hides nothing
+    (row,) = [r for r in json.loads(listed.stdout) if r["thread_id"] == "p"]
+    assert "refused to revive os.system" in row["error"]
+    assert not (tmp_path / "PWNED").exists()
 
     async with AsyncRedisSaver.from_conn_string(
         redis_url, key_prefix=key_prefix

@@ -58,3 +58,20 @@ def test_hints_name_the_command_as_it_can_be_typed(env_prefix: str) -> None:
     )
     assert active.returncode == 0, active.stderr
     assert "transcript: dialogllm transcript " in active.stdout
+
+
+def test_threads_list_shows_graph_and_topic(env_prefix: str) -> None:
+    runner = CliRunner()
+    made = runner.invoke(
+        cli.app,
+        ["run", f"{SCRIPTED}:slow_chat", "--topic", "tea", "--thread", "listed"],
+    )
+    assert made.exit_code == cli.EXIT_OK, made.output
+    listed = runner.invoke(cli.app, ["threads", "list", "--json"])
+    assert listed.exit_code == cli.EXIT_OK, listed.output
+    import json
+
+    (row,) = [r for r in json.loads(listed.output) if r["thread_id"] == "listed"]
+    assert row["topic"] == "tea" and row["graph"] and row["step"] is not None
+    text = runner.invoke(cli.app, ["threads", "list"])
+    assert "listed" in text.output and "tea" in text.output
