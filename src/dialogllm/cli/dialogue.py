@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -509,12 +511,24 @@ _typed: ContextVar[str | None] = ContextVar("dialogllm_typed_answer", default=No
 
 
 async def _ask(who: str) -> str:
-    """Ask the person at the terminal (again on an empty answer)."""
-    answer = ""
-    while not answer.strip():
-        answer = await asyncio.to_thread(
-            Prompt.ask, f"[bold]{escape(who)}[/bold]", console=output.out
-        )
+    """Ask the person at the terminal (again on an empty answer).
+
+    The prompt blocks the event loop on purpose: nothing else runs while the
+    dialogue waits for this person, and Ctrl-C then interrupts the prompt itself
+    (in a worker thread, the first Ctrl-C was lost until Enter)."""
+    # asyncio.run's own SIGINT handler only cancels the task, which cannot happen
+    # while input() blocks: at the prompt, Ctrl-C raises KeyboardInterrupt at once
+    main = threading.current_thread() is threading.main_thread()
+    previous = (
+        signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
+    )
+    try:
+        answer = ""
+        while not answer.strip():
+            answer = Prompt.ask(f"[bold]{escape(who)}[/bold]", console=output.out)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     _typed.set(answer)
     return answer
 

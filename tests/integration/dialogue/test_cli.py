@@ -5,6 +5,7 @@ exit codes, and a run killed with SIGKILL that ``resume`` finishes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -418,3 +419,52 @@ def test_a_graph_of_a_plain_typeddict_runs_and_is_submitted(env_prefix: str) -> 
     assert run.exit_code == cli.EXIT_OK, run.output
     queued = _cli("submit", graph, "--input", '{"turns": 2}')
     assert queued.exit_code == cli.EXIT_OK, queued.output
+
+
+def test_ctrl_c_at_the_persons_prompt_stops_at_once(env_prefix: str) -> None:
+    """In a real terminal (a pty): the first Ctrl-C at ``Candidate:`` ends the
+    command with 130 and the resume hint, without waiting for Enter."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the dialogllm command on the pty
+        os.execv(DIALOGLLM, [DIALOGLLM, "run", INTERVIEW, "--topic", "Redis"])
+    seen = b""
+
+    def plain() -> bytes:
+        return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen)
+
+    try:
+        deadline = time.monotonic() + 60
+        while b"Candidate:" not in plain() and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                seen += os.read(fd, 4096)
+        assert b"Candidate:" in plain(), seen.decode(errors="replace")
+        time.sleep(0.3)
+        os.write(fd, b"\x03")  # Ctrl-C, once
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    seen += os.read(fd, 4096)
+        assert status is not None and os.WIFEXITED(status), "still waiting for Enter"
+        assert os.WEXITSTATUS(status) == cli.EXIT_INTERRUPTED
+        with contextlib.suppress(OSError):
+            while select.select([fd], [], [], 0.2)[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        assert b"resume" in plain(), seen.decode(errors="replace")
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
