@@ -32,12 +32,15 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# `run` and `submit` also take every field of the graph's input as an option
+# (--max-turns 6): typer passes the options it does not know on to them
+_GRAPH_FIELDS = {"allow_extra_args": True, "ignore_unknown_options": True}
+app.command(context_settings=_GRAPH_FIELDS)(dialogue.run)
+app.command(context_settings=_GRAPH_FIELDS)(operations.submit)
 for _command in (
-    dialogue.run,
     dialogue.resume,
     dialogue.transcript,
     dialogue.graphs,
-    operations.submit,
     operations.worker,
     operations.status,
     operations.cancel,

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -83,6 +83,7 @@ class TranscriptFormat(StrEnum):
 
 
 def run(
+    ctx: typer.Context,
     graph: Annotated[
         str, typer.Argument(help="Name, path/to/file.py:attr or package.module:attr.")
     ],
@@ -97,11 +98,12 @@ def run(
     ] = None,
     interactive: InteractiveOpt = True,
 ) -> None:
-    """Run a dialogue graph, streaming each turn as it happens.
+    """Run a dialogue graph, streaming each turn as it happens. Every field of the
+    graph's input is an option too (--max-turns 6, --rounds 2; see dialogllm graphs).
 
     Example: dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
     """
-    resolved, payload = dialogue_input(graph, input, topic)
+    resolved, payload = dialogue_input(graph, input, topic, ctx.args)
     thread_id = thread or _new_thread_id()
 
     def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
@@ -111,7 +113,10 @@ def run(
 
 
 def dialogue_input(
-    graph: str, input: str | None, topic: str | None
+    graph: str,
+    input: str | None,
+    topic: str | None,
+    field_options: Sequence[str] = (),
 ) -> tuple[ResolvedGraph, dict[str, Any]]:
     """The graph and the input a dialogue starts with, for ``run`` and ``submit``
     alike: ``--input`` (a JSON object) with ``--topic`` set on the graph's topic-like
@@ -124,6 +129,14 @@ def dialogue_input(
 
     payload = output.parse_json_object(input, "--input") if input else {}
     resolved = output.guard(lambda: resolve_graph(graph))
+    for key, value in _field_options(resolved, field_options).items():
+        if key in payload:
+            output.fail(
+                EXIT_BAD_INPUT,
+                f"--{key.replace('_', '-')} sets {key!r}, which --input gives too: "
+                "give one of them",
+            )
+        payload[key] = value
     if topic is not None:
         key = topic_field(resolved.graph)
         if key in payload:
@@ -134,6 +147,36 @@ def dialogue_input(
         payload[key] = topic
     output.guard(lambda: validate_input(resolved.graph, payload))
     return resolved, payload
+
+
+def _field_options(resolved: ResolvedGraph, args: Sequence[str]) -> dict[str, Any]:
+    """``--max-turns 6`` / ``--max-turns=6`` options as input fields of the graph;
+    a value is read as JSON when it is JSON (6, true, ["a"]), else as text."""
+    props = resolved.graph.get_input_jsonschema().get("properties", {}) if args else {}
+    fields: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        option = rest.pop(0)
+        if not option.startswith("--") or len(option) < 3:
+            output.fail(EXIT_BAD_INPUT, f"unexpected argument {option!r}")
+        name, sep, value = option[2:].partition("=")
+        key = name.replace("-", "_")
+        if key not in props:
+            known = ", ".join(f"--{k.replace('_', '-')}" for k in props) or "none"
+            output.fail(
+                EXIT_BAD_INPUT,
+                f"no option {option.split('=')[0]!r} for graph {resolved.name!r}; "
+                f"its input fields: {known}",
+            )
+        if not sep:
+            if not rest:
+                output.fail(EXIT_BAD_INPUT, f"{option} needs a value")
+            value = rest.pop(0)
+        try:
+            fields[key] = json.loads(value)
+        except ValueError:
+            fields[key] = value
+    return fields
 
 
 def resume(

@@ -78,6 +78,7 @@ def _ago(ts: float | None) -> str:
 
 
 def submit(
+    ctx: typer.Context,
     graph: Annotated[str, typer.Argument(help="Graph name or module:attr reference.")],
     topic: Annotated[
         str | None, typer.Option(help="Sets the graph's topic (or motion).")
@@ -96,7 +97,8 @@ def submit(
     queue: QueueOpt = "default",
     as_json: output.JsonOpt = False,
 ) -> None:
-    """Enqueue a run of a graph for the workers.
+    """Enqueue a run of a graph for the workers. Every field of the graph's input is
+    an option too (--rounds 2; see dialogllm graphs).
 
     Example: dialogllm submit debate --topic "Tabs or spaces?" --wait
     """
@@ -108,7 +110,7 @@ def submit(
         output.fail(EXIT_BAD_INPUT, f"--timeout must be > 0 seconds, got {timeout}")
     how = cast("Multitask", multitask)
     # The same graph and input check as `run`: nothing is queued that would fail.
-    _, payload = dialogue_input(graph, input, topic)
+    _, payload = dialogue_input(graph, input, topic, ctx.args)
 
     async def go() -> int:
         async with _queue(queue) as q:

@@ -75,3 +75,27 @@ def test_threads_list_shows_graph_and_topic(env_prefix: str) -> None:
     assert row["topic"] == "tea" and row["graph"] and row["step"] is not None
     text = runner.invoke(cli.app, ["threads", "list"])
     assert "listed" in text.output and "tea" in text.output
+
+
+def test_every_input_field_is_an_option(env_prefix: str) -> None:
+    runner = CliRunner()
+    chat = f"{SCRIPTED}:slow_chat"
+    three = runner.invoke(cli.app, ["run", chat, "--topic", "tea", "--turns", "3"])
+    assert three.exit_code == cli.EXIT_OK, three.output
+    assert "turn 3" in three.output and "turn 4" not in three.output
+    equals = runner.invoke(cli.app, ["run", chat, "--topic", "tea", "--turns=1"])
+    assert equals.exit_code == cli.EXIT_OK and "turn 2" not in equals.output
+
+    unknown = runner.invoke(
+        cli.app, ["run", "debate", "--topic", "Tabs?", "--nope", "1"]
+    )
+    assert unknown.exit_code == cli.EXIT_BAD_INPUT
+    assert "no option '--nope' for graph 'debate'" in unknown.output
+    assert "--rounds" in unknown.output
+    both = ["--input", '{"rounds": 2}', "--rounds", "3"]
+    clash = runner.invoke(cli.app, ["run", "debate", "--topic", "Tabs?", *both])
+    assert clash.exit_code == cli.EXIT_BAD_INPUT and "give one of them" in clash.output
+    bad = runner.invoke(
+        cli.app, ["submit", "debate", "--topic", "Tabs or spaces?", "--rounds", "many"]
+    )
+    assert bad.exit_code == cli.EXIT_BAD_INPUT and "rounds" in bad.output
