@@ -353,11 +353,17 @@ def status(
 
     async def go() -> int:
         async with _queue(queue) as q:
-            if watch and not as_json:
+            if watch and not as_json and output.out.is_terminal:
                 with Live(console=output.out, refresh_per_second=1) as live:
                     while True:
                         live.update(_render_status(await snapshot(q)))
                         await asyncio.sleep(2)
+            if watch and not as_json:  # a pipe or a file: one screen every 2 s
+                while True:
+                    output.out.print(_render_status(await snapshot(q)))
+                    output.out.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim]")
+                    output.out.file.flush()
+                    await asyncio.sleep(2)
             current = await snapshot(q)
         if as_json:
             output.print_json(current.as_dict())

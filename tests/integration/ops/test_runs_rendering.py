@@ -42,3 +42,26 @@ def test_runs_are_shown_for_people(key_prefix: str) -> None:
     machine = json.loads(cli(key_prefix, "runs", "show", run_id, "--json").stdout)
     assert isinstance(machine["run"]["created_at"], float)
     assert machine["run"]["input"] == {"turns": 3, "note": "tea"}
+
+
+def test_status_watch_writes_screens_to_a_pipe(key_prefix: str) -> None:
+    import subprocess
+    import time
+
+    from tests.integration.ops.test_cli_operations import DIALOGLLM, _env
+
+    proc = subprocess.Popen(
+        [DIALOGLLM, "status", "--watch"],
+        env=_env(key_prefix),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(5)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    stamps = re.findall(r"^\d\d:\d\d:\d\d$", out, re.MULTILINE)
+    assert len(stamps) >= 2, out  # a screen every 2 s, not nothing
+    assert "depth" in out
