@@ -68,8 +68,12 @@ local function k_active(th) return BASE .. ':th:' .. esc(th) .. ':active' end
 local function k_wait(th) return BASE .. ':th:' .. esc(th) .. ':wait' end
 
 local function event(id, kind, data)
-  redis.call('XADD', k_ev(id), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'kind', kind, 'data', data)
+  local kev = k_ev(id)
+  -- a key of another type in its place (written by someone else) is no log of this
+  -- run: replaced, so a state change is never half done (a script is not undone)
+  local t = redis.call('TYPE', kev)['ok']
+  if t ~= 'stream' and t ~= 'none' then redis.call('DEL', kev) end
+  redis.call('XADD', kev, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'kind', kind, 'data', data)
 end
 
 local function status_event(id, status, extra)
@@ -94,15 +98,22 @@ end
 -- give thread `th` to the next waiting run, when run `id` held it
 local function handoff(id, th)
   local ka = k_active(th)
-  if redis.call('GET', ka) ~= id then return end
+  local t = redis.call('TYPE', ka)['ok']
+  -- keys of another type (written by someone else) are replaced: the thread goes
+  -- on to its next waiting run instead of every run's end failing on it
+  if t ~= 'string' and t ~= 'none' then redis.call('DEL', ka)
+  elseif redis.call('GET', ka) ~= id then return end
   local kw = k_wait(th)
+  t = redis.call('TYPE', kw)['ok']
+  if t ~= 'list' and t ~= 'none' then redis.call('DEL', kw) end
   while true do
     local nxt = redis.call('LPOP', kw)
     if not nxt then
       redis.call('DEL', ka)
       return
     end
-    if redis.call('HGET', k_run(nxt), 'status') == 'pending' then
+    if redis.call('TYPE', k_run(nxt))['ok'] == 'hash'
+        and redis.call('HGET', k_run(nxt), 'status') == 'pending' then
       redis.call('SET', ka, nxt)
       push_ready(nxt)
       return
@@ -139,6 +150,9 @@ local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
   redis.call('ZREM', K_DELAYED, id)
   if status == 'dead' then
     local h = redis.call('HMGET', rec, 'graph', 'attempts')
+    -- a key of another type in its place holds no dead letters: replaced
+    local t = redis.call('TYPE', K_DLQ)['ok']
+    if t ~= 'stream' and t ~= 'none' then redis.call('DEL', K_DLQ) end
     local dlq_id = redis.call('XADD', K_DLQ, 'MAXLEN', '~', dlq_maxlen, '*',
       'run', id, 'graph', h[1] or '', 'thread', th, 'reason', err or '',
       'attempts', string.format('%d', count(h[2]) or 0), 'at', NOW)
@@ -153,6 +167,29 @@ local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
   redis.call('ZADD', K_EXPIRY, NOW + ttl, id)
   handoff(id, th)
   prune(20)
+end
+
+local STATUSES = {pending = true, running = true, interrupted = true, success = true,
+  error = true, cancelled = true, dead = true}
+
+-- the Redis type of run `id`'s record when it is not a hash (someone overwrote it)
+local function foreign(id)
+  local t = redis.call('TYPE', k_run(id))['ok']
+  if t ~= 'hash' and t ~= 'none' then return t end
+  return nil
+end
+
+-- dead-letter run `id` whose record cannot be decoded (`why`): never started,
+-- retried or reclaimed; a record of another type is replaced by the dead record
+local function poison(id, why, dead_retention)
+  local t = foreign(id)
+  if t then
+    redis.call('DEL', k_run(id))
+    why = 'the record is a ' .. t .. ', not a hash'
+  end
+  local reason = 'poison: corrupt run record: ' .. why
+  terminate(id, 'dead', reason, '', dead_retention, 10000)
+  return reason
 end
 """
 
@@ -224,9 +261,6 @@ return {'ok', id, 'pending'}
 )
 
 _CLAIM_FUNC = r"""
-local STATUSES = {pending = true, running = true, interrupted = true, success = true,
-  error = true, cancelled = true, dead = true}
-
 -- why the record of a run to start cannot be decoded, or nil when it can
 local function corrupt(h)
   local function show(v) return string.format('%q', string.sub(v, 1, 60)) end
@@ -249,6 +283,11 @@ end
 --   'run' record fields...
 local function claim(id, entry, worker, lease, dead_retention)
   local rec = k_run(id)
+  if foreign(id) then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+    return {'poison', poison(id, '', dead_retention)}
+  end
   local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
     'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat')
   if not h[1] then
@@ -266,9 +305,7 @@ local function claim(id, entry, worker, lease, dead_retention)
   if why then
     redis.call('XACK', K_STREAM, GROUP, entry)
     redis.call('XDEL', K_STREAM, entry)
-    local reason = 'poison: corrupt run record: ' .. why
-    terminate(id, 'dead', reason, '', dead_retention, 10000)
-    return {'poison', reason}
+    return {'poison', poison(id, why, dead_retention)}
   end
   local attempts = count(h[6] or '0') + 1
   local detail = 'attempt ' .. attempts .. ' on ' .. worker
@@ -383,10 +420,16 @@ local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0,
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', K_DELAYED, id) == 1 then
-    if redis.call('HGET', k_run(id), 'status') == 'pending' then
+    local kind = redis.call('TYPE', k_run(id))['ok']
+    local st = kind == 'hash' and redis.call('HGET', k_run(id), 'status')
+    if st == 'pending' then
       redis.call('HSET', k_run(id), 'due', 0)
       push_ready(id)
       moved = moved + 1
+    elseif kind ~= 'none' and not (st and STATUSES[st]) then
+      -- a record no one can read: dead-lettered (7 days), not silently dropped
+      poison(id, 'status=' .. string.format('%q', string.sub(st or '', 1, 60))
+        .. ' is not a run status', 604800000)
     end
   end
 end
