@@ -172,6 +172,41 @@ end
 local STATUSES = {pending = true, running = true, interrupted = true, success = true,
   error = true, cancelled = true, dead = true}
 
+-- a stored value for a message: quoted, cut, every byte but printable ASCII as \xNN
+-- (the message goes to the record and the dead-letter stream, read as UTF-8)
+local function show(v)
+  local cut = string.sub(v or '', 1, 60)
+  return '"' .. string.gsub(cut, '[^%w%p ]', function(c)
+    return string.format('\\x%02x', string.byte(c))
+  end) .. '"'
+end
+
+-- whether `s` is UTF-8 as Python's strict decoder reads it (the queue's clients
+-- decode every reply: one field that is not would fail every start of the run)
+local function utf8ok(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c, k, lo, hi = string.byte(s, i), 0, 0x80, 0xBF
+    if c < 0x80 then k = 0
+    elseif c >= 0xC2 and c <= 0xDF then k = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+      k = 2
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      k = 3
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return false end
+    for j = i + 1, i + k do
+      local d = string.byte(s, j)
+      if not d or d < lo or d > hi then return false end
+      lo, hi = 0x80, 0xBF
+    end
+    i = i + k + 1
+  end
+  return true
+end
+
 -- the Redis type of run `id`'s record when it is not a hash (someone overwrote it)
 local function foreign(id)
   local t = redis.call('TYPE', k_run(id))['ok']
@@ -263,7 +298,6 @@ return {'ok', id, 'pending'}
 _CLAIM_FUNC = r"""
 -- why the record of a run to start cannot be decoded, or nil when it can
 local function corrupt(h)
-  local function show(v) return string.format('%q', string.sub(v, 1, 60)) end
   if not STATUSES[h[1]] then
     return 'status=' .. show(h[1]) .. ' is not a run status'
   end
@@ -272,6 +306,10 @@ local function corrupt(h)
   end
   if h[7] and not ((count(h[7]) or 0) >= 1) then
     return 'max_attempts=' .. show(h[7]) .. ' is not a whole number >= 1'
+  end
+  for i, name in pairs({[3] = 'graph', [4] = 'thread', [5] = 'input', [8] = 'signal',
+      [9] = 'signal_by'}) do
+    if h[i] and not utf8ok(h[i]) then return name .. ' is not UTF-8' end
   end
   return nil
 end
@@ -314,6 +352,16 @@ local function claim(id, entry, worker, lease, dead_retention)
     -- Downtime counts from the last sign of life (lease renewal, else the start).
     local alive = math.max(tonumber(h[10] or '0') or 0, tonumber(h[11] or '0') or 0)
     local down = math.max(0, NOW - alive)
+    -- counters someone else wrote (no whole number, a key of another type) restart:
+    -- a reclaim must never fail on them, or the run is reclaimed and fails forever
+    local t = redis.call('TYPE', K_RECOVERY)['ok']
+    if t ~= 'hash' and t ~= 'none' then redis.call('DEL', K_RECOVERY) end
+    t = redis.call('TYPE', K_RECLAIMS)['ok']
+    if t ~= 'list' and t ~= 'none' then redis.call('DEL', K_RECLAIMS) end
+    for _, kf in ipairs({{rec, 'reclaims'}, {K_RECOVERY, 'reclaims'}}) do
+      local v = redis.call('HGET', kf[1], kf[2])
+      if v and not count(v) then redis.call('HSET', kf[1], kf[2], 0) end
+    end
     redis.call('HINCRBY', rec, 'reclaims', 1)
     redis.call('HINCRBY', K_RECOVERY, 'reclaims', 1)
     redis.call('LPUSH', K_RECLAIMS, NOW .. ' ' .. down .. ' ' .. id)
@@ -428,8 +476,7 @@ for _, id in ipairs(ids) do
       moved = moved + 1
     elseif kind ~= 'none' and not (st and STATUSES[st]) then
       -- a record no one can read: dead-lettered (7 days), not silently dropped
-      poison(id, 'status=' .. string.format('%q', string.sub(st or '', 1, 60))
-        .. ' is not a run status', 604800000)
+      poison(id, 'status=' .. show(st or '') .. ' is not a run status', 604800000)
     end
   end
 end
