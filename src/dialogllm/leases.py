@@ -84,6 +84,19 @@ def thread_fence_counter(prefix: str, thread_id: str) -> str:
 LEASE_FUNCS: Final = r"""
 -- take the lease KL (fence counter KF) for run `run`; {1, fence} or {0, holder, pttl}
 local function lease_acquire(KL, KF, lease, run, ttl_ms, counter_ttl_ms)
+  -- keys someone else wrote must not hold the thread for good: a lease of another
+  -- type or without expiry (every lease is taken with one) is nobody's lease; a
+  -- counter that is not a whole number restarts at the server time in ms, above
+  -- any count it reached (a write still needs the lease's own random id too)
+  local kind = redis.call('TYPE', KL)['ok']
+  if kind ~= 'none' and (kind ~= 'hash' or redis.call('PTTL', KL) < 0) then
+    redis.call('DEL', KL)
+  end
+  kind = redis.call('TYPE', KF)['ok']
+  local n = kind == 'string' and redis.call('GET', KF)
+  if kind ~= 'none' and not (n and #n < 16 and string.match(n, '^%d+$')) then
+    redis.call('SET', KF, redis.call('TIME')[1] .. '000')
+  end
   local cur = redis.call('HMGET', KL, 'id', 'run')
   if cur[1] and cur[1] ~= lease then
     return {0, cur[2] or '', redis.call('PTTL', KL)}

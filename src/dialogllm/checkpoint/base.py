@@ -214,6 +214,15 @@ def lp_split(data: bytes, limit: int | None = None) -> list[bytes]:
     return out
 
 
+def _blob_type(blob: bytes, where: str) -> bytes:
+    """The type prefix of a stored blob (:class:`CorruptCheckpointError` for a blob
+    no saver wrote)."""
+    try:
+        return lp_split(blob, 1)[0]
+    except (ValueError, IndexError) as exc:
+        raise CorruptCheckpointError(f"malformed blob of {where}") from exc
+
+
 def to_str(value: bytes | str) -> str:
     """Decode a Redis reply item."""
     return value.decode() if isinstance(value, bytes) else value
@@ -253,7 +262,7 @@ class RecordCodec:
         return keys.lp(type_) + data
 
     def _load_blob(self, blob: bytes, where: str) -> Any:
-        type_ = lp_split(blob, 1)[0]
+        type_ = _blob_type(blob, where)
         data = blob[len(keys.lp(type_)) :]
         if type_.startswith(_COMPRESSED.encode()):
             try:
@@ -441,7 +450,7 @@ class RecordCodec:
             for i in range(0, len(seed_pairs), 2):
                 channel = to_str(seed_pairs[i])
                 blob = seed_pairs[i + 1]
-                type_ = lp_split(blob, 1)[0]
+                type_ = _blob_type(blob, f"channel {channel!r} of {where}")
                 value = self._load(
                     type_,
                     blob[len(keys.lp(type_)) :],
@@ -470,11 +479,20 @@ class RecordCodec:
 
 
 def split_member(member: bytes) -> tuple[str, str]:
-    """(checkpoint_ns, checkpoint_id) of an index member (decodes its length prefix)."""
-    colon = member.index(b":")
-    length = int(member[:colon])
-    ns = member[colon + 1 : colon + 1 + length]
-    return ns.decode(), member[colon + 1 + length :].decode()
+    """(checkpoint_ns, checkpoint_id) of an index member (decodes its length prefix).
+
+    Raises :class:`CorruptCheckpointError` for a member no saver wrote."""
+    try:
+        colon = member.index(b":")
+        length = int(member[:colon])
+        ns = member[colon + 1 : colon + 1 + length]
+        if length < 0 or len(ns) != length:
+            raise ValueError("truncated namespace")
+        return ns.decode(), member[colon + 1 + length :].decode()
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise CorruptCheckpointError(
+            f"malformed checkpoint index member {member[:60]!r}"
+        ) from exc
 
 
 def metadata_matches(metadata: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:

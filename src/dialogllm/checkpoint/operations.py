@@ -37,7 +37,7 @@ from dialogllm.checkpoint.base import (
     thread_keys,
     to_str,
 )
-from dialogllm.errors import InvalidCheckpointConfigError
+from dialogllm.errors import CorruptCheckpointError, InvalidCheckpointConfigError
 
 __all__ = ["Batch", "Command", "Emit", "Eval", "Operations", "Request", "Scan"]
 
@@ -598,12 +598,20 @@ class Operations:
 
 
 def _lp_head_bytes(data: bytes) -> bytes:
-    """First length-prefixed item of a record."""
-    colon = data.index(b":")
-    length = int(data[:colon])
+    """First length-prefixed item of a record (:class:`CorruptCheckpointError` for
+    data no saver wrote)."""
+    try:
+        colon = data.index(b":")
+        length = int(data[:colon])
+    except ValueError as exc:
+        raise CorruptCheckpointError(f"malformed stored item {data[:60]!r}") from exc
     return data[colon + 1 : colon + 1 + length]
 
 
 def _lp_head(data: bytes) -> str:
     """First length-prefixed item of a record, decoded."""
-    return _lp_head_bytes(data).decode()
+    head = _lp_head_bytes(data)
+    try:
+        return head.decode()
+    except UnicodeDecodeError as exc:
+        raise CorruptCheckpointError(f"malformed stored item {data[:60]!r}") from exc

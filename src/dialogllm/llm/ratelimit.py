@@ -44,10 +44,22 @@ local rr, rc = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tr, tc = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rcost, tcost = tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_wait, ttl, settle = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
+-- a bucket someone else wrote must not refuse or stall every call of the model for
+-- good: another type is replaced, a value that is no finite number reads as a full
+-- bucket, a debt (waiters' reservations, settled overshoots) counts at most what
+-- refills in a minute (or in max_wait, when longer), a time in the future reads as now
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
-local r = tonumber(h[1]) or rc
-local tk = tonumber(h[2]) or tc
-local ts = tonumber(h[3]) or now
+local function num(v, low, high, default)
+  local n = tonumber(v)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return default end
+  return math.min(high, math.max(low, n))
+end
+local horizon = math.max(60, max_wait / 1000)
+local r = num(h[1], -(rc + rr * horizon), rc, rc)
+local tk = num(h[2], -(tc + tr * horizon), tc, tc)
+local ts = num(h[3], 0, now, now)
 local elapsed = math.max(0, now - ts)
 r = math.min(rc, r + elapsed * rr / 1000)
 tk = math.min(tc, tk + elapsed * tr / 1000)

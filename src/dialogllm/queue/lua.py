@@ -68,8 +68,12 @@ local function k_active(th) return BASE .. ':th:' .. esc(th) .. ':active' end
 local function k_wait(th) return BASE .. ':th:' .. esc(th) .. ':wait' end
 
 local function event(id, kind, data)
-  redis.call('XADD', k_ev(id), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'kind', kind, 'data', data)
+  local kev = k_ev(id)
+  -- a key of another type in its place (written by someone else) is no log of this
+  -- run: replaced, so a state change is never half done (a script is not undone)
+  local t = redis.call('TYPE', kev)['ok']
+  if t ~= 'stream' and t ~= 'none' then redis.call('DEL', kev) end
+  redis.call('XADD', kev, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'kind', kind, 'data', data)
 end
 
 local function status_event(id, status, extra)
@@ -94,15 +98,22 @@ end
 -- give thread `th` to the next waiting run, when run `id` held it
 local function handoff(id, th)
   local ka = k_active(th)
-  if redis.call('GET', ka) ~= id then return end
+  local t = redis.call('TYPE', ka)['ok']
+  -- keys of another type (written by someone else) are replaced: the thread goes
+  -- on to its next waiting run instead of every run's end failing on it
+  if t ~= 'string' and t ~= 'none' then redis.call('DEL', ka)
+  elseif redis.call('GET', ka) ~= id then return end
   local kw = k_wait(th)
+  t = redis.call('TYPE', kw)['ok']
+  if t ~= 'list' and t ~= 'none' then redis.call('DEL', kw) end
   while true do
     local nxt = redis.call('LPOP', kw)
     if not nxt then
       redis.call('DEL', ka)
       return
     end
-    if redis.call('HGET', k_run(nxt), 'status') == 'pending' then
+    if redis.call('TYPE', k_run(nxt))['ok'] == 'hash'
+        and redis.call('HGET', k_run(nxt), 'status') == 'pending' then
       redis.call('SET', ka, nxt)
       push_ready(nxt)
       return
@@ -139,6 +150,9 @@ local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
   redis.call('ZREM', K_DELAYED, id)
   if status == 'dead' then
     local h = redis.call('HMGET', rec, 'graph', 'attempts')
+    -- a key of another type in its place holds no dead letters: replaced
+    local t = redis.call('TYPE', K_DLQ)['ok']
+    if t ~= 'stream' and t ~= 'none' then redis.call('DEL', K_DLQ) end
     local dlq_id = redis.call('XADD', K_DLQ, 'MAXLEN', '~', dlq_maxlen, '*',
       'run', id, 'graph', h[1] or '', 'thread', th, 'reason', err or '',
       'attempts', string.format('%d', count(h[2]) or 0), 'at', NOW)
@@ -153,6 +167,64 @@ local function terminate(id, status, err, result, retention_ms, dlq_maxlen)
   redis.call('ZADD', K_EXPIRY, NOW + ttl, id)
   handoff(id, th)
   prune(20)
+end
+
+local STATUSES = {pending = true, running = true, interrupted = true, success = true,
+  error = true, cancelled = true, dead = true}
+
+-- a stored value for a message: quoted, cut, every byte but printable ASCII as \xNN
+-- (the message goes to the record and the dead-letter stream, read as UTF-8)
+local function show(v)
+  local cut = string.sub(v or '', 1, 60)
+  return '"' .. string.gsub(cut, '[^%w%p ]', function(c)
+    return string.format('\\x%02x', string.byte(c))
+  end) .. '"'
+end
+
+-- whether `s` is UTF-8 as Python's strict decoder reads it (the queue's clients
+-- decode every reply: one field that is not would fail every start of the run)
+local function utf8ok(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c, k, lo, hi = string.byte(s, i), 0, 0x80, 0xBF
+    if c < 0x80 then k = 0
+    elseif c >= 0xC2 and c <= 0xDF then k = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+      k = 2
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      k = 3
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return false end
+    for j = i + 1, i + k do
+      local d = string.byte(s, j)
+      if not d or d < lo or d > hi then return false end
+      lo, hi = 0x80, 0xBF
+    end
+    i = i + k + 1
+  end
+  return true
+end
+
+-- the Redis type of run `id`'s record when it is not a hash (someone overwrote it)
+local function foreign(id)
+  local t = redis.call('TYPE', k_run(id))['ok']
+  if t ~= 'hash' and t ~= 'none' then return t end
+  return nil
+end
+
+-- dead-letter run `id` whose record cannot be decoded (`why`): never started,
+-- retried or reclaimed; a record of another type is replaced by the dead record
+local function poison(id, why, dead_retention)
+  local t = foreign(id)
+  if t then
+    redis.call('DEL', k_run(id))
+    why = 'the record is a ' .. t .. ', not a hash'
+  end
+  local reason = 'poison: corrupt run record: ' .. why
+  terminate(id, 'dead', reason, '', dead_retention, 10000)
+  return reason
 end
 """
 
@@ -224,12 +296,8 @@ return {'ok', id, 'pending'}
 )
 
 _CLAIM_FUNC = r"""
-local STATUSES = {pending = true, running = true, interrupted = true, success = true,
-  error = true, cancelled = true, dead = true}
-
 -- why the record of a run to start cannot be decoded, or nil when it can
 local function corrupt(h)
-  local function show(v) return string.format('%q', string.sub(v, 1, 60)) end
   if not STATUSES[h[1]] then
     return 'status=' .. show(h[1]) .. ' is not a run status'
   end
@@ -238,6 +306,10 @@ local function corrupt(h)
   end
   if h[7] and not ((count(h[7]) or 0) >= 1) then
     return 'max_attempts=' .. show(h[7]) .. ' is not a whole number >= 1'
+  end
+  for i, name in pairs({[3] = 'graph', [4] = 'thread', [5] = 'input', [8] = 'signal',
+      [9] = 'signal_by'}) do
+    if h[i] and not utf8ok(h[i]) then return name .. ' is not UTF-8' end
   end
   return nil
 end
@@ -249,6 +321,11 @@ end
 --   'run' record fields...
 local function claim(id, entry, worker, lease, dead_retention)
   local rec = k_run(id)
+  if foreign(id) then
+    redis.call('XACK', K_STREAM, GROUP, entry)
+    redis.call('XDEL', K_STREAM, entry)
+    return {'poison', poison(id, '', dead_retention)}
+  end
   local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
     'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat')
   if not h[1] then
@@ -266,9 +343,7 @@ local function claim(id, entry, worker, lease, dead_retention)
   if why then
     redis.call('XACK', K_STREAM, GROUP, entry)
     redis.call('XDEL', K_STREAM, entry)
-    local reason = 'poison: corrupt run record: ' .. why
-    terminate(id, 'dead', reason, '', dead_retention, 10000)
-    return {'poison', reason}
+    return {'poison', poison(id, why, dead_retention)}
   end
   local attempts = count(h[6] or '0') + 1
   local detail = 'attempt ' .. attempts .. ' on ' .. worker
@@ -277,6 +352,16 @@ local function claim(id, entry, worker, lease, dead_retention)
     -- Downtime counts from the last sign of life (lease renewal, else the start).
     local alive = math.max(tonumber(h[10] or '0') or 0, tonumber(h[11] or '0') or 0)
     local down = math.max(0, NOW - alive)
+    -- counters someone else wrote (no whole number, a key of another type) restart:
+    -- a reclaim must never fail on them, or the run is reclaimed and fails forever
+    local t = redis.call('TYPE', K_RECOVERY)['ok']
+    if t ~= 'hash' and t ~= 'none' then redis.call('DEL', K_RECOVERY) end
+    t = redis.call('TYPE', K_RECLAIMS)['ok']
+    if t ~= 'list' and t ~= 'none' then redis.call('DEL', K_RECLAIMS) end
+    for _, kf in ipairs({{rec, 'reclaims'}, {K_RECOVERY, 'reclaims'}}) do
+      local v = redis.call('HGET', kf[1], kf[2])
+      if v and not count(v) then redis.call('HSET', kf[1], kf[2], 0) end
+    end
     redis.call('HINCRBY', rec, 'reclaims', 1)
     redis.call('HINCRBY', K_RECOVERY, 'reclaims', 1)
     redis.call('LPUSH', K_RECLAIMS, NOW .. ' ' .. down .. ' ' .. id)
@@ -383,10 +468,15 @@ local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0,
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', K_DELAYED, id) == 1 then
-    if redis.call('HGET', k_run(id), 'status') == 'pending' then
+    local kind = redis.call('TYPE', k_run(id))['ok']
+    local st = kind == 'hash' and redis.call('HGET', k_run(id), 'status')
+    if st == 'pending' then
       redis.call('HSET', k_run(id), 'due', 0)
       push_ready(id)
       moved = moved + 1
+    elseif kind ~= 'none' and not (st and STATUSES[st]) then
+      -- a record no one can read: dead-lettered (7 days), not silently dropped
+      poison(id, 'status=' .. show(st or '') .. ' is not a run status', 604800000)
     end
   end
 end

@@ -702,6 +702,12 @@ class Worker:
                 "could not record the run's end; it will be reclaimed", error=str(exc)
             )
             return
+        except ResponseError as exc:  # e.g. a key someone replaced with another type
+            log.error(
+                "redis refused to record the run's end; it will be reclaimed",
+                error=str(exc),
+            )
+            return
         self.processed += 1
         if finished.superseded:
             log.warning("run was taken over; its new holder finishes it")

@@ -142,3 +142,33 @@ def test_sync_acquire_shares_the_bucket(key_prefix: str) -> None:
         assert client.ttl(limiter.key) > 0  # an idle bucket expires
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    [
+        {"type": "string"},
+        {"r": b"-1180591620717411303424", "t": b"-1e300", "ts": b"0"},
+        {"r": b"nan", "t": b"inf", "ts": b"1e308"},  # ts: a time far in the future
+        {"r": b"\xff\x00", "t": b"{", "ts": b"-5"},
+    ],
+    ids=["wrong-type", "huge-debt", "not-finite", "garbage"],
+)
+async def test_a_corrupt_bucket_never_refuses_the_model_for_good(
+    aredis_client: aredis.Redis, key_prefix: str, bucket: dict[str, bytes | str]
+) -> None:
+    """Found by tests/integration/test_hostile_data.py: a bucket of another type
+    failed every call with WRONGTYPE; a huge debt or a future time refused them."""
+    limiter = RedisRateLimiter(
+        "m",
+        requests_per_minute=600,
+        tokens_per_minute=60_000,
+        redis=aredis_client,
+        prefix=key_prefix,
+    )
+    if bucket.get("type") == "string":
+        await aredis_client.set(limiter.key, b"not a bucket")
+    else:
+        await aredis_client.hset(limiter.key, mapping=bucket)
+    assert await limiter.reserve(tokens=1, blocking=False) == 0.0
+    assert await aredis_client.type(limiter.key) == b"hash"
