@@ -550,3 +550,10 @@ class Queue:
         {'ready': 0, 'delayed': 2, 'retained': 40, 'dead_letters': 1}
         """
         return await self._call("reading stats", self.store.stats)
+
+    async def stats_report(
+        self,
+    ) -> tuple[dict[str, int], builtins.list[tuple[str, str]]]:
+        """:meth:`stats`, and each key that could not be counted (replaced by a value
+        of another type) with why: what ``dialogllm status`` lists as bad records."""
+        return await self._call("reading stats", self.store.stats_problems)

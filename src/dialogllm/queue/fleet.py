@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import prometheus_client as prom
+from redis import exceptions as redis_exceptions
+from redis.client import NEVER_DECODE
 
 from dialogllm.config import Settings, get_settings
 from dialogllm.llm import ModelMetrics, read_llm_metrics
@@ -132,11 +134,18 @@ async def read_workers(
 ) -> list[WorkerInfo]:
     """Every announced worker, alive or not (dead ones are dropped after an hour)."""
     now = now if now is not None else time.time()
-    raw = await redis.hgetall(workers_key(prefix))
+    try:
+        # raw bytes: an entry that is not UTF-8 is one bad entry, not a crash
+        raw = await redis.execute_command(
+            "HGETALL", workers_key(prefix), **{NEVER_DECODE: True}
+        )
+    except redis_exceptions.ResponseError as exc:  # the hash replaced by another type
+        _log.warning("workers_unreadable", key=workers_key(prefix), error=str(exc))
+        return []
     out: list[WorkerInfo] = []
     stale: list[str] = []
     for name, payload in raw.items():
-        name_s = name.decode() if isinstance(name, bytes) else str(name)
+        name_s = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
         try:
             data = json.loads(payload)
             last = float(data.get("last_seen", 0))
@@ -276,7 +285,7 @@ async def fleet_status(
 ) -> FleetStatus:
     """Read the fleet's state and evaluate the alert thresholds."""
     settings = settings or get_settings()
-    stats = await queue.stats()
+    stats, unreadable = await queue.stats_report()
     oldest = await queue.store.oldest_ready_at()
     oldest_age = None if oldest is None else max(0.0, time.time() - oldest)
     records = await queue.list(limit=count_limit)
@@ -304,6 +313,7 @@ async def fleet_status(
     retries = sum(max(0, r.attempts - 1) for r in records)
     recovery = await queue.recovery()
     bad += [BadRecord(key, reason) for key, reason in recovery.problems]
+    bad += [BadRecord(key, reason) for key, reason in unreadable]
     downtimes = sorted(r.downtime_s for r in recovery.recent)
     workers = await read_workers(redis, queue.prefix)
     try:

@@ -486,8 +486,14 @@ class QueueStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("HGET", counter, "reclaims", **_RAW)
         pipe.execute_command("LRANGE", latest, 0, -1, **_RAW)
-        total, entries = await pipe.execute()
+        total, entries = await pipe.execute(raise_on_error=False)
         problems: list[tuple[str, str]] = []
+        if isinstance(total, ResponseError):  # e.g. a string where a hash belongs
+            problems.append((counter, f"unreadable: {total}"))
+            total = None
+        if isinstance(entries, ResponseError):
+            problems.append((latest, f"unreadable: {entries}"))
+            entries = []
         recent = []
         for index, entry in enumerate(entries):
             try:
@@ -506,19 +512,36 @@ class QueueStore:
         return Recovery(reclaims=reclaims, recent=recent, problems=problems)
 
     async def stats(self) -> dict[str, int]:
-        """Counts: ``ready``, ``delayed``, ``retained`` and ``dead_letters`` runs."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(self.stream)
-        pipe.zcard(keys.queue_key(self.prefix, self.queue, keys.QueueKey.DELAYED))
-        pipe.zcard(keys.queue_key(self.prefix, self.queue, keys.QueueKey.RUNS))
-        pipe.xlen(keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS))
-        ready, delayed, retained, dead = await pipe.execute()
-        return {
-            "ready": int(ready),
-            "delayed": int(delayed),
-            "retained": int(retained),
-            "dead_letters": int(dead),
+        """Counts: ``ready``, ``delayed``, ``retained`` and ``dead_letters`` runs
+        (a key of the wrong type counts 0: see :meth:`stats_problems`)."""
+        counts, _ = await self.stats_problems()
+        return counts
+
+    async def stats_problems(self) -> tuple[dict[str, int], list[tuple[str, str]]]:
+        """:meth:`stats` and, for each key that could not be counted (another
+        client replaced it with a value of another type), the key and why."""
+        named = {
+            "ready": ("XLEN", self.stream),
+            "delayed": ("ZCARD", self._key(keys.QueueKey.DELAYED)),
+            "retained": ("ZCARD", self._key(keys.QueueKey.RUNS)),
+            "dead_letters": ("XLEN", self._key(keys.QueueKey.DEAD_LETTERS)),
         }
+        pipe = self.client.pipeline(transaction=False)
+        for command, key in named.values():
+            pipe.execute_command(command, key)
+        replies = await pipe.execute(raise_on_error=False)
+        counts: dict[str, int] = {}
+        problems: list[tuple[str, str]] = []
+        for (name, (_, key)), reply in zip(named.items(), replies, strict=True):
+            if isinstance(reply, ResponseError):
+                problems.append((key, f"cannot count {name}: {reply}"))
+                counts[name] = 0
+            else:
+                counts[name] = int(reply)
+        return counts, problems
+
+    def _key(self, key: keys.QueueKey) -> str:
+        return keys.queue_key(self.prefix, self.queue, key)
 
     async def oldest_ready_at(self) -> float | None:
         """When (seconds since the epoch) the oldest entry of the stream was added;
