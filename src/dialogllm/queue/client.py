@@ -551,6 +551,11 @@ class Queue:
         """
         return await self._call("reading stats", self.store.stats)
 
+    async def oldest_ready_at(self) -> float | None:
+        """When (seconds since the epoch) the oldest ready run entered the stream;
+        ``None`` when none waits."""
+        return await self._call("reading the stream", self.store.oldest_ready_at)
+
     async def stats_report(
         self,
     ) -> tuple[dict[str, int], builtins.list[tuple[str, str]]]:

@@ -286,7 +286,7 @@ async def fleet_status(
     """Read the fleet's state and evaluate the alert thresholds."""
     settings = settings or get_settings()
     stats, unreadable = await queue.stats_report()
-    oldest = await queue.store.oldest_ready_at()
+    oldest = await queue.oldest_ready_at()
     oldest_age = None if oldest is None else max(0.0, time.time() - oldest)
     records = await queue.list(limit=count_limit)
     bad = [

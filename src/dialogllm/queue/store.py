@@ -407,7 +407,7 @@ class QueueStore:
     async def records_page(self, start: int, count: int) -> list[RunRecord | None]:
         """Up to ``count`` retained runs from position ``start``, newest first
         (``None`` for one that expired meanwhile); empty past the last run."""
-        index = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RUNS)
+        index = self._key(keys.QueueKey.RUNS)
         ids: list[str] = await self.client.zrevrange(index, start, start + count - 1)
         if not ids:
             return []
@@ -452,7 +452,7 @@ class QueueStore:
 
     async def dlq_purge(self) -> int:
         """Delete the dead-letter stream (one MULTI); how many letters it held."""
-        key = keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS)
+        key = self._key(keys.QueueKey.DEAD_LETTERS)
         pipe = self.client.pipeline(transaction=True)
         pipe.xlen(key)
         pipe.delete(key)
@@ -461,7 +461,7 @@ class QueueStore:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest ``limit`` dead letters, newest first."""
-        key = keys.queue_key(self.prefix, self.queue, keys.QueueKey.DEAD_LETTERS)
+        key = self._key(keys.QueueKey.DEAD_LETTERS)
         entries = await self.client.xrevrange(key, count=limit)
         ignored: list[str] = []  # a corrupt figure reads as 0: the letter stays
         return [
@@ -481,8 +481,8 @@ class QueueStore:
         """Every reclaim ever counted, and the latest ones with their downtime; an
         entry or count that cannot be decoded is left out and named in
         ``problems`` with its key."""
-        counter = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECOVERY)
-        latest = keys.queue_key(self.prefix, self.queue, keys.QueueKey.RECLAIMS)
+        counter = self._key(keys.QueueKey.RECOVERY)
+        latest = self._key(keys.QueueKey.RECLAIMS)
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("HGET", counter, "reclaims", **_RAW)
         pipe.execute_command("LRANGE", latest, 0, -1, **_RAW)
@@ -655,9 +655,7 @@ class QueueStore:
         ``on_subscribed`` is called once listening (messages before are missed)."""
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(
-                keys.queue_key(self.prefix, self.queue, keys.QueueKey.SIGNALS)
-            )
+            await pubsub.subscribe(self._key(keys.QueueKey.SIGNALS))
             on_subscribed()
             async for message in pubsub.listen():
                 if message.get("type") != "message":
