@@ -31,21 +31,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint.operations import (
-    Batch,
-    Command,
-    Emit,
-    Eval,
-    Op,
-    Request,
-    Scan,
-)
-from dialogllm.checkpoint.saver_base import (
-    RedisSaverBase,
-    fill_pipeline,
-    pipeline_outcome,
-    scripts_of,
-)
+from dialogllm.checkpoint import operations as req
+from dialogllm.checkpoint import saver_base
+from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.errors import translate_redis_errors
@@ -109,22 +97,22 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
 
     # --- driving operations -------------------------------------------------------
 
-    async def _send(self, request: Request) -> Any:
-        if isinstance(request, Eval):
+    async def _send(self, request: req.Request) -> Any:
+        if isinstance(request, req.Eval):
             return await self._eval(request)
-        if isinstance(request, Command):
+        if isinstance(request, req.Command):
             return await self.client.execute_command(*request.args)
-        if isinstance(request, Scan):
+        if isinstance(request, req.Scan):
             return [
                 k async for k in self.client.scan_iter(match=request.pattern, count=500)
             ]
-        if isinstance(request, Batch):
+        if isinstance(request, req.Batch):
             return await self._batch(request)
         raise CheckpointError(
             f"cannot send {type(request).__name__}"
         )  # pragma: no cover
 
-    async def _eval(self, request: Eval) -> Any:
+    async def _eval(self, request: req.Eval) -> Any:
         nkeys = len(request.keys)
         try:
             return await self.client.evalsha(
@@ -135,24 +123,24 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
                 request.script.source, nkeys, *request.keys, *request.args
             )
 
-    async def _batch(self, batch: Batch) -> list[Any]:
+    async def _batch(self, batch: req.Batch) -> list[Any]:
         if self.is_cluster and not batch.transaction:
             return list(await asyncio.gather(*(self._send(r) for r in batch.requests)))
         for first_try in (True, False):
             pipe = self.client.pipeline(transaction=batch.transaction)
-            fill_pipeline(pipe, batch)
+            saver_base.fill_pipeline(pipe, batch)
             results = await pipe.execute(raise_on_error=False)
-            if pipeline_outcome(batch, results, first_try=first_try):
+            if saver_base.pipeline_outcome(batch, results, first_try=first_try):
                 return list(results)
-            for source in scripts_of(batch):
+            for source in saver_base.scripts_of(batch):
                 await self.client.script_load(source)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
-    async def _send_mapped(self, request: Request) -> Any:
+    async def _send_mapped(self, request: req.Request) -> Any:
         with translate_redis_errors(self.url, "a checkpointer call"):
             return await self._send(request)
 
-    async def _drive(self, op: Op) -> Any:
+    async def _drive(self, op: req.Op) -> Any:
         try:
             request = next(op)
             while True:
@@ -186,13 +174,13 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
         async for tup in self._stream(op):
             yield tup
 
-    async def _stream(self, op: Op) -> AsyncIterator[CheckpointTuple]:
+    async def _stream(self, op: req.Op) -> AsyncIterator[CheckpointTuple]:
         """Drive a listing operation, yielding its checkpoints page by page."""
         reply: Any = None
         try:
             request = next(op)
             while True:
-                if isinstance(request, Emit):
+                if isinstance(request, req.Emit):
                     for tup in request.items:
                         yield tup
                     reply = None
@@ -300,10 +288,10 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
             )
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def _run(self, op: Op) -> Any:
+    def _run(self, op: req.Op) -> Any:
         return self._sync(self._drive(op))
 
-    def _iterate(self, op: Op) -> Iterator[CheckpointTuple]:
+    def _iterate(self, op: req.Op) -> Iterator[CheckpointTuple]:
         async def collect() -> builtins.list[CheckpointTuple]:
             return [t async for t in self._stream(op)]
 

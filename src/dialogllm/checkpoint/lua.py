@@ -102,6 +102,12 @@ local function latest_member(nsp)
   return r[1]
 end
 
+-- the member a checkpoint id names in a namespace ('' = the latest; nil if none)
+local function target_member(nsp, checkpoint_id)
+  if checkpoint_id == '' then return latest_member(nsp) end
+  return nsp .. checkpoint_id
+end
+
 -- everything a CheckpointTuple needs for one member: member, record, blobs, writes
 local function bundle(nsp, member)
   local rec = redis.call('HGET', K_CP, member)
@@ -116,14 +122,22 @@ end
     + CHECK_FENCE
 )
 
-# ARGV: lease_id, fence, default_ttl_ms, member, record, run_member, thread_id,
-#       then (blob_field, blob_value) pairs of the channels that have a value
-PUT = Script(
-    "put",
+# The head of every write script: ARGV[1], ARGV[2] are the lease id and fence the
+# write carries; a write whose fence is stale returns the error and changes nothing.
+_FENCED = (
     _PRELUDE
     + r"""
 local err = check_fence(K_LEASE, ARGV[1], ARGV[2])
 if err then return err end
+"""
+)
+
+# ARGV: lease_id, fence, default_ttl_ms, member, record, run_member, thread_id,
+#       then (blob_field, blob_value) pairs of the channels that have a value
+PUT = Script(
+    "put",
+    _FENCED
+    + r"""
 local member = ARGV[4]
 redis.call('ZADD', K_IDX, 0, member)
 redis.call('HSET', K_CP, member, ARGV[5])
@@ -144,10 +158,8 @@ return 1
 #       then (task_id, idx, record, special) per write
 PUT_WRITES = Script(
     "put_writes",
-    _PRELUDE
+    _FENCED
     + r"""
-local err = check_fence(K_LEASE, ARGV[1], ARGV[2])
-if err then return err end
 local member = ARGV[5]
 local current = redis.call('HGET', K_W, member) or ''
 local order, records = {}, {}
@@ -186,8 +198,7 @@ GET = Script(
     _PRELUDE
     + r"""
 local nsp = ARGV[1]
-local member
-if ARGV[2] == '' then member = latest_member(nsp) else member = nsp .. ARGV[2] end
+local member = target_member(nsp, ARGV[2])
 if not member then return nil end
 local b = bundle(nsp, member)
 if b and ARGV[3] ~= '' then apply_ttl(ARGV[3]) end
@@ -225,8 +236,7 @@ HISTORY = Script(
     _PRELUDE
     + r"""
 local nsp = ARGV[1]
-local member
-if ARGV[2] == '' then member = latest_member(nsp) else member = nsp .. ARGV[2] end
+local member = target_member(nsp, ARGV[2])
 if not member then return {} end
 local rec = redis.call('HGET', K_CP, member)
 if not rec then return {} end

@@ -109,20 +109,19 @@ class Operations:
     def _refresh_arg(self) -> str:
         return self.options.ttl_ms_arg if self.options.refresh_on_read else ""
 
+    def _at_checkpoint(self, script: lua.Script, ref: ThreadRef, *args: str) -> Eval:
+        """A call of a script whose first arguments name a checkpoint: the namespace
+        and the id (``""``: the latest), then ``args``."""
+        target: list[bytes | str] = [keys.ns_part(ref.checkpoint_ns)]
+        target += [ref.checkpoint_id or "", *args]
+        return Eval(script, self._keys(ref.thread_id), target)
+
     # --- reads ------------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> Op:
         """One round trip: the checkpoint (latest or by id), blobs and writes."""
         ref = ThreadRef.from_config(config)
-        reply = yield Eval(
-            lua.GET,
-            self._keys(ref.thread_id),
-            [
-                keys.ns_part(ref.checkpoint_ns),
-                ref.checkpoint_id or "",
-                self._refresh_arg(),
-            ],
-        )
+        reply = yield self._at_checkpoint(lua.GET, ref, self._refresh_arg())
         if not reply:
             return None
         return self.codec.decode_bundle(ref, reply)
@@ -190,17 +189,8 @@ class Operations:
         if not channels:
             return {}
         ref = ThreadRef.from_config(config)
-        reply = yield Eval(
-            lua.HISTORY,
-            self._keys(ref.thread_id),
-            [
-                keys.ns_part(ref.checkpoint_ns),
-                ref.checkpoint_id or "",
-                str(MAX_HISTORY_DEPTH),
-                "0",
-                *channels,
-            ],
-        )
+        args = (str(MAX_HISTORY_DEPTH), "0", *channels)
+        reply = yield self._at_checkpoint(lua.HISTORY, ref, *args)
         result: dict[str, DeltaChannelHistory] = self.codec.decode_history(
             ref, reply or [], channels
         )

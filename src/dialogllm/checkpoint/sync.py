@@ -15,28 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from langgraph.checkpoint.base import (
-    CheckpointTuple,
-)
+from langgraph.checkpoint.base import CheckpointTuple
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint.operations import (
-    Batch,
-    Command,
-    Emit,
-    Eval,
-    Op,
-    Request,
-    Scan,
-)
-from dialogllm.checkpoint.saver_base import (
-    RedisSaverBase,
-    fill_pipeline,
-    pipeline_outcome,
-    scripts_of,
-)
+from dialogllm.checkpoint import operations as req
+from dialogllm.checkpoint import saver_base
+from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
 from dialogllm.redis.clients import sync_client
 from dialogllm.redis.errors import translate_redis_errors
@@ -71,8 +57,8 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
 
     # --- driving operations -------------------------------------------------------
 
-    def _send(self, request: Request) -> Any:
-        if isinstance(request, Eval):
+    def _send(self, request: req.Request) -> Any:
+        if isinstance(request, req.Eval):
             n = len(request.keys)
             try:
                 return self.client.evalsha(
@@ -82,34 +68,34 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
                 return self.client.eval(
                     request.script.source, n, *request.keys, *request.args
                 )
-        if isinstance(request, Command):
+        if isinstance(request, req.Command):
             return self.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        if isinstance(request, Scan):
+        if isinstance(request, req.Scan):
             return list(self.client.scan_iter(match=request.pattern, count=500))
-        if isinstance(request, Batch):
+        if isinstance(request, req.Batch):
             return self._batch(request)
         raise CheckpointError(
             f"cannot send {type(request).__name__}"
         )  # pragma: no cover
 
-    def _batch(self, batch: Batch) -> list[Any]:
+    def _batch(self, batch: req.Batch) -> list[Any]:
         if self.is_cluster and not batch.transaction:
             return [self._send(r) for r in batch.requests]
         for first_try in (True, False):
             pipe = self.client.pipeline(transaction=batch.transaction)
-            fill_pipeline(pipe, batch)
+            saver_base.fill_pipeline(pipe, batch)
             results = pipe.execute(raise_on_error=False)
-            if pipeline_outcome(batch, results, first_try=first_try):
+            if saver_base.pipeline_outcome(batch, results, first_try=first_try):
                 return list(results)
-            for source in scripts_of(batch):
+            for source in saver_base.scripts_of(batch):
                 self.client.script_load(source)
         raise CheckpointError("scripts could not be loaded")  # pragma: no cover
 
-    def _send_mapped(self, request: Request) -> Any:
+    def _send_mapped(self, request: req.Request) -> Any:
         with translate_redis_errors(self.url, "a checkpointer call"):
             return self._send(request)
 
-    def _drive(self, op: Op) -> Any:
+    def _drive(self, op: req.Op) -> Any:
         try:
             request = next(op)
             while True:
@@ -119,15 +105,15 @@ class RedisSaver(RedisSaverBase[SyncRedisClient]):
 
     # --- the blocking API of RedisSaverBase ---------------------------------------
 
-    def _run(self, op: Op) -> Any:
+    def _run(self, op: req.Op) -> Any:
         return self._drive(op)
 
-    def _iterate(self, op: Op) -> Iterator[CheckpointTuple]:
+    def _iterate(self, op: req.Op) -> Iterator[CheckpointTuple]:
         reply: Any = None
         try:
             request = next(op)
             while True:
-                if isinstance(request, Emit):
+                if isinstance(request, req.Emit):
                     yield from request.items
                     reply = None
                 else:
