@@ -328,16 +328,11 @@ def threads_list(
         table.add_column("thread", no_wrap=True)
         for name in ("graph", "topic", "step", "last checkpoint"):
             table.add_column(name, overflow="fold")
+        columns = ("thread_id", "graph", "topic", "step", "updated")
         for row in rows:
             if "error" in row:  # a thread that cannot be read: say why, go on
-                row = {**row, "topic": f"unreadable: {row['error']}"}
-            table.add_row(
-                *(
-                    escape(str(row[k]) if row[k] is not None else "—")
-                    for k in ("thread_id", "graph", "topic", "step", "updated")
-                )
-            )
-        output.out.print(table)
+                row["topic"] = f"unreadable: {row['error']}"
+        output.print_table(table, ([row[k] for k in columns] for row in rows))
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))

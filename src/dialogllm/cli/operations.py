@@ -41,7 +41,7 @@ from dialogllm.logging import mask_url
 if TYPE_CHECKING:
     from dialogllm.queue import Queue, RunStatus
     from dialogllm.queue.fleet import FleetStatus
-    from dialogllm.queue.models import Multitask
+    from dialogllm.queue.models import Multitask, RunRecord
     from dialogllm.redis import EmbeddedRedis
 
 __all__ = [
@@ -135,6 +135,15 @@ def submit(
             return await _follow(q, run_id, timeout, as_json)
 
     raise typer.Exit(output.run_async(go))
+
+
+def _run_row(r: RunRecord) -> tuple[str, ...]:
+    """A run as ``runs list`` shows it (``runs show`` says why a record is bad)."""
+    state = r.status.value
+    if r.problems:
+        state += f" (bad record: {', '.join(r.problems)})"
+    attempts = f"{r.attempts}/{r.max_attempts}"
+    return (r.run_id, state, r.graph, r.thread_id, attempts, _ago(r.created_at))
 
 
 def _entry_dicts(update: object) -> Iterator[dict[str, Any]]:
@@ -471,16 +480,7 @@ def runs_list(
         table.add_column("thread", overflow="fold")
         table.add_column("attempts", no_wrap=True)
         table.add_column("created", no_wrap=True)
-        for r in records:
-            attempts = f"{r.attempts}/{r.max_attempts}"
-            state = r.status.value
-            if r.problems:  # see `runs show` for why
-                state += f" (bad record: {', '.join(r.problems)})"
-            table.add_row(
-                escape(r.run_id), escape(state), escape(r.graph),
-                escape(r.thread_id), attempts, _ago(r.created_at),
-            )  # fmt: skip
-        output.out.print(table)
+        output.print_table(table, (_run_row(r) for r in records))
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))
@@ -572,12 +572,8 @@ def dlq_list(
             output.print_json([asdict(d) for d in letters])
             return EXIT_OK
         table = Table("run", "graph", "thread", "attempts", "reason")
-        for d in letters:
-            table.add_row(
-                escape(d.run_id), escape(d.graph), escape(d.thread_id),
-                str(d.attempts), escape(d.reason),
-            )  # fmt: skip
-        output.out.print(table)
+        rows = ((d.run_id, d.graph, d.thread_id, d.attempts, d.reason) for d in letters)
+        output.print_table(table, rows)
         return EXIT_OK
 
     raise typer.Exit(output.run_async(go))

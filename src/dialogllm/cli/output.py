@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from dialogllm.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code_for
 from dialogllm.errors import DialogueLLMError
@@ -37,6 +38,7 @@ __all__ = [
     "out",
     "parse_json_object",
     "print_json",
+    "print_table",
     "run_async",
     "setup_logging",
     "stop",
@@ -132,3 +134,11 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
 def print_json(data: object) -> None:
     """Print ``data`` as indented JSON on stdout (what ``--json`` prints)."""
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_table(table: Table, rows: Iterable[Sequence[object]]) -> None:
+    """Print ``rows`` in ``table`` on stdout. Every cell is data, never markup: each is
+    escaped, and ``None`` shows as ``—``."""
+    for row in rows:
+        table.add_row(*(escape("—" if cell is None else str(cell)) for cell in row))
+    out.print(table)
