@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogllm.errors import ConfigError, InputValidationError
 
-__all__ = ["Settings", "check_id", "get_settings", "settings_error"]
+__all__ = ["Settings", "check_id", "get_settings", "load_settings"]
+
+S = TypeVar("S", bound=BaseSettings)
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -121,7 +123,7 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def _cached_settings() -> Settings:
-    return _load()
+    return load_settings(Settings, "settings")
 
 
 def check_id(value: str, what: str, settings: Settings | None = None) -> str:
@@ -140,21 +142,22 @@ def check_id(value: str, what: str, settings: Settings | None = None) -> str:
     return value
 
 
-def settings_error(exc: ValidationError, prefix: str, what: str) -> ConfigError:
-    """A :class:`~dialogllm.errors.ConfigError` naming each bad variable of a
-    settings class read from ``prefix``-ed environment variables."""
-    problems = "; ".join(
-        f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-        for err in exc.errors()
-    )
-    return ConfigError(f"invalid {what}: {problems}")
+def load_settings(cls: type[S], what: str) -> S:
+    """Read a settings class from its environment variables; a bad value raises a
+    :class:`~dialogllm.errors.ConfigError` naming each bad variable.
 
-
-def _load() -> Settings:
+    >>> load_settings(Settings, "settings").max_id_length > 0
+    True
+    """
     try:
-        return Settings()
+        return cls()
     except ValidationError as exc:
-        raise settings_error(exc, "DIALOGLLM_", "settings") from None
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {what}: {problems}") from None
 
 
 def get_settings(*, reload: bool = False) -> Settings:

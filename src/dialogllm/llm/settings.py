@@ -19,10 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dialogllm.config import settings_error
+from dialogllm.config import load_settings
 
 __all__ = [
     "LOCAL_MODEL",
@@ -220,10 +220,7 @@ class LLMSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def _cached() -> LLMSettings:
-    try:
-        return LLMSettings()
-    except ValidationError as exc:
-        raise settings_error(exc, "DIALOGLLM_LLM_", "LLM settings") from None
+    return load_settings(LLMSettings, "LLM settings")
 
 
 def get_llm_settings(*, reload: bool = False) -> LLMSettings:

@@ -46,7 +46,7 @@ from dialogllm.errors import (
 from dialogllm.llm.chat import FallbackChatModel, find_metrics, model_label
 from dialogllm.llm.metrics import LLMMetrics
 from dialogllm.llm.ratelimit import RedisRateLimiter, pending_tokens
-from dialogllm.llm.retry import backoff_delay, classify
+from dialogllm.llm.retry import Failure, backoff_delay, classify
 from dialogllm.llm.settings import LLMSettings, get_llm_settings
 from dialogllm.logging import get_logger, mask_url
 
@@ -425,6 +425,37 @@ class _Call:
             return [*conversation, HumanMessage(content=_schema_prompt(self.schema))]
         return conversation
 
+    def _refusal(
+        self, failure: Failure, detail: str, where: str, messages: list[BaseMessage]
+    ) -> LLMError:
+        """Log a refusal that retrying cannot fix and build its error: a request
+        too large for the context is its own kind, naming the input size."""
+        sizes: dict[str, int] = {}
+        if failure.kind == "context_length":
+            sizes = {"messages": len(messages), "characters": _characters(messages)}
+        _log().error(
+            "llm_request_refused",
+            model=self.label,
+            kind=failure.kind,
+            status=failure.status,
+            detail=detail,
+            **sizes,
+        )
+        refused = f"{where} refused the request ({failure.kind}, HTTP {failure.status})"
+        if failure.kind == "context_length":
+            return LLMContextLengthError(
+                f"{refused}: {detail}. "
+                f"{_input_size(messages, self.max_tokens)} does not fit the "
+                "model's context window. Retrying cannot fix this: shorten "
+                "the input (fewer or shorter messages), lower max_tokens, "
+                "or use a model with a longer context."
+            )
+        return LLMRequestError(
+            f"{refused}: {detail}. Retrying cannot fix "
+            "this: check DIALOGLLM_LLM_API_KEY, DIALOGLLM_LLM_MODEL and "
+            "DIALOGLLM_LLM_BASE_URL."
+        )
+
     async def invoke(self, conversation: list[BaseMessage]) -> AIMessage:
         attempt = 0
         while True:
@@ -464,38 +495,8 @@ class _Call:
                     raise
                 where = f"model {self.label!r}{_endpoint(self.model)}"
                 detail = _scrub(failure.detail, self.model)
-                if failure.kind == "context_length":
-                    _log().error(
-                        "llm_request_refused",
-                        model=self.label,
-                        kind=failure.kind,
-                        status=failure.status,
-                        detail=detail,
-                        messages=len(messages),
-                        characters=_characters(messages),
-                    )
-                    raise LLMContextLengthError(
-                        f"{where} refused the request (context_length, HTTP "
-                        f"{failure.status}): {detail}. "
-                        f"{_input_size(messages, self.max_tokens)} does not fit the "
-                        "model's context window. Retrying cannot fix this: shorten "
-                        "the input (fewer or shorter messages), lower max_tokens, "
-                        "or use a model with a longer context."
-                    ) from None
-                if not failure.transient:
-                    _log().error(
-                        "llm_request_refused",
-                        model=self.label,
-                        kind=failure.kind,
-                        status=failure.status,
-                        detail=detail,
-                    )
-                    raise LLMRequestError(
-                        f"{where} refused the request ({failure.kind}, HTTP "
-                        f"{failure.status}): {detail}. Retrying cannot fix "
-                        "this: check DIALOGLLM_LLM_API_KEY, DIALOGLLM_LLM_MODEL and "
-                        "DIALOGLLM_LLM_BASE_URL."
-                    ) from None
+                if failure.kind == "context_length" or not failure.transient:
+                    raise self._refusal(failure, detail, where, messages) from None
                 attempt += 1
                 if attempt > self.max_retries:
                     cls = (

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -30,6 +30,8 @@ __all__ = [
     "excerpt",
     "loads",
 ]
+
+T = TypeVar("T")
 
 
 class RunStatus(enum.StrEnum):
@@ -148,29 +150,29 @@ class _Fields:
         value = self.raw.get(name)
         return value if value not in (None, "") else None
 
-    def count(self, name: str, default: int) -> int:
-        """A counter; ``default`` when absent or not a whole number (a corrupt field:
-        the worker dead-letters such a run, and it stays readable)."""
-        value = self.raw.get(name) or ""
-        if not value:
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            self.problems.setdefault(name, f"not a whole number: {excerpt(value)}")
-            return default
-
-    def ms(self, name: str) -> float | None:
-        """A time stored as ms since the epoch, in seconds; ``None`` when absent or
-        corrupt."""
+    def _parsed(self, name: str, parse: Callable[[str], T], what: str) -> T | None:
+        """``parse`` of a present field; ``None`` when absent or when ``parse``
+        raises ``ValueError`` (then noted: "not ``what``")."""
         value = self.optional(name)
         if value is None:
             return None
         try:
-            return int(value) / 1000.0
+            return parse(value)
         except ValueError:
-            self.problems.setdefault(name, f"not a time in ms: {excerpt(value)}")
+            self.problems.setdefault(name, f"not {what}: {excerpt(value)}")
             return None
+
+    def count(self, name: str, default: int) -> int:
+        """A counter; ``default`` when absent or not a whole number (a corrupt field:
+        the worker dead-letters such a run, and it stays readable)."""
+        value = self._parsed(name, int, "a whole number")
+        return default if value is None else value
+
+    def ms(self, name: str) -> float | None:
+        """A time stored as ms since the epoch, in seconds; ``None`` when absent or
+        corrupt."""
+        value = self._parsed(name, int, "a time in ms")
+        return None if value is None else value / 1000.0
 
     def json_value(self, name: str) -> Any:
         """A JSON field; ``None`` when absent, not UTF-8 or not JSON."""
