@@ -132,6 +132,16 @@ if err then return err end
 """
 )
 
+# The head of every script whose ARGV[1], ARGV[2] name a checkpoint (namespace part,
+# id or '' for the latest): `nsp` and `member` (nil when the namespace is empty).
+_AT_CHECKPOINT = (
+    _PRELUDE
+    + r"""
+local nsp = ARGV[1]
+local member = target_member(nsp, ARGV[2])
+"""
+)
+
 # ARGV: lease_id, fence, default_ttl_ms, member, record, run_member, thread_id,
 #       then (blob_field, blob_value) pairs of the channels that have a value
 PUT = Script(
@@ -195,10 +205,8 @@ return written
 # ARGV: ns_part, checkpoint_id ('' = latest), refresh_ttl_ms ('' = no refresh)
 GET = Script(
     "get",
-    _PRELUDE
+    _AT_CHECKPOINT
     + r"""
-local nsp = ARGV[1]
-local member = target_member(nsp, ARGV[2])
 if not member then return nil end
 local b = bundle(nsp, member)
 if b and ARGV[3] ~= '' then apply_ttl(ARGV[3]) end
@@ -233,10 +241,8 @@ return out
 # ancestors nearest first; a channel stops at the first ancestor holding a value.
 HISTORY = Script(
     "history",
-    _PRELUDE
+    _AT_CHECKPOINT
     + r"""
-local nsp = ARGV[1]
-local member = target_member(nsp, ARGV[2])
 if not member then return {} end
 local rec = redis.call('HGET', K_CP, member)
 if not rec then return {} end

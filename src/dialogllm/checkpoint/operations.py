@@ -317,31 +317,24 @@ class Operations:
         )
         return {split_member(entry[0]) for entry in (reply or [])[1:]}
 
-    def _metadata_of(self, thread_id: str, pairs: Sequence[tuple[str, str]]) -> Op:
+    def _records_of(self, thread_id: str, pairs: Sequence[tuple[str, str]]) -> Op:
+        """The stored records of the (namespace, id) ``pairs`` that exist."""
         if not pairs:
             return {}
         cp_key = keys.thread_key(self.options.key_prefix, thread_id, "cp")
         records = yield Command(
             ("HMGET", cp_key, *(keys.checkpoint_member(ns, cid) for ns, cid in pairs))
         )
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for pair, record in zip(pairs, records, strict=True):
-            if record:
-                out[pair] = self.codec.decode_metadata(record, f"thread {thread_id!r}")
-        return out
+        return {pair: rec for pair, rec in zip(pairs, records, strict=True) if rec}
+
+    def _metadata_of(self, thread_id: str, pairs: Sequence[tuple[str, str]]) -> Op:
+        records = yield from self._records_of(thread_id, pairs)
+        decode, where = self.codec.decode_metadata, f"thread {thread_id!r}"
+        return {pair: decode(rec, where) for pair, rec in records.items()}
 
     def _parents_of(self, thread_id: str, pairs: Sequence[tuple[str, str]]) -> Op:
-        if not pairs:
-            return {}
-        cp_key = keys.thread_key(self.options.key_prefix, thread_id, "cp")
-        records = yield Command(
-            ("HMGET", cp_key, *(keys.checkpoint_member(ns, cid) for ns, cid in pairs))
-        )
-        return {
-            pair: _lp_head(_lp_head_bytes(rec))
-            for pair, rec in zip(pairs, records, strict=True)
-            if rec
-        }
+        records = yield from self._records_of(thread_id, pairs)
+        return {pair: _lp_head(_lp_head_bytes(rec)) for pair, rec in records.items()}
 
     def prune(self, thread_ids: Sequence[str], strategy: str) -> Op:
         """Keep the latest checkpoint per namespace (and what its delta channels

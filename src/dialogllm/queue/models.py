@@ -176,14 +176,9 @@ class _Fields:
 
     def json_value(self, name: str) -> Any:
         """A JSON field; ``None`` when absent, not UTF-8 or not JSON."""
-        value = self.raw.get(name)
         if name in self.problems:
             return None
-        try:
-            return loads(value)
-        except ValueError:
-            self.problems.setdefault(name, f"not JSON: {excerpt(value or '')}")
-            return None
+        return self._parsed(name, loads, "JSON")
 
     def status(self) -> RunStatus:
         """The run's status; ``pending`` when it is not a run status (noted)."""
