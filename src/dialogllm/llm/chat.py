@@ -89,15 +89,9 @@ class LoopSafeChatOpenAI(ChatOpenAI):
         self.async_client = root.chat.completions
         self._client_loop = weakref.ref(loop)
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
         self._bind_client_to_loop()
-        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+        return await super()._agenerate(*args, **kwargs)
 
     async def _astream(
         self, *args: Any, **kwargs: Any

@@ -425,6 +425,11 @@ class _Call:
             return [*conversation, HumanMessage(content=_schema_prompt(self.schema))]
         return conversation
 
+    def _failure_log(self, failure: Failure) -> Any:
+        """The logger of one failed request: the model, the failure's kind and
+        HTTP status on every line."""
+        return _log(model=self.label, kind=failure.kind, status=failure.status)
+
     def _refusal(
         self, failure: Failure, detail: str, where: str, messages: list[BaseMessage]
     ) -> LLMError:
@@ -433,14 +438,7 @@ class _Call:
         sizes: dict[str, int] = {}
         if failure.kind == "context_length":
             sizes = {"messages": len(messages), "characters": _characters(messages)}
-        _log().error(
-            "llm_request_refused",
-            model=self.label,
-            kind=failure.kind,
-            status=failure.status,
-            detail=detail,
-            **sizes,
-        )
+        self._failure_log(failure).error("llm_request_refused", detail=detail, **sizes)
         refused = f"{where} refused the request ({failure.kind}, HTTP {failure.status})"
         if failure.kind == "context_length":
             return LLMContextLengthError(
@@ -516,11 +514,8 @@ class _Call:
                     retry_after_s=failure.retry_after_s,
                     retry_after_max_s=self.settings.retry_after_max_s,
                 )
-                _log().warning(
+                self._failure_log(failure).warning(
                     "llm_retry",
-                    model=self.label,
-                    kind=failure.kind,
-                    status=failure.status,
                     attempt=attempt,
                     delay_s=round(delay, 3),
                     retry_after_s=failure.retry_after_s,

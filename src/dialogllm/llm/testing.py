@@ -26,10 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -135,23 +131,17 @@ class ScriptedChatModel(BaseChatModel):
             )
         return message
 
+    # stop sequences and callbacks do not change a scripted reply: both twins take
+    # LangChain's arguments as they come and answer the next reply
     def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> ChatResult:
         if self.delay_s:
             time.sleep(self.delay_s)
         return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
 
     async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> ChatResult:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

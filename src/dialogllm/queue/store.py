@@ -690,19 +690,12 @@ class QueueStore:
         decoded is dead-lettered in the same call (kept ``dead_retention_ms``)."""
         lease = thread_lease(self.prefix, thread_id)
         counter = thread_fence_counter(self.prefix, thread_id)
+        # START is CLAIM with the lease taken in the same call: they share ARGV's head
+        claim_args = [self.base, run_id, entry_id, consumer, lease_id]
         if not self.cluster:
+            ttls = [lease_ttl_ms, counter_ttl_ms, dead_retention_ms]
             reply = await self._start(
-                keys=[self.stream, lease, counter],
-                args=[
-                    self.base,
-                    run_id,
-                    entry_id,
-                    consumer,
-                    lease_id,
-                    lease_ttl_ms,
-                    counter_ttl_ms,
-                    dead_retention_ms,
-                ],
+                keys=[self.stream, lease, counter], args=[*claim_args, *ttls]
             )
             return _start_result(list(reply))
         got = await self._lease_acquire(
@@ -713,15 +706,7 @@ class QueueStore:
             return _start_result(["held", got[1], got[2]])
         try:
             claim = await self._claim(
-                keys=[self.stream],
-                args=[
-                    self.base,
-                    run_id,
-                    entry_id,
-                    consumer,
-                    lease_id,
-                    dead_retention_ms,
-                ],
+                keys=[self.stream], args=[*claim_args, dead_retention_ms]
             )
         except BaseException:
             # the run was not claimed: give the thread back now, not after lease_ttl
