@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import prometheus_client as prom
 
 from dialogllm.config import Settings
+from dialogllm.llm.metrics import _collectors_for
 from dialogllm.queue import RunRecord, RunStatus
 from dialogllm.queue.fleet import (
+    FleetExporter,
     FleetStatus,
     WorkerInfo,
     _error_kind,
@@ -167,3 +172,27 @@ def test_bad_records_raise_an_alert_naming_the_first() -> None:
     assert "2 stored record(s)" in alerts[0].message
     assert "p:run:1: status: not a run status" in alerts[0].message
     assert evaluate_alerts(_status(), Settings()) == []
+
+
+def test_every_exported_metric_keeps_its_documented_name_and_labels() -> None:
+    """The Prometheus names are an interface (dashboards, alerts): each collector the
+    worker's endpoint exports is named in the docs, with the labels they promise."""
+    registry = prom.CollectorRegistry()
+    FleetExporter(registry)
+    _collectors_for(registry)
+    declared = {
+        min(names, key=len): tuple(collector._labelnames)
+        for collector, names in registry._collector_to_names.items()
+    }
+    docs = "".join(
+        (Path(__file__).parents[2] / "docs" / page).read_text()
+        for page in ("operations.md", "llm.md")
+    )
+    assert len(declared) == 21
+    assert [name for name in declared if name not in docs] == []
+    assert declared["dialogllm_queue_depth"] == ("queue",)
+    assert declared["dialogllm_runs"] == ("queue", "status")
+    assert declared["dialogllm_recovery_seconds"] == ("queue", "quantile")
+    assert declared["dialogllm_llm_errors"] == ("model", "kind")
+    assert declared["dialogllm_llm_latency_seconds"] == ("model",)
+    assert declared["dialogllm_redis_rtt_seconds"] == ()

@@ -25,7 +25,7 @@ import bisect
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -76,49 +76,38 @@ class _Collectors:
     """The Prometheus collectors of one registry (created once per registry)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.calls = PromCounter(
-            "dialogllm_llm_calls", "LLM calls", ["model"], registry=registry
+        def counter(name: str, doc: str, *labels: str) -> PromCounter:
+            return PromCounter(f"dialogllm_llm_{name}", doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: Sequence[float]) -> Histogram:
+            buckets = (*buckets, float("inf"))
+            return Histogram(
+                f"dialogllm_llm_{name}",
+                doc,
+                ["model"],
+                buckets=buckets,
+                registry=registry,
+            )
+
+        self.calls = counter("calls", "LLM calls", "model")
+        self.errors = counter("errors", "LLM call errors", "model", "kind")
+        self.tokens = counter("tokens", "LLM tokens", "model", "type")
+        self.latency = histogram(
+            "latency_seconds", "LLM call latency", LATENCY_BUCKETS_S
         )
-        self.errors = PromCounter(
-            "dialogllm_llm_errors",
-            "LLM call errors",
-            ["model", "kind"],
-            registry=registry,
+        self.so_retries = counter(
+            "structured_retries", "Replies that failed validation", "model"
         )
-        self.tokens = PromCounter(
-            "dialogllm_llm_tokens", "LLM tokens", ["model", "type"], registry=registry
+        self.so_failures = counter(
+            "structured_failures", "Asks that never validated", "model"
         )
-        self.latency = Histogram(
-            "dialogllm_llm_latency_seconds",
-            "LLM call latency",
-            ["model"],
-            buckets=(*LATENCY_BUCKETS_S, float("inf")),
-            registry=registry,
+        self.fallbacks = counter(
+            "fallbacks", "Switches to a fallback model", "model", "to"
         )
-        self.so_retries = PromCounter(
-            "dialogllm_llm_structured_retries",
-            "Replies that failed validation",
-            ["model"],
-            registry=registry,
-        )
-        self.so_failures = PromCounter(
-            "dialogllm_llm_structured_failures",
-            "Asks that never validated",
-            ["model"],
-            registry=registry,
-        )
-        self.fallbacks = PromCounter(
-            "dialogllm_llm_fallbacks",
-            "Switches to a fallback model",
-            ["model", "to"],
-            registry=registry,
-        )
-        self.rl_wait = Histogram(
-            "dialogllm_llm_rate_limit_wait_seconds",
+        self.rl_wait = histogram(
+            "rate_limit_wait_seconds",
             "Time spent waiting for the shared rate limiter",
-            ["model"],
-            buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, float("inf")),
-            registry=registry,
+            (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
         )
 
 

@@ -417,59 +417,42 @@ class FleetExporter:
 
     def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
         reg = registry or prom.REGISTRY
-        self.depth = prom.Gauge(
-            "dialogllm_queue_depth", "Runs in the stream (ready or in flight)",
-            ["queue"], registry=reg,
-        )  # fmt: skip
-        self.delayed = prom.Gauge(
-            "dialogllm_queue_delayed", "Delayed or backing-off runs", ["queue"],
-            registry=reg,
-        )  # fmt: skip
-        self.dead = prom.Gauge(
-            "dialogllm_dead_letters", "Runs in the dead-letter stream", ["queue"],
-            registry=reg,
-        )  # fmt: skip
-        self.runs = prom.Gauge(
-            "dialogllm_runs", "Retained runs by status", ["queue", "status"],
-            registry=reg,
-        )  # fmt: skip
-        self.oldest = prom.Gauge(
-            "dialogllm_queue_oldest_age_seconds", "Age of the oldest queued run",
-            ["queue"], registry=reg,
-        )  # fmt: skip
-        self.live = prom.Gauge(
-            "dialogllm_live_workers", "Workers with a recent heartbeat", ["queue"],
-            registry=reg,
-        )  # fmt: skip
-        self.rtt = prom.Gauge(
-            "dialogllm_redis_rtt_seconds", "Round trip of a Redis PING", registry=reg
+
+        def gauge(name: str, doc: str, *labels: str) -> prom.Gauge:
+            return prom.Gauge(f"dialogllm_{name}", doc, labels, registry=reg)
+
+        q, quantile = "queue", "quantile"
+        self.depth = gauge("queue_depth", "Runs in the stream (ready or in flight)", q)
+        self.delayed = gauge("queue_delayed", "Delayed or backing-off runs", q)
+        self.dead = gauge("dead_letters", "Runs in the dead-letter stream", q)
+        self.runs = gauge("runs", "Retained runs by status", q, "status")
+        self.oldest = gauge(
+            "queue_oldest_age_seconds", "Age of the oldest queued run", q
         )
-        self.memory = prom.Gauge(
-            "dialogllm_process_max_rss_bytes", "Peak resident memory of this process",
-            registry=reg,
-        )  # fmt: skip
-        self.retries = prom.Gauge(
-            "dialogllm_run_retries", "Retries of the retained runs", ["queue"],
-            registry=reg,
-        )  # fmt: skip
-        self.duration = prom.Gauge(
-            "dialogllm_run_duration_seconds",
+        self.live = gauge("live_workers", "Workers with a recent heartbeat", q)
+        self.rtt = gauge("redis_rtt_seconds", "Round trip of a Redis PING")
+        self.memory = gauge(
+            "process_max_rss_bytes", "Peak resident memory of this process"
+        )
+        self.retries = gauge("run_retries", "Retries of the retained runs", q)
+        self.duration = gauge(
+            "run_duration_seconds",
             "Duration of retained finished runs (their last attempt)",
-            ["queue", "quantile"], registry=reg,
-        )  # fmt: skip
-        self.reclaims = prom.Gauge(
-            "dialogllm_reclaims", "Runs taken over from dead or stalled workers, ever",
-            ["queue"], registry=reg,
-        )  # fmt: skip
-        self.recovery = prom.Gauge(
-            "dialogllm_recovery_seconds",
+            q,
+            quantile,
+        )
+        self.reclaims = gauge(
+            "reclaims", "Runs taken over from dead or stalled workers, ever", q
+        )
+        self.recovery = gauge(
+            "recovery_seconds",
             "From a reclaimed run's last heartbeat to its takeover (latest 200)",
-            ["queue", "quantile"], registry=reg,
-        )  # fmt: skip
-        self.ready = prom.Gauge(
-            "dialogllm_worker_ready", "1 when this worker is connected and reading",
-            registry=reg,
-        )  # fmt: skip
+            q,
+            quantile,
+        )
+        self.ready = gauge(
+            "worker_ready", "1 when this worker is connected and reading"
+        )
 
     async def refresh(self, redis: Any, queue: Queue, *, ready: bool = True) -> None:
         """Read the figures once and set the gauges; ``ready`` is this worker's
