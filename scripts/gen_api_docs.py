@@ -37,6 +37,7 @@ MODULES: list[tuple[str, str]] = [
 
 #: (old name, new name): public names that moved, newest first; the old ones are gone.
 MOVED: list[tuple[str, str]] = [
+    ("dialogllm.config.settings_error", "dialogllm.config.load_settings"),
     ("dialogllm.connect", "dialogllm.redis (async_client, sync_client, resolve_url)"),
     ("dialogllm.embedded_redis", "dialogllm.redis.embedded (EmbeddedRedis)"),
     ("dialogllm.queue.connection", "dialogllm.redis (clients, map_redis_error)"),
