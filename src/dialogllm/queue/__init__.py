@@ -26,6 +26,7 @@ from dialogllm.queue.models import (
     Reclaim,
     Recovery,
     RunEvent,
+    RunOptions,
     RunRecord,
     RunStatus,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Recovery",
     "Resolver",
     "RunEvent",
+    "RunOptions",
     "RunRecord",
     "RunStatus",
     "Runnable",

@@ -48,6 +48,7 @@ from dialogllm.queue.models import (
     Multitask,
     Recovery,
     RunEvent,
+    RunOptions,
     RunRecord,
     RunStatus,
 )
@@ -241,9 +242,15 @@ class Queue:
         multitask: Multitask = "enqueue",
         max_attempts: int | None = None,
         delay: float | timedelta | None = None,
+        options: RunOptions | None = None,
+        run_id: str | None = None,
     ) -> str:
         """Enqueue a run of ``graph`` on ``thread_id`` (a new thread when ``None``);
         return its run id. One round trip.
+
+        ``options`` say how the run runs (a ``Command`` to resume with, config,
+        context, stream modes, a checkpoint to fork from: :class:`RunOptions`);
+        ``run_id`` names the run (default: a new UUID).
 
         ``multitask`` says what happens when the thread already has a pending or
         running run: ``"reject"`` raises :class:`~dialogllm.errors.ThreadBusyError`,
@@ -282,10 +289,13 @@ class Queue:
                 f"{settings.max_input_bytes} (DIALOGLLM_MAX_INPUT_BYTES); nothing was "
                 "enqueued"
             )
-        run_id = str(uuid.uuid4())
+        if run_id is not None:
+            check_id(run_id, "run id", settings)
+        run_id = run_id or str(uuid.uuid4())
         thread = thread_id or str(uuid.uuid4())
+        options_json = (options or RunOptions()).to_json()
         fingerprint = hashlib.sha1(
-            f"{graph}\0{thread_id or ''}\0{payload}".encode()
+            f"{graph}\0{thread_id or ''}\0{payload}\0{options_json}".encode()
         ).hexdigest()[:20]
         reply = await self._call(
             "enqueueing a run",
@@ -300,6 +310,7 @@ class Queue:
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
                 retention_ms=self.retention_ms,
+                options=options_json,
             ),
         )
         verdict, existing = reply.verdict, reply.run_id
@@ -379,6 +390,23 @@ class Queue:
                         break
             start += page
         return out
+
+    async def active_run(self, thread_id: str) -> RunRecord | None:
+        """The pending or running run that holds ``thread_id``, or ``None`` when the
+        thread is free.
+
+        >>> busy = await queue.active_run("t-1") is not None
+        """
+        run_id = await self._call(
+            "reading a thread's run", lambda: self.store.active_run(thread_id)
+        )
+        if run_id is None:
+            return None
+        try:
+            record = await self.get(run_id)
+        except RunNotFoundError:
+            return None
+        return None if record.status.is_terminal else record
 
     async def events(
         self,

@@ -32,6 +32,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError, InvalidUpdateError
 from langgraph.pregel import Pregel
+from langgraph.types import Command
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.errors import GraphNotFoundError, InputValidationError, LLMRequestError
@@ -43,6 +44,7 @@ from dialogllm.loader import (
     canonical_reference,
 )
 from dialogllm.queue.client import decode_input
+from dialogllm.queue.models import RunOptions
 from dialogllm.queue.store import QueueStore
 
 __all__ = [
@@ -100,6 +102,55 @@ def _graph_metadata(graph_ref: str) -> dict[str, str]:
     return {"graph": graph_ref, META_GRAPH: graph_ref, META_GRAPH_REF: ref}
 
 
+def _decode_options(text: str) -> RunOptions:
+    """A run's options; options that cannot be read make the run poison."""
+    try:
+        return RunOptions.from_json(text)
+    except (ValueError, TypeError) as exc:
+        raise InputValidationError(f"the run's options cannot be read: {exc}") from None
+
+
+def _nodes(value: str | tuple[str, ...] | None) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _run_config(
+    run_id: str,
+    graph_ref: str,
+    thread_id: str,
+    token: FencingToken,
+    opts: RunOptions,
+    redelivered: bool,
+) -> RunnableConfig:
+    """The run's config: the client's ``config``, with the thread, the fence, the
+    run's metadata, and the checkpoint to fork from (only on the first delivery: a
+    redelivered run continues from its own newest checkpoint)."""
+    config: dict[str, Any] = dict(opts.config or {})
+    configurable = dict(config.get("configurable") or {})
+    configurable.update({"thread_id": thread_id, FENCE_CONFIG_KEY: token})
+    if opts.checkpoint_id and not redelivered:
+        configurable["checkpoint_id"] = opts.checkpoint_id
+    else:
+        configurable.pop("checkpoint_id", None)
+    config["configurable"] = configurable
+    config["run_id"] = uuid.UUID(run_id)
+    config["metadata"] = {
+        **(config.get("metadata") or {}),
+        **(opts.metadata or {}),
+        "run_id": run_id,
+        **_graph_metadata(graph_ref),
+    }
+    return cast(RunnableConfig, config)
+
+
+def _event_data(mode: object, chunk: Any) -> Any:
+    """What a run's event stream holds for one streamed chunk: LangGraph's
+    ``messages`` mode yields (message chunk, metadata) pairs, kept as a list."""
+    if mode == "messages" and isinstance(chunk, tuple):
+        return list(chunk)
+    return chunk
+
+
 class StopAtStep(Exception):
     """Raised inside a run to stop it at a step boundary."""
 
@@ -129,10 +180,12 @@ class GraphExecution:
         token: FencingToken,
         *,
         stop_requested: Callable[[], bool],
+        options: str = "",
     ) -> tuple[Any, bool]:
         """Run the graph once; return its final values and whether it ended
         interrupted (waiting for a person). Raises :class:`StopAtStep` after the
-        first step at which ``stop_requested()`` is true.
+        first step at which ``stop_requested()`` is true. ``options`` is the run's
+        :class:`~dialogllm.queue.models.RunOptions` as JSON.
 
         >>> values, interrupted = await execution.run(
         ...     run_id, "app.graphs:chat", "t-1", "{}", token,
@@ -140,37 +193,46 @@ class GraphExecution:
         """
         target = self.resolve(graph_ref)
         payload = decode_input(input_text)
+        opts = _decode_options(options)
         if not isinstance(target, Pregel):
             value = target(payload)
             if inspect.isawaitable(value):
                 value = await value
             return value, False
         graph = target.copy(update={"checkpointer": self.saver})
-        config = cast(
-            RunnableConfig,
-            {
-                "configurable": {"thread_id": thread_id, FENCE_CONFIG_KEY: token},
-                "run_id": uuid.UUID(run_id),
-                "metadata": {"run_id": run_id, **_graph_metadata(graph_ref)},
-            },
-        )
         plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})
         state = await graph.aget_state(plain)
-        if state.metadata and state.metadata.get("run_id") == run_id:
+        redelivered = bool(state.metadata and state.metadata.get("run_id") == run_id)
+        config = _run_config(run_id, graph_ref, thread_id, token, opts, redelivered)
+        graph_input: Any = payload
+        if redelivered:
             # A redelivery: continue from the last checkpoint. Its committed
             # pending writes are applied, not executed again; a finished run
             # streams nothing. (``state.next`` cannot tell: it omits tasks whose
             # writes are stored but not yet folded into a checkpoint.)
-            payload = None
+            graph_input = None
+        elif opts.command is not None:
+            graph_input = Command(**opts.command)
+        extra = [m for m in opts.stream_modes if m not in ("updates", "custom")]
+        modes: Any = ["updates", "custom", *extra]
         interrupted = False
         stream: Any = graph.astream(
-            payload, config, stream_mode=["updates", "custom"], durability="sync"
+            graph_input,
+            config,
+            context=opts.context,
+            stream_mode=modes,
+            interrupt_before=_nodes(opts.interrupt_before),
+            interrupt_after=_nodes(opts.interrupt_after),
+            durability=opts.durability or "sync",
+            subgraphs=opts.subgraphs,
         )
         async with contextlib.aclosing(stream):
-            async for mode, chunk in stream:
-                if mode == "updates" and isinstance(chunk, dict):
+            async for item in stream:
+                namespace, mode, chunk = item if opts.subgraphs else ((), *item)
+                if mode == "updates" and not namespace and isinstance(chunk, dict):
                     interrupted = interrupted or "__interrupt__" in chunk
-                await self.store.add_event(run_id, str(mode), chunk)
+                kind = "|".join((str(mode), *namespace))
+                await self.store.add_event(run_id, kind, _event_data(mode, chunk))
                 if stop_requested():
                     raise StopAtStep
         state = await graph.aget_state(plain)

@@ -232,7 +232,7 @@ ENQUEUE: Final = (
     _PRELUDE
     + r"""
 -- ARGV: base, run_id, graph, thread, input, max_attempts, multitask, idem_key,
---       idem, delay_ms, fingerprint
+--       idem, delay_ms, fingerprint, retention_ms, options ('' = none)
 local id, graph, th, input = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local max_attempts, multitask, idem_key, idem = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local delay, fp = tonumber(ARGV[10]), ARGV[11]
@@ -265,6 +265,7 @@ redis.call('HSET', rec, 'graph', graph, 'thread', th, 'status', 'pending',
   'input', input, 'attempts', 0, 'max_attempts', max_attempts,
   'multitask', multitask, 'idem', idem, 'idem_key', idem_key, 'created', NOW,
   'due', NOW + delay, 'fp', fp)
+if ARGV[13] and ARGV[13] ~= '' then redis.call('HSET', rec, 'options', ARGV[13]) end
 redis.call('ZADD', K_RUNS, NOW, id)
 if idem_key ~= '' then redis.call('SET', idem_key, id) end
 status_event(id, 'pending', '')
@@ -308,7 +309,7 @@ local function corrupt(h)
     return 'max_attempts=' .. show(h[7]) .. ' is not a whole number >= 1'
   end
   for i, name in pairs({[3] = 'graph', [4] = 'thread', [5] = 'input', [8] = 'signal',
-      [9] = 'signal_by'}) do
+      [9] = 'signal_by', [12] = 'options'}) do
     if h[i] and not utf8ok(h[i]) then return name .. ' is not UTF-8' end
   end
   return nil
@@ -327,7 +328,7 @@ local function claim(id, entry, worker, lease, dead_retention)
     return {'poison', poison(id, '', dead_retention)}
   end
   local h = redis.call('HMGET', rec, 'status', 'entry', 'graph', 'thread', 'input',
-    'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat')
+    'attempts', 'max_attempts', 'signal', 'signal_by', 'started', 'beat', 'options')
   if not h[1] then
     redis.call('XACK', K_STREAM, GROUP, entry)
     redis.call('XDEL', K_STREAM, entry)
@@ -372,7 +373,7 @@ local function claim(id, entry, worker, lease, dead_retention)
     'lease', lease, 'started', NOW, 'beat', NOW)
   status_event(id, 'running', detail)
   return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, count(h[7] or '1'),
-    h[8] or '', h[9] or ''}
+    h[8] or '', h[9] or '', h[12] or ''}
 end
 """
 

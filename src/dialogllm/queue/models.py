@@ -12,17 +12,19 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 __all__ = [
     "TERMINAL_STATUSES",
     "DeadLetter",
     "Multitask",
     "RunEvent",
+    "RunOptions",
     "RunRecord",
     "RunStatus",
     "decode_text",
@@ -102,6 +104,9 @@ def _json_default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # LangGraph's Interrupt, Send, Command: their fields, as LangGraph's API
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
@@ -180,6 +185,14 @@ class _Fields:
             return None
         return self._parsed(name, loads, "JSON")
 
+    def options(self) -> RunOptions:
+        """The run's options; the defaults when absent or corrupt (noted)."""
+        try:
+            return RunOptions.from_json(self.optional("options"))
+        except (ValueError, TypeError) as exc:
+            self.problems.setdefault("options", f"not run options: {exc}")
+            return RunOptions()
+
     def status(self) -> RunStatus:
         """The run's status; ``pending`` when it is not a run status (noted)."""
         value = self.raw.get("status", "pending")
@@ -229,6 +242,7 @@ class RunRecord:
     result: Any = None
     reclaims: int = 0
     heartbeat_at: float | None = None
+    options: RunOptions = field(default_factory=lambda: RunOptions())
     extra: dict[str, str] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -255,6 +269,7 @@ class RunRecord:
             "result",
             "reclaims",
             "beat",
+            "options",
         }
         f = _Fields(raw)
         record = cls(
@@ -277,10 +292,101 @@ class RunRecord:
             result=f.json_value("result"),
             reclaims=f.count("reclaims", 0),
             heartbeat_at=f.ms("beat"),
+            options=f.options(),
             extra={k: v for k, v in f.raw.items() if k not in known},
             problems=f.problems,
         )
         return record
+
+
+#: The LangGraph stream modes a run can record (every run records ``updates`` and
+#: ``custom``).
+STREAM_MODES: Final = (
+    "values",
+    "updates",
+    "custom",
+    "messages",
+    "debug",
+    "tasks",
+    "checkpoints",
+)
+
+
+Durability = Literal["sync", "async", "exit"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run runs, beyond its graph, thread and input: what LangGraph's run API
+    (``langgraph-sdk``'s ``runs.create``) lets a client say.
+
+    ``command`` is a LangGraph ``Command`` as JSON (``resume``, ``update``,
+    ``goto``) and replaces the input; ``config`` and ``context`` go to the graph;
+    ``metadata`` is added to every checkpoint's metadata; ``checkpoint_id`` starts
+    the run from that checkpoint of the thread (a fork); ``stream_modes`` are the
+    LangGraph stream modes recorded as the run's events, ``subgraphs`` records
+    subgraphs' events too; ``interrupt_before``/``interrupt_after`` name nodes
+    (or ``"*"``) to stop at; ``durability`` is LangGraph's (default ``"sync"``).
+    Stored with the run as JSON.
+
+    >>> RunOptions(command={"resume": "yes"}, stream_modes=("values",)).to_json()
+    '{"command":{"resume":"yes"},"stream_modes":["values"]}'
+    """
+
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+    stream_modes: tuple[str, ...] = ()
+    subgraphs: bool = False
+    interrupt_before: str | tuple[str, ...] | None = None
+    interrupt_after: str | tuple[str, ...] | None = None
+    durability: Durability | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.stream_modes if m not in STREAM_MODES]
+        if unknown:
+            raise ValueError(
+                f"unknown stream mode(s) {unknown}; known: {', '.join(STREAM_MODES)}"
+            )
+        if self.durability not in (None, "sync", "async", "exit"):
+            raise ValueError("durability must be 'sync', 'async' or 'exit'")
+        for name in ("interrupt_before", "interrupt_after"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value != "*":
+                raise ValueError(f"{name} must be '*' or a list of node names")
+
+    def to_json(self) -> str:
+        """The options that differ from the defaults, as compact JSON (``""`` when
+        none do)."""
+        changed = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
+        return dumps(changed) if changed else ""
+
+    @classmethod
+    def from_json(cls, text: str | None) -> RunOptions:
+        """Read options written by :meth:`to_json` (``""``: the defaults); a field
+        this version does not know is ignored."""
+        data = loads(text) if text else None
+        if not isinstance(data, dict):
+            return cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("stream_modes", "interrupt_before", "interrupt_after"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def node_names(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    """``interrupt_before``/``interrupt_after`` as :class:`RunOptions` keeps them."""
+    if value is None or isinstance(value, str):
+        return value
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)

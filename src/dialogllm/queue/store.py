@@ -130,6 +130,7 @@ class ClaimedRun:
     max_attempts: int
     signal: str
     signal_by: str
+    options: str = ""  # RunOptions as JSON ("" = the defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +274,7 @@ def _start_result(reply: list[Any]) -> StartResult:
     verdict = reply[0]
     if verdict == "run":
         graph, thread, input_text, attempts, max_attempts, sig, sig_by = reply[2:9]
+        options = str(reply[9]) if len(reply) > 9 else ""
         return ClaimedRun(
             fence=int(reply[1]),
             graph=str(graph),
@@ -282,6 +284,7 @@ def _start_result(reply: list[Any]) -> StartResult:
             max_attempts=int(max_attempts),
             signal=str(sig),
             signal_by=str(sig_by),
+            options=options,
         )
     if verdict == "held":
         return NotStarted("held", holder=str(reply[1]), pttl_ms=int(reply[2]))
@@ -350,6 +353,7 @@ class QueueStore:
         delay_ms: int,
         fingerprint: str,
         retention_ms: int,
+        options: str = "",
     ) -> Enqueued:
         """Create run ``run_id`` (JSON ``input``) unless its idempotency key names a
         run already; one round trip (``ENQUEUE``)."""
@@ -373,6 +377,7 @@ class QueueStore:
                 delay_ms,
                 fingerprint,
                 retention_ms,
+                options,
             ],
         )
         return Enqueued(str(reply[0]), str(reply[1]), str(reply[2]))
@@ -438,6 +443,15 @@ class QueueStore:
         else:
             entries = reply[0][1] if reply else []
         return [RunEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
+
+    async def active_run(self, thread_id: str) -> str | None:
+        """The id of the run that holds ``thread_id`` in this queue (pending or
+        running), or ``None``; a finished run may still be named until the next
+        enqueue on the thread clears it."""
+        value = await self.client.get(
+            keys.thread_active(self.prefix, self.queue, thread_id)
+        )
+        return str(value) if value else None
 
     async def has_events(self, run_id: str) -> bool:
         """Whether the run's event stream exists (it expires with the record)."""

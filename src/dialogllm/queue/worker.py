@@ -613,6 +613,7 @@ class Worker:
                     claim.input,
                     token,
                     stop_requested=lambda: active.stop_at_step is not None,
+                    options=claim.options,
                 )
             )
             value, interrupted = await active.inner
