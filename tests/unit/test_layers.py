@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dialogllm"
 #: Top to bottom, as in the architecture page's table.
 LAYERS: list[set[str]] = [
     {"cli"},
+    {"server"},
     {"core"},
     {"queue"},
     {"loader"},

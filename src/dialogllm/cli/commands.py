@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from dialogllm import __version__
-from dialogllm.cli import dialogue, doctor, operations
+from dialogllm.cli import dialogue, doctor, operations, serve
 
 __all__ = ["app", "main"]
 
@@ -42,6 +42,7 @@ for _command in (
     dialogue.transcript,
     dialogue.graphs,
     operations.worker,
+    serve.serve,
     operations.status,
     operations.cancel,
     doctor.doctor,

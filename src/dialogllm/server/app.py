@@ -1,0 +1,181 @@
+"""The ASGI application: LangGraph's HTTP API on the queue, workers and checkpointer.
+
+:func:`create_app` builds a FastAPI app; its lifespan connects to Redis (the URL
+given, else :func:`dialogllm.redis.resolve_url`: ``DIALOGLLM_REDIS_URL``, else the
+embedded Redis), loads the graphs of a ``langgraph.json``, and (unless told not to)
+runs a worker in the same process, as ``langgraph dev`` does. Every API process is
+stateless: threads, runs, events and assistants live in Redis, so any number of them
+behind a load balancer serve every thread and stream.
+
+``dialogllm.server:app`` is an app built from the environment
+(``DIALOGLLM_SERVER_CONFIG``, default ``./langgraph.json``) for users who run it
+under their own ASGI server::
+
+    uvicorn dialogllm.server:app --port 2024
+
+The rule a reader must not break: routes translate HTTP to the queue, the
+checkpointer and :class:`~dialogllm.server.storage.ServerStore`; they hold no state
+of their own between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.config import get_settings
+from dialogllm.logging import get_logger, mask_url
+from dialogllm.queue import Queue, Worker
+from dialogllm.redis.clients import async_client
+from dialogllm.redis.url import resolve_url, using
+from dialogllm.server import assistants, runs, threads
+from dialogllm.server.context import ServerContext
+from dialogllm.server.errors import install_error_handlers
+from dialogllm.server.graphs import GraphTable
+from dialogllm.server.storage import ServerStore, now_ms
+from dialogllm.server.wire import JSONResponse
+
+__all__ = ["create_app"]
+
+_log = get_logger("dialogllm.server")
+
+
+def _version() -> str:
+    from dialogllm import __version__
+
+    return __version__
+
+
+def create_app(
+    config: Path | str = "langgraph.json",
+    *,
+    redis_url: str | None = None,
+    key_prefix: str | None = None,
+    queue: str = "default",
+    worker: bool = True,
+    concurrency: int = 10,
+    api_key: str | None = None,
+) -> FastAPI:
+    """The API app for the graphs of ``config`` (a ``langgraph.json``).
+
+    ``worker=False`` serves the API only (run ``dialogllm worker`` elsewhere on the
+    same Redis); ``api_key`` makes every request but ``/ok`` need the header
+    ``x-api-key``.
+
+    >>> app = create_app("langgraph.json", worker=False)
+    """
+    config_path = Path(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = resolve_url(redis_url)
+        prefix = key_prefix or get_settings().key_prefix
+        graphs = GraphTable.from_file(config_path, started_ms=now_ms())
+        text_client = async_client(url, decode=True)
+        saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
+        context = ServerContext(
+            queue=Queue(text_client, key_prefix=prefix, queue=queue, url=mask_url(url)),
+            saver=saver,
+            store=ServerStore(text_client, prefix=prefix),
+            graphs=graphs,
+            url=url,
+        )
+        app.state.context = context
+        worker_task: asyncio.Task[None] | None = None
+        if worker:
+            context.worker = Worker(
+                url, key_prefix=prefix, queue=queue, concurrency=concurrency
+            )
+            worker_task = asyncio.create_task(
+                context.worker.run(install_signal_handlers=False)
+            )
+        _log.info(
+            "server started",
+            redis=mask_url(url),
+            graphs=sorted(graphs.references),
+            worker=worker,
+        )
+        try:
+            with using(url):
+                yield
+        finally:
+            if context.worker is not None and worker_task is not None:
+                context.worker.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker_task, 60)
+            for task in list(context.background):
+                task.cancel()
+            await text_client.aclose()
+            await saver.client.aclose()
+
+    app = FastAPI(
+        title="DialogueLLM",
+        version=_version(),
+        description="LangGraph's API for dialogue graphs, on Redis.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if api_key:
+        _require_api_key(app, api_key)
+    _add_health(app)
+    app.include_router(assistants.router)
+    app.include_router(threads.router)
+    app.include_router(runs.router)
+    return app
+
+
+def _require_api_key(app: FastAPI, api_key: str) -> None:
+    expected = api_key.encode()
+
+    @app.middleware("http")
+    async def check_key(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path == "/ok":
+            return await call_next(request)
+        given = request.headers.get("x-api-key", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return JSONResponse(
+                {"detail": "Missing or invalid API key (header x-api-key)"},
+                status_code=401,
+            )
+        return await call_next(request)
+
+
+def _add_health(app: FastAPI) -> None:
+    started = time.time()
+
+    @app.get("/ok", tags=["meta"])
+    async def ok() -> dict[str, Any]:
+        """Liveness: the process answers."""
+        return {"ok": True}
+
+    @app.get("/info", tags=["meta"])
+    async def info() -> dict[str, Any]:
+        """The server's version and what it offers (read by ``langgraph-sdk``)."""
+        return {
+            "version": _version(),
+            "langgraph_py_version": _langgraph_version(),
+            "flags": {"assistants": True, "crons": False, "langsmith": False},
+            "host": {"kind": "dialogllm", "uptime_s": round(time.time() - started)},
+        }
+
+    @app.get("/metrics", tags=["meta"])
+    async def metrics() -> Response:
+        """Prometheus metrics of this process (queue, LLM calls)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _langgraph_version() -> str:
+    from importlib.metadata import version
+
+    return version("langgraph")

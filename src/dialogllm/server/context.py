@@ -1,0 +1,64 @@
+"""What every route of one server process shares: its Redis clients, the queue, the
+checkpointer, the server's records and the graph table.
+
+Built once at start-up (:func:`dialogllm.server.app.create_app`'s lifespan) and read
+by the routes with :func:`context_of`. Assistant resolution lives here because runs,
+threads and assistants all need it: an assistant id is a stored assistant, a
+system assistant, or (for runs, as LangGraph's server allows) a graph id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from langgraph.pregel import Pregel
+
+from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.queue import Queue
+from dialogllm.server.errors import not_found
+from dialogllm.server.graphs import GraphTable, system_assistant_id
+from dialogllm.server.storage import AssistantRecord, ServerStore
+
+__all__ = ["ServerContext", "context_of"]
+
+
+@dataclass
+class ServerContext:
+    """The shared parts of one server process."""
+
+    queue: Queue
+    saver: AsyncRedisSaver
+    store: ServerStore
+    graphs: GraphTable
+    url: str
+    worker: Any = None  # the in-process Worker, when this process runs one
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def assistant(self, assistant_id: str, *, by_graph: bool) -> AssistantRecord:
+        """The assistant ``assistant_id`` names; with ``by_graph`` a graph id names
+        its system assistant. 404 when none does."""
+        stored = await self.store.assistant(assistant_id)
+        if stored is not None:
+            return stored
+        for graph_id in self.graphs.references:
+            if assistant_id == system_assistant_id(graph_id) or (
+                by_graph and assistant_id == graph_id
+            ):
+                return self.graphs.system_assistant(graph_id)
+        raise not_found(f"Assistant {assistant_id} not found")
+
+    def graph(self, graph_id: str) -> Pregel[Any, Any, Any, Any]:
+        """The compiled graph of ``graph_id``, with this server's checkpointer."""
+        if graph_id not in self.graphs.references:
+            raise not_found(f"Graph {graph_id} not found")
+        graph = self.graphs.graph(graph_id)
+        return graph.copy(update={"checkpointer": self.saver})
+
+
+def context_of(request: Request) -> ServerContext:
+    """The server context of the app serving ``request``."""
+    context: ServerContext = request.app.state.context
+    return context

@@ -1,0 +1,266 @@
+"""The server's own records in Redis: threads and assistants as LangGraph's API shows
+them.
+
+A thread's *state* lives in the checkpointer and its *runs* in the queue; what only
+the API knows (a thread's metadata and times, the assistants a client created and
+their versions) is kept here. Key schema (``P`` is the key prefix, ``T`` an escaped
+thread id, ``A`` an assistant id)::
+
+    P:srv:th:{T}            HASH  created, updated (ms), metadata (JSON), last_run
+    P:srv:threads           ZSET  thread ids, scored by creation ms
+    P:srv:as:{A}            HASH  the assistant's latest version (JSON fields)
+    P:srv:as:{A}:versions   LIST  every version as JSON, oldest first
+    P:srv:assistants        ZSET  assistant ids a client created, by creation ms
+
+The rule a reader must not break: every value is JSON written by this module (never
+pickle); a record that cannot be decoded reads as empty metadata, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dialogllm.leases import escape_tag
+from dialogllm.queue.models import dumps
+from dialogllm.redis.clients import AsyncClient
+
+__all__ = ["AssistantRecord", "ServerStore", "ThreadRecord", "now_ms"]
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch (what every stored time is)."""
+    return int(time.time() * 1000)
+
+
+def _json(value: Any, default: Any) -> Any:
+    try:
+        data = json.loads(value) if value else default
+    except ValueError:
+        return default
+    return data if isinstance(data, type(default)) else default
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """What the API stores of a thread (its state is the checkpointer's)."""
+
+    thread_id: str
+    created_ms: int
+    updated_ms: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    last_run: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantRecord:
+    """One version of an assistant: a graph with its configuration."""
+
+    assistant_id: str
+    graph_id: str
+    name: str
+    version: int
+    created_ms: int
+    updated_ms: int
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+    def to_json(self) -> str:
+        """The version as stored."""
+        return dumps(
+            {
+                "assistant_id": self.assistant_id,
+                "graph_id": self.graph_id,
+                "name": self.name,
+                "version": self.version,
+                "created_ms": self.created_ms,
+                "updated_ms": self.updated_ms,
+                "config": self.config,
+                "context": self.context,
+                "metadata": self.metadata,
+                "description": self.description,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> AssistantRecord | None:
+        """A stored version; ``None`` when it cannot be decoded."""
+        data = _json(text, {})
+        try:
+            return cls(
+                assistant_id=str(data["assistant_id"]),
+                graph_id=str(data["graph_id"]),
+                name=str(data.get("name") or data["graph_id"]),
+                version=int(data.get("version", 1)),
+                created_ms=int(data.get("created_ms", 0)),
+                updated_ms=int(data.get("updated_ms", 0)),
+                config=_json(dumps(data.get("config")), {}),
+                context=_json(dumps(data.get("context")), {}),
+                metadata=_json(dumps(data.get("metadata")), {}),
+                description=data.get("description"),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class ServerStore:
+    """Redis access for the API's thread and assistant records.
+
+    Args:
+        client: a ``redis.asyncio`` client with ``decode_responses=True``.
+        prefix: the key prefix shared with the checkpointer and the queue.
+
+    >>> store = ServerStore(async_client(url, decode=True), prefix="dialogllm")
+    >>> await store.create_thread("t-1", {"user": "ada"})       # doctest: +SKIP
+    """
+
+    def __init__(self, client: AsyncClient, *, prefix: str) -> None:
+        self.client: Any = client  # redis-py's reply types are too loose to use
+        self.prefix = prefix
+
+    # --- keys ---------------------------------------------------------------------
+
+    def _thread_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:srv:th:{{{escape_tag(thread_id)}}}"
+
+    @property
+    def _threads(self) -> str:
+        return f"{self.prefix}:srv:threads"
+
+    def _assistant_key(self, assistant_id: str) -> str:
+        return f"{self.prefix}:srv:as:{{{escape_tag(assistant_id)}}}"
+
+    @property
+    def _assistants(self) -> str:
+        return f"{self.prefix}:srv:assistants"
+
+    # --- threads --------------------------------------------------------------------
+
+    async def create_thread(
+        self, thread_id: str, metadata: dict[str, Any]
+    ) -> ThreadRecord | None:
+        """Create the thread's record; ``None`` when it exists already."""
+        now = now_ms()
+        key = self._thread_key(thread_id)
+        created = await self.client.hsetnx(key, "created", now)
+        if not created:
+            return None
+        await self.client.hset(
+            key, mapping={"updated": now, "metadata": dumps(metadata), "tid": thread_id}
+        )
+        await self.client.zadd(self._threads, {thread_id: now})
+        return ThreadRecord(thread_id, now, now, metadata)
+
+    async def thread(self, thread_id: str) -> ThreadRecord | None:
+        """The thread's record, or ``None``."""
+        raw = await self.client.hgetall(self._thread_key(thread_id))
+        return self._thread_from(thread_id, raw)
+
+    def _thread_from(self, thread_id: str, raw: Any) -> ThreadRecord | None:
+        if not raw or "created" not in raw:
+            return None
+        try:
+            created = int(raw["created"])
+            updated = int(raw.get("updated") or created)
+        except ValueError:
+            created = updated = 0
+        return ThreadRecord(
+            thread_id,
+            created,
+            updated,
+            _json(raw.get("metadata"), {}),
+            raw.get("last_run") or None,
+        )
+
+    async def threads(self, thread_ids: list[str]) -> list[ThreadRecord]:
+        """The records of ``thread_ids`` that exist, in that order (one pipeline)."""
+        if not thread_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for thread_id in thread_ids:
+            pipe.hgetall(self._thread_key(thread_id))
+        raws = await pipe.execute()
+        found = (self._thread_from(t, r) for t, r in zip(thread_ids, raws, strict=True))
+        return [record for record in found if record is not None]
+
+    async def thread_ids(self, *, newest_first: bool = True) -> list[str]:
+        """Every thread id the API knows, by creation time."""
+        ids = await self.client.zrange(self._threads, 0, -1, desc=newest_first)
+        return [str(i) for i in ids]
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        last_run: str | None = None,
+    ) -> None:
+        """Merge ``metadata`` into the thread's, note its latest run, touch it."""
+        key = self._thread_key(thread_id)
+        fields: dict[str, str | int] = {"updated": now_ms()}
+        if metadata is not None:
+            current = _json(await self.client.hget(key, "metadata"), {})
+            fields["metadata"] = dumps({**current, **metadata})
+        if last_run is not None:
+            fields["last_run"] = last_run
+        await self.client.hset(key, mapping=fields)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete the thread's record; whether it existed."""
+        removed = await self.client.delete(self._thread_key(thread_id))
+        await self.client.zrem(self._threads, thread_id)
+        return bool(removed)
+
+    # --- assistants -----------------------------------------------------------------
+
+    async def put_assistant(self, record: AssistantRecord) -> None:
+        """Store ``record`` as the assistant's latest version."""
+        key = self._assistant_key(record.assistant_id)
+        text = record.to_json()
+        # the version keys share a slot; the index is elsewhere: no MULTI
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping={"latest": text})
+        pipe.rpush(f"{key}:versions", text)
+        pipe.zadd(self._assistants, {record.assistant_id: record.created_ms}, nx=True)
+        await pipe.execute()
+
+    async def set_latest_assistant(self, record: AssistantRecord) -> None:
+        """Make an existing version the latest one (no new version)."""
+        await self.client.hset(
+            self._assistant_key(record.assistant_id), "latest", record.to_json()
+        )
+
+    async def assistant(self, assistant_id: str) -> AssistantRecord | None:
+        """The assistant's latest version, or ``None``."""
+        text = await self.client.hget(self._assistant_key(assistant_id), "latest")
+        return AssistantRecord.from_json(text)
+
+    async def assistant_versions(self, assistant_id: str) -> list[AssistantRecord]:
+        """Every version of the assistant, newest first."""
+        texts = await self.client.lrange(
+            f"{self._assistant_key(assistant_id)}:versions", 0, -1
+        )
+        found = (AssistantRecord.from_json(t) for t in reversed(texts))
+        return [record for record in found if record is not None]
+
+    async def assistants(self) -> list[AssistantRecord]:
+        """Every stored assistant's latest version, oldest first."""
+        ids = [str(i) for i in await self.client.zrange(self._assistants, 0, -1)]
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for assistant_id in ids:
+            pipe.hget(self._assistant_key(assistant_id), "latest")
+        found = (AssistantRecord.from_json(t) for t in await pipe.execute())
+        return [record for record in found if record is not None]
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        """Delete every version of the assistant; whether it existed."""
+        key = self._assistant_key(assistant_id)
+        removed = await self.client.delete(key, f"{key}:versions")
+        await self.client.zrem(self._assistants, assistant_id)
+        return bool(removed)
