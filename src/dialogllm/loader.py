@@ -11,7 +11,9 @@ This module owns graph references and everything needed to follow one:
 ``"./path.py:attr"``, or ``{"path": ...}``), ``dependencies`` (local folders, relative
 to the json file, appended to ``sys.path``; package names are left to the installer)
 and ``env`` (a ``.env`` file path, or a mapping, loaded into ``os.environ`` without
-overriding variables already set). Both are applied when a graph is loaded by a name
+overriding variables already set); ``auth`` (``{"path": "./auth.py:auth"}``, the
+``langgraph_sdk.Auth`` object ``dialogllm serve`` authenticates requests with).
+Dependencies and env are applied when a graph is loaded by a name
 from that file.
 
 The rules a reader must not break:
@@ -70,6 +72,7 @@ __all__ = [
     "import_resolver",
     "is_file_reference",
     "load_graph",
+    "load_object",
     "load_target",
     "reference_for_name",
 ]
@@ -111,6 +114,7 @@ class LangGraphConfig:
     graphs: dict[str, str] = field(default_factory=dict)
     dependencies: tuple[str, ...] = ()
     env: str | dict[str, str] | None = None
+    auth: str | None = None  # "auth": {"path": "./auth.py:auth"}: the server's Auth
 
     @classmethod
     def read(cls, path: Path) -> LangGraphConfig:
@@ -142,7 +146,10 @@ class LangGraphConfig:
             env = raw_env
         elif isinstance(raw_env, dict):
             env = {str(k): str(v) for k, v in raw_env.items() if v is not None}
-        return cls(path, graphs, dependencies, env)
+        raw_auth = data.get("auth")
+        auth_path = raw_auth.get("path") if isinstance(raw_auth, dict) else None
+        auth = auth_path if isinstance(auth_path, str) else None
+        return cls(path, graphs, dependencies, env, auth)
 
     @property
     def folder(self) -> Path:
@@ -389,19 +396,37 @@ def load_target(
         hit = _targets.get(key) if cache else None
         if hit is not None and (functions or isinstance(hit, Pregel)):
             return hit
-        target, attr = _split(key)
-        module, where = _import(target, attr)
-        obj: Any = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise GraphNotFoundError(
-                    f"{where} has no attribute {attr!r} (graph reference {reference!r})"
-                )
-            obj = getattr(obj, part)
-        found = coerce(obj, key, functions=functions)
+        found = coerce(_attribute(key, reference), key, functions=functions)
         if cache:
             _targets.setdefault(key, found)
         return found
+
+
+def _attribute(key: str, reference: str) -> Any:
+    """The object a canonical reference names (its module imported once)."""
+    target, attr = _split(key)
+    module, where = _import(target, attr)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise GraphNotFoundError(
+                f"{where} has no attribute {attr!r} (graph reference {reference!r})"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_object(reference: str, *, base: Path | None = None) -> Any:
+    """The object ``"pkg.mod:attr"`` or ``"dir/file.py:attr"`` names, as it is (the
+    ``auth`` object a ``langgraph.json`` names, for one); the file is executed once,
+    as for graphs. Raises :class:`~dialogllm.errors.GraphNotFoundError`.
+
+    >>> load_object("json:dumps") is __import__("json").dumps
+    True
+    """
+    key = canonical_reference(reference, base=base)
+    with _lock:
+        return _attribute(key, reference)
 
 
 def load_graph(

@@ -29,17 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from langgraph_sdk.auth import Auth
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.config import get_settings
+from dialogllm.errors import ConfigError
+from dialogllm.loader import LangGraphConfig, load_object
 from dialogllm.logging import get_logger, mask_url
 from dialogllm.queue import Queue, Worker
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, runs, threads
+from dialogllm.server.auth import OPEN_PATHS, Authorizer
 from dialogllm.server.context import ServerContext
-from dialogllm.server.errors import install_error_handlers
+from dialogllm.server.errors import ApiError, install_error_handlers
 from dialogllm.server.graphs import GraphTable
 from dialogllm.server.storage import ServerStore, now_ms
 from dialogllm.server.wire import JSONResponse
@@ -68,8 +72,10 @@ def create_app(
     """The API app for the graphs of ``config`` (a ``langgraph.json``).
 
     ``worker=False`` serves the API only (run ``dialogllm worker`` elsewhere on the
-    same Redis); ``api_key`` makes every request but ``/ok`` need the header
-    ``x-api-key``.
+    same Redis); ``api_key`` makes every request but ``/ok`` and the API docs need
+    the header ``x-api-key``. A ``langgraph.json`` with ``"auth": {"path": ...}``
+    authenticates and authorizes requests with that ``langgraph_sdk.Auth``
+    (:mod:`dialogllm.server.auth`).
 
     >>> app = create_app("langgraph.json", worker=False)
     """
@@ -80,6 +86,7 @@ def create_app(
         url = resolve_url(redis_url)
         prefix = key_prefix or get_settings().key_prefix
         graphs = GraphTable.from_file(config_path, started_ms=now_ms())
+        authorizer = _authorizer(config_path)
         text_client = async_client(url, decode=True)
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
         context = ServerContext(
@@ -88,6 +95,7 @@ def create_app(
             store=ServerStore(text_client, prefix=prefix),
             graphs=graphs,
             url=url,
+            authorizer=authorizer,
         )
         app.state.context = context
         worker_task: asyncio.Task[None] | None = None
@@ -124,8 +132,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    if api_key:
-        _require_api_key(app, api_key)
+    _authenticate(app, api_key)
     _add_health(app)
     app.include_router(assistants.router)
     app.include_router(threads.router)
@@ -133,22 +140,46 @@ def create_app(
     return app
 
 
-def _require_api_key(app: FastAPI, api_key: str) -> None:
-    expected = api_key.encode()
+def _authenticate(app: FastAPI, api_key: str | None) -> None:
+    """Every request but the open paths: the static API key (when set), then the
+    ``langgraph.json``'s ``Auth`` (when it has one); the caller goes to
+    ``request.state.user``."""
+    expected = api_key.encode() if api_key else None
 
     @app.middleware("http")
-    async def check_key(
+    async def authenticate(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path == "/ok":
+        if request.url.path in OPEN_PATHS:
             return await call_next(request)
-        given = request.headers.get("x-api-key", "").encode()
-        if not hmac.compare_digest(given, expected):
-            return JSONResponse(
-                {"detail": "Missing or invalid API key (header x-api-key)"},
-                status_code=401,
-            )
+        if expected is not None:
+            given = request.headers.get("x-api-key", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    {"detail": "Missing or invalid API key (header x-api-key)"},
+                    status_code=401,
+                )
+        context: ServerContext = request.app.state.context
+        if context.authorizer.enabled:
+            try:
+                request.state.user = await context.authorizer.authenticate(request)
+            except ApiError as exc:
+                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
         return await call_next(request)
+
+
+def _authorizer(config_path: Path) -> Authorizer:
+    """The ``Auth`` object a ``langgraph.json`` names (``"auth": {"path": ...}``)."""
+    config = LangGraphConfig.read(config_path)
+    if config.auth is None:
+        return Authorizer(None)
+    found = load_object(config.auth, base=config.folder)
+    if not isinstance(found, Auth):
+        raise ConfigError(
+            f"{config_path}: auth.path {config.auth!r} is a {type(found).__name__}, "
+            "not a langgraph_sdk.Auth"
+        )
+    return Authorizer(found)
 
 
 def _add_health(app: FastAPI) -> None:

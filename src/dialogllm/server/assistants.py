@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from dialogllm.logging import get_logger
-from dialogllm.server.context import ServerContext, context_of
+from dialogllm.server.context import Access, ServerContext, access_of, context_of
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.schemas import AssistantCreate, AssistantPatch, AssistantSearch
 from dialogllm.server.storage import AssistantRecord, now_ms
@@ -27,6 +27,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 _log = get_logger("dialogllm.server")
 Context = Depends(context_of)
+Caller = Depends(access_of)
 
 
 def _check_uuid(assistant_id: str) -> None:
@@ -44,11 +45,33 @@ def _matches(record: AssistantRecord, search: AssistantSearch) -> bool:
     return all(record.metadata.get(k) == v for k, v in (search.metadata or {}).items())
 
 
-async def _all(ctx: ServerContext) -> list[AssistantRecord]:
+async def _all(
+    ctx: ServerContext, access: Access, body: AssistantSearch
+) -> list[AssistantRecord]:
+    """Every assistant the caller may see that matches ``body``."""
+    value = body.model_dump(exclude={"sort_by", "sort_order"})
+    condition = await access.allow("assistants", "search", value)
     stored = await ctx.store.assistants()
     ids = {record.assistant_id for record in stored}
     system = [a for a in ctx.graphs.system_assistants() if a.assistant_id not in ids]
-    return [*system, *stored]
+    return [
+        a
+        for a in (*system, *stored)
+        if _matches(a, body) and access.sees(a.metadata, condition)
+    ]
+
+
+async def _visible(
+    ctx: ServerContext, access: Access, assistant_id: str, action: str = "read"
+) -> AssistantRecord:
+    """The assistant, if the caller may ``action`` it; 404 otherwise."""
+    _check_uuid(assistant_id)
+    value = {"assistant_id": assistant_id}
+    condition = await access.allow("assistants", action, value)
+    record = await ctx.assistant(assistant_id, by_graph=False)
+    if not access.sees(record.metadata, condition):
+        raise not_found(f"Assistant {assistant_id} not found")
+    return record
 
 
 def _sorted(records: list[AssistantRecord], search: AssistantSearch) -> list[Any]:
@@ -59,26 +82,35 @@ def _sorted(records: list[AssistantRecord], search: AssistantSearch) -> list[Any
 
 
 @router.post("/search")
-async def search(body: AssistantSearch, ctx: ServerContext = Context) -> JSONResponse:
+async def search(
+    body: AssistantSearch, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """Assistants matching the graph id, name and metadata."""
-    found = _sorted([a for a in await _all(ctx) if _matches(a, body)], body)
+    found = _sorted(await _all(ctx, access, body), body)
     page = found[body.offset : body.offset + body.limit]
     return JSONResponse([assistant_json(a) for a in page])
 
 
 @router.post("/count")
-async def count(body: AssistantSearch, ctx: ServerContext = Context) -> JSONResponse:
+async def count(
+    body: AssistantSearch, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """How many assistants match."""
-    return JSONResponse(sum(_matches(a, body) for a in await _all(ctx)))
+    return JSONResponse(len(await _all(ctx, access, body)))
 
 
 @router.post("")
-async def create(body: AssistantCreate, ctx: ServerContext = Context) -> JSONResponse:
+async def create(
+    body: AssistantCreate, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """Create an assistant for one of the server's graphs."""
     if body.graph_id not in ctx.graphs.references:
         raise not_found(f"Graph {body.graph_id} not found")
     assistant_id = body.assistant_id or str(uuid.uuid4())
     _check_uuid(assistant_id)
+    value = body.model_dump()
+    value["assistant_id"] = assistant_id
+    await access.allow("assistants", "create", value)
     existing = await ctx.store.assistant(assistant_id)
     if existing is not None:
         if body.if_exists == "do_nothing":
@@ -94,7 +126,7 @@ async def create(body: AssistantCreate, ctx: ServerContext = Context) -> JSONRes
         updated_ms=now,
         config=body.config,
         context=body.context,
-        metadata=body.metadata,
+        metadata=dict(value.get("metadata") or {}),
         description=body.description,
     )
     await ctx.store.put_assistant(record)
@@ -102,23 +134,24 @@ async def create(body: AssistantCreate, ctx: ServerContext = Context) -> JSONRes
 
 
 @router.get("/{assistant_id}")
-async def get(assistant_id: str, ctx: ServerContext = Context) -> JSONResponse:
+async def get(
+    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """One assistant (its latest version)."""
-    _check_uuid(assistant_id)
-    return JSONResponse(
-        assistant_json(await ctx.assistant(assistant_id, by_graph=False))
-    )
+    return JSONResponse(assistant_json(await _visible(ctx, access, assistant_id)))
 
 
 @router.patch("/{assistant_id}")
 async def update(
-    assistant_id: str, body: AssistantPatch, ctx: ServerContext = Context
+    assistant_id: str,
+    body: AssistantPatch,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """A new version of a stored assistant (system assistants cannot change)."""
-    _check_uuid(assistant_id)
+    await _visible(ctx, access, assistant_id, "update")
     current = await ctx.store.assistant(assistant_id)
     if current is None:
-        await ctx.assistant(assistant_id, by_graph=False)  # 404 when unknown
         raise ApiError(409, f"Assistant {assistant_id} is a system assistant")
     graph_id = body.graph_id or current.graph_id
     if graph_id not in ctx.graphs.references:
@@ -143,29 +176,34 @@ async def update(
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete(assistant_id: str, ctx: ServerContext = Context) -> None:
+async def delete(
+    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
+) -> None:
     """Delete a stored assistant and all its versions."""
-    _check_uuid(assistant_id)
+    await _visible(ctx, access, assistant_id, "delete")
     if not await ctx.store.delete_assistant(assistant_id):
         raise not_found(f"Assistant {assistant_id} not found")
 
 
 @router.post("/{assistant_id}/versions")
-async def versions(assistant_id: str, ctx: ServerContext = Context) -> JSONResponse:
+async def versions(
+    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """Every version of an assistant, newest first."""
-    _check_uuid(assistant_id)
-    found = await ctx.store.assistant_versions(assistant_id)
-    if not found:
-        found = [await ctx.assistant(assistant_id, by_graph=False)]
+    latest = await _visible(ctx, access, assistant_id)
+    found = await ctx.store.assistant_versions(assistant_id) or [latest]
     return JSONResponse([assistant_json(v) for v in found])
 
 
 @router.post("/{assistant_id}/latest")
 async def set_latest(
-    assistant_id: str, version: int = Query(...), ctx: ServerContext = Context
+    assistant_id: str,
+    version: int = Query(...),
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """Make an earlier version the latest one."""
-    _check_uuid(assistant_id)
+    await _visible(ctx, access, assistant_id, "update")
     chosen = [
         v
         for v in await ctx.store.assistant_versions(assistant_id)
@@ -179,11 +217,13 @@ async def set_latest(
 
 @router.get("/{assistant_id}/graph")
 async def graph(
-    assistant_id: str, xray: int | bool = False, ctx: ServerContext = Context
+    assistant_id: str,
+    xray: int | bool = False,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """The assistant's graph as nodes and edges (LangGraph's drawable graph)."""
-    _check_uuid(assistant_id)
-    record = await ctx.assistant(assistant_id, by_graph=False)
+    record = await _visible(ctx, access, assistant_id)
     drawable = ctx.graph(record.graph_id).get_graph(xray=xray)
     return JSONResponse(drawable.to_json())
 
@@ -210,10 +250,11 @@ def _schemas(graph: Any, graph_id: str) -> dict[str, Any]:
 
 
 @router.get("/{assistant_id}/schemas")
-async def schemas(assistant_id: str, ctx: ServerContext = Context) -> JSONResponse:
+async def schemas(
+    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """The graph's input, output, state, config and context JSON schemas."""
-    _check_uuid(assistant_id)
-    record = await ctx.assistant(assistant_id, by_graph=False)
+    record = await _visible(ctx, access, assistant_id)
     return JSONResponse(_schemas(ctx.graph(record.graph_id), record.graph_id))
 
 
@@ -224,10 +265,10 @@ async def subgraphs(
     namespace: str | None = None,
     recurse: bool = False,
     ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """The graph's subgraphs by namespace, each with its input and output schemas."""
-    _check_uuid(assistant_id)
-    record = await ctx.assistant(assistant_id, by_graph=False)
+    record = await _visible(ctx, access, assistant_id)
     found = ctx.graph(record.graph_id).get_subgraphs(
         namespace=namespace, recurse=recurse
     )

@@ -18,11 +18,12 @@ from langgraph.pregel import Pregel
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.queue import Queue
+from dialogllm.server.auth import ANONYMOUS, Authorizer, User, matches
 from dialogllm.server.errors import not_found
 from dialogllm.server.graphs import GraphTable, system_assistant_id
 from dialogllm.server.storage import AssistantRecord, ServerStore
 
-__all__ = ["ServerContext", "context_of"]
+__all__ = ["Access", "ServerContext", "access_of", "context_of"]
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ServerContext:
     store: ServerStore
     graphs: GraphTable
     url: str
+    authorizer: Authorizer = field(default_factory=lambda: Authorizer(None))
     worker: Any = None  # the in-process Worker, when this process runs one
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -62,3 +64,29 @@ def context_of(request: Request) -> ServerContext:
     """The server context of the app serving ``request``."""
     context: ServerContext = request.app.state.context
     return context
+
+
+@dataclass(frozen=True)
+class Access:
+    """One request's caller and the server's authorization handlers."""
+
+    user: User
+    authorizer: Authorizer
+
+    async def allow(
+        self, resource: str, action: str, value: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The caller's filter for ``action`` on ``resource`` (403 if refused);
+        the handler may change ``value``."""
+        return await self.authorizer.authorize(self.user, resource, action, value)
+
+    @staticmethod
+    def sees(metadata: dict[str, Any], condition: dict[str, Any] | None) -> bool:
+        """Whether a resource with ``metadata`` passes the caller's filter."""
+        return matches(metadata, condition)
+
+
+def access_of(request: Request) -> Access:
+    """The caller of ``request`` (authenticated by the app's middleware)."""
+    user = getattr(request.state, "user", ANONYMOUS)
+    return Access(user, context_of(request).authorizer)

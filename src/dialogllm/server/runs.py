@@ -28,7 +28,7 @@ from dialogllm.errors import RunNotFoundError, ThreadBusyError
 from dialogllm.logging import get_logger
 from dialogllm.queue import RunOptions, RunRecord
 from dialogllm.queue.models import dumps
-from dialogllm.server.context import ServerContext, context_of
+from dialogllm.server.context import Access, ServerContext, access_of, context_of
 from dialogllm.server.errors import conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.threads import ThreadView, load_thread
@@ -38,6 +38,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["runs"])
 Context = Depends(context_of)
+Caller = Depends(access_of)
 _log = get_logger("dialogllm.server")
 
 #: SDK stream mode -> the LangGraph stream mode a run records for it.
@@ -76,27 +77,45 @@ def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any
 
 
 async def create_run(
-    ctx: ServerContext, thread_id: str | None, body: RunCreate
+    ctx: ServerContext, access: Access, thread_id: str | None, body: RunCreate
 ) -> RunRecord:
-    """Validate ``body``, make sure the thread exists, enqueue the run."""
+    """Validate ``body``, check the caller may run on the thread (creating it when
+    asked), enqueue the run."""
     if body.input is not None and body.command is not None:
         raise unprocessable("input and command cannot both be given")
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     modes = _recorded_modes(body)
-    if thread_id is None:
-        thread_id = str(uuid.uuid4())
-        await ctx.store.create_thread(thread_id, {})
-    elif await ctx.store.thread(thread_id) is None:
-        if body.if_not_exists != "create":
+    run_id = str(uuid.uuid4())
+    target = thread_id or str(uuid.uuid4())
+    value: dict[str, Any] = {
+        "thread_id": target,
+        "assistant_id": assistant.assistant_id,
+        "run_id": run_id,
+        "status": "pending",
+        "metadata": dict(body.metadata),
+        "multitask_strategy": body.multitask_strategy,
+        "if_not_exists": body.if_not_exists,
+        "after_seconds": body.after_seconds,
+        "kwargs": {"input": body.input, "command": body.command},
+    }
+    condition = await access.allow("threads", "create_run", value)
+    metadata = dict(value.get("metadata") or {})
+    existing = None if thread_id is None else await ctx.store.thread(thread_id)
+    if existing is not None and not access.sees(existing.metadata, condition):
+        existing = None
+        if await ctx.store.thread(target) is not None:  # someone else's thread
+            raise not_found(f"Thread with ID {target} not found")
+    if existing is None:
+        if thread_id is not None and body.if_not_exists != "create":
             raise not_found(f"Thread with ID {thread_id} not found")
-        await ctx.store.create_thread(thread_id, {})
+        await ctx.store.create_thread(target, metadata)
     checkpoint_id = body.checkpoint_id or (body.checkpoint or {}).get("checkpoint_id")
     owner = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
     options = RunOptions(
         command=body.command,
         config=_merged(assistant.config, body.config),
         context={**assistant.context, **(body.context or {})} or None,
-        metadata={**body.metadata, **owner},
+        metadata={**metadata, **owner},
         checkpoint_id=checkpoint_id,
         stream_modes=modes,
         subgraphs=body.stream_subgraphs,
@@ -104,12 +123,11 @@ async def create_run(
         interrupt_after=_nodes(body.interrupt_after),
         durability=body.durability,
     )
-    run_id = str(uuid.uuid4())
     try:
         await ctx.queue.enqueue(
             ctx.graphs.references[assistant.graph_id],
             body.input,
-            thread_id=thread_id,
+            thread_id=target,
             multitask=body.multitask_strategy,
             delay=body.after_seconds,
             options=options,
@@ -117,10 +135,10 @@ async def create_run(
         )
     except ThreadBusyError:
         raise conflict(
-            f"Thread {thread_id} is already running a run; use multitask_strategy "
+            f"Thread {target} is already running a run; use multitask_strategy "
             "'enqueue', 'interrupt' or 'rollback' to run this one too"
         ) from None
-    await ctx.store.update_thread(thread_id, metadata=owner, last_run=run_id)
+    await ctx.store.update_thread(target, metadata=owner, last_run=run_id)
     return await ctx.queue.get(run_id)
 
 
@@ -128,7 +146,14 @@ def _nodes(value: str | list[str] | None) -> str | tuple[str, ...] | None:
     return tuple(value) if isinstance(value, list) else value
 
 
-async def _run_of(ctx: ServerContext, thread_id: str, run_id: str) -> RunRecord:
+async def _run_of(
+    ctx: ServerContext,
+    access: Access,
+    thread_id: str,
+    run_id: str,
+    action: str = "read",
+) -> RunRecord:
+    await load_thread(ctx, thread_id, access, action)
     try:
         record = await ctx.queue.get(run_id)
     except RunNotFoundError:
@@ -215,9 +240,13 @@ def run_stream(
 
 
 async def _stream_new(
-    ctx: ServerContext, thread_id: str | None, body: RunCreate, stateless: bool
+    ctx: ServerContext,
+    access: Access,
+    thread_id: str | None,
+    body: RunCreate,
+    stateless: bool,
 ) -> EventSourceResponse:
-    record = await create_run(ctx, thread_id, body)
+    record = await create_run(ctx, access, thread_id, body)
     modes = tuple(_RECORDED[m] for m in body.modes())
     on_disconnect = body.on_disconnect or ("cancel" if stateless else "continue")
     return run_stream(
@@ -231,9 +260,13 @@ async def _stream_new(
 
 
 async def _wait_new(
-    ctx: ServerContext, thread_id: str | None, body: RunCreate, stateless: bool
+    ctx: ServerContext,
+    access: Access,
+    thread_id: str | None,
+    body: RunCreate,
+    stateless: bool,
 ) -> JSONResponse:
-    record = await create_run(ctx, thread_id, body)
+    record = await create_run(ctx, access, thread_id, body)
     done = await ctx.queue.wait(record.run_id)
     values = await _final_values(ctx, done)
     if stateless and (body.on_completion or "delete") == "delete":
@@ -261,28 +294,37 @@ def _clean_up_later(ctx: ServerContext, record: RunRecord) -> None:
 
 @router.post("/threads/{thread_id}/runs")
 async def create(
-    thread_id: str, body: RunCreate, ctx: ServerContext = Context
+    thread_id: str,
+    body: RunCreate,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """Create a run in the background; answer its record at once."""
-    record = await create_run(ctx, thread_id, body)
+    record = await create_run(ctx, access, thread_id, body)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{record.run_id}"}
     return JSONResponse(run_json(record), headers=headers)
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def create_and_stream(
-    thread_id: str, body: RunCreate, ctx: ServerContext = Context
+    thread_id: str,
+    body: RunCreate,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> EventSourceResponse:
     """Create a run and stream its events."""
-    return await _stream_new(ctx, thread_id, body, stateless=False)
+    return await _stream_new(ctx, access, thread_id, body, stateless=False)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def create_and_wait(
-    thread_id: str, body: RunCreate, ctx: ServerContext = Context
+    thread_id: str,
+    body: RunCreate,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """Create a run, wait for it, answer the thread's values."""
-    return await _wait_new(ctx, thread_id, body, stateless=False)
+    return await _wait_new(ctx, access, thread_id, body, stateless=False)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -292,9 +334,10 @@ async def list_runs(
     offset: int = Query(0, ge=0),
     status: str | None = None,
     ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """The thread's runs, newest first."""
-    await load_thread(ctx, thread_id)
+    await load_thread(ctx, thread_id, access)
     records = await ctx.queue.list(thread_id=thread_id, limit=limit + offset)
     found = [run_json(r) for r in records]
     if status is not None:
@@ -304,18 +347,18 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get(
-    thread_id: str, run_id: str, ctx: ServerContext = Context
+    thread_id: str, run_id: str, ctx: ServerContext = Context, access: Access = Caller
 ) -> JSONResponse:
     """One run."""
-    return JSONResponse(run_json(await _run_of(ctx, thread_id, run_id)))
+    return JSONResponse(run_json(await _run_of(ctx, access, thread_id, run_id)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join(
-    thread_id: str, run_id: str, ctx: ServerContext = Context
+    thread_id: str, run_id: str, ctx: ServerContext = Context, access: Access = Caller
 ) -> JSONResponse:
     """Wait for the run to end; answer the thread's values."""
-    await _run_of(ctx, thread_id, run_id)
+    await _run_of(ctx, access, thread_id, run_id)
     return JSONResponse(await _final_values(ctx, await ctx.queue.wait(run_id)))
 
 
@@ -328,9 +371,10 @@ async def join_stream(
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
     ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> EventSourceResponse:
     """Stream a run's events: all of them, or those after ``Last-Event-ID``."""
-    record = await _run_of(ctx, thread_id, run_id)
+    record = await _run_of(ctx, access, thread_id, run_id)
     if stream_mode:
         unknown = [m for m in stream_mode if m not in _RECORDED]
         if unknown:
@@ -354,11 +398,12 @@ async def cancel(
     wait: bool = False,
     action: str = "interrupt",
     ctx: ServerContext = Context,
+    access: Access = Caller,
 ) -> JSONResponse:
     """Stop a run (``action="rollback"`` also deletes what it wrote)."""
     if action not in ("interrupt", "rollback"):
         raise unprocessable("action must be 'interrupt' or 'rollback'")
-    await _run_of(ctx, thread_id, run_id)
+    await _run_of(ctx, access, thread_id, run_id)
     await ctx.queue.cancel(run_id, f"cancelled ({action})")
     if wait or action == "rollback":
         await ctx.queue.wait(run_id)
@@ -372,10 +417,10 @@ async def cancel(
 
 @router.post("/runs")
 async def create_stateless(
-    body: RunCreate, ctx: ServerContext = Context
+    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
 ) -> JSONResponse:
     """A run on a new thread, in the background (deleted after it, by default)."""
-    record = await create_run(ctx, None, body)
+    record = await create_run(ctx, access, None, body)
     if (body.on_completion or "delete") == "delete":
         _clean_up_later(ctx, record)
     return JSONResponse(run_json(record))
@@ -383,20 +428,24 @@ async def create_stateless(
 
 @router.post("/runs/stream")
 async def stream_stateless(
-    body: RunCreate, ctx: ServerContext = Context
+    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
 ) -> EventSourceResponse:
     """A run on a new thread, streamed."""
-    return await _stream_new(ctx, None, body, stateless=True)
+    return await _stream_new(ctx, access, None, body, stateless=True)
 
 
 @router.post("/runs/wait")
-async def wait_stateless(body: RunCreate, ctx: ServerContext = Context) -> JSONResponse:
+async def wait_stateless(
+    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """A run on a new thread; answer its final values."""
-    return await _wait_new(ctx, None, body, stateless=True)
+    return await _wait_new(ctx, access, None, body, stateless=True)
 
 
 @router.post("/runs/batch")
-async def batch(bodies: list[RunCreate], ctx: ServerContext = Context) -> JSONResponse:
+async def batch(
+    bodies: list[RunCreate], ctx: ServerContext = Context, access: Access = Caller
+) -> JSONResponse:
     """Several stateless background runs at once."""
-    records = [await create_run(ctx, None, body) for body in bodies]
+    records = [await create_run(ctx, access, None, body) for body in bodies]
     return JSONResponse([run_json(r) for r in records])
