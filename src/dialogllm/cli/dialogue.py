@@ -91,7 +91,8 @@ def run(
         str | None, typer.Option(help="Sets the graph's topic (or motion).")
     ] = None,
     input: Annotated[
-        str | None, typer.Option("--input", help="Input as a JSON object.")
+        str | None,
+        typer.Option("--input", metavar="JSON", help="Input as a JSON object."),
     ] = None,
     thread: Annotated[
         str | None, typer.Option(help="Thread id (default: a new random one).")
@@ -185,7 +186,8 @@ def resume(
         str | None, typer.Option(help="The person's answer, when it waits for one.")
     ] = None,
     value: Annotated[
-        str | None, typer.Option(help="A resume value as JSON (instead of --answer).")
+        str | None,
+        typer.Option(metavar="JSON", help="A resume value as JSON (not --answer)."),
     ] = None,
     graph: GraphOpt = None,
     interactive: InteractiveOpt = True,
@@ -308,7 +310,8 @@ async def _saver() -> AsyncIterator[AsyncRedisSaver]:
 
 @threads_app.command("list")
 def threads_list(
-    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
+    limit: Annotated[int, typer.Option(help="At most this many threads.")] = 50,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Threads with checkpoints (a SCAN: admin use).
 
