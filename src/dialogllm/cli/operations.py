@@ -578,7 +578,11 @@ def dlq_list(
         if as_json:
             output.print_json([asdict(d) for d in letters])
             return EXIT_OK
-        table = Table("run", "graph", "thread", "attempts", "reason")
+        # the run id is copied into `dlq retry RUN_ID`: never cut it, fold the rest
+        table = Table()
+        table.add_column("run", no_wrap=True, min_width=36)
+        for name in ("graph", "thread", "attempts", "reason"):
+            table.add_column(name, overflow="fold")
         for d in letters:
             table.add_row(
                 escape(d.run_id), escape(d.graph), escape(d.thread_id),
