@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from dialogllm import __version__
-from dialogllm.cli import dialogue, doctor, operations, serve
+from dialogllm.cli import dialogue, doctor, help, operations, serve
 
 __all__ = ["app", "main"]
 
@@ -33,10 +33,10 @@ def version() -> None:
 
 
 # `run` and `submit` also take every field of the graph's input as an option
-# (--max-turns 6): typer passes the options it does not know on to them
-_GRAPH_FIELDS = {"allow_extra_args": True, "ignore_unknown_options": True}
-app.command(context_settings=_GRAPH_FIELDS)(dialogue.run)
-app.command(context_settings=_GRAPH_FIELDS)(operations.submit)
+# (--max-turns 6): they get the options typer does not know, and their help given
+# a graph lists its fields
+app.command(cls=help.GraphCommand)(dialogue.run)
+app.command(cls=help.GraphCommand)(operations.submit)
 for _command in (
     dialogue.resume,
     dialogue.transcript,
@@ -52,6 +52,7 @@ app.add_typer(operations.runs_app, name="runs")
 app.add_typer(dialogue.threads_app, name="threads")
 app.add_typer(operations.dlq_app, name="dlq")
 app.add_typer(operations.redis_app, name="redis")
+help.use_plain_help(app)  # plain help, whole sentences; usage errors on one line
 
 
 def main() -> None:

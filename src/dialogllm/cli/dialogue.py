@@ -64,8 +64,9 @@ __all__ = [
     "transcript",
 ]
 
-#: Starts a dialogue's event stream on a runner (a new run, or a resume).
-Start = Callable[["DialogueRunner"], AsyncIterator["DialogueEvent"]]
+#: Starts a dialogue's event stream on a runner (a new run, or a resume); a resume
+#: sets the progress line's turn count to the turns the thread already has.
+Start = Callable[["DialogueRunner", "_Progress"], AsyncIterator["DialogueEvent"]]
 
 GraphOpt = Annotated[
     str | None, typer.Option(help="The graph (default: the one the thread used).")
@@ -91,7 +92,8 @@ def run(
         str | None, typer.Option(help="Sets the graph's topic (or motion).")
     ] = None,
     input: Annotated[
-        str | None, typer.Option("--input", help="Input as a JSON object.")
+        str | None,
+        typer.Option("--input", metavar="JSON", help="Input as a JSON object."),
     ] = None,
     thread: Annotated[
         str | None, typer.Option(help="Thread id (default: a new random one).")
@@ -106,7 +108,7 @@ def run(
     resolved, payload = dialogue_input(graph, input, topic, ctx.args)
     thread_id = thread or _new_thread_id()
 
-    def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
+    def start(runner: DialogueRunner, _: _Progress) -> AsyncIterator[DialogueEvent]:
         return runner.stream(resolved, payload, thread_id=thread_id)
 
     _execute(start, thread_id, interactive=interactive)
@@ -185,7 +187,8 @@ def resume(
         str | None, typer.Option(help="The person's answer, when it waits for one.")
     ] = None,
     value: Annotated[
-        str | None, typer.Option(help="A resume value as JSON (instead of --answer).")
+        str | None,
+        typer.Option(metavar="JSON", help="A resume value as JSON (not --answer)."),
     ] = None,
     graph: GraphOpt = None,
     interactive: InteractiveOpt = True,
@@ -209,19 +212,23 @@ def resume(
 
     ask_person = interactive and _stdin_is_terminal()
 
-    async def start(runner: DialogueRunner) -> AsyncIterator[DialogueEvent]:
+    async def start(
+        runner: DialogueRunner, progress: _Progress
+    ) -> AsyncIterator[DialogueEvent]:
+        now = await runner.state(thread, graph=graph)
+        # the progress line goes on counting from what the thread already has
+        progress.turns = len(now.transcript.turns)
+        progress.tokens = sum(e.tokens for e in now.transcript.entries)
         chosen = resume_value
-        if chosen is NOT_GIVEN and ask_person:
+        if chosen is NOT_GIVEN and ask_person and now.status == "interrupted":
             # A thread waiting for a person: show the question and ask it here.
-            now = await runner.state(thread, graph=graph)
-            if now.status == "interrupted":
-                request = now.request
-                if request is not None and request.prompt:
-                    asker = request.asked_by or "Question"
-                    output.out.print(
-                        f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}"
-                    )
-                chosen = await _ask(request.speaker if request else "a person")
+            request = now.request
+            if request is not None and request.prompt:
+                asker = request.asked_by or "Question"
+                output.out.print(
+                    f"[bold]{_clean(asker)}[/bold]: {_clean(request.prompt)}"
+                )
+            chosen = await _ask(request.speaker if request else "a person")
         async for event in runner.stream_resume(thread, chosen, graph=graph):
             yield event
 
@@ -308,7 +315,8 @@ async def _saver() -> AsyncIterator[AsyncRedisSaver]:
 
 @threads_app.command("list")
 def threads_list(
-    limit: Annotated[int, typer.Option()] = 50, as_json: output.JsonOpt = False
+    limit: Annotated[int, typer.Option(help="At most this many threads.")] = 50,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Threads with checkpoints (a SCAN: admin use).
 
@@ -499,7 +507,7 @@ async def _converse(
 ) -> int:
     """Show the dialogue's turns until it ends or waits for a person who is not
     at this terminal; ask the one who is."""
-    events = start(runner)
+    events = start(runner, progress)
     output.out.print(f"[dim]thread {escape(thread_id)}[/dim]")
     status = Status("starting…", console=output.err) if output.err.is_terminal else None
     ticker = asyncio.create_task(_tick(status, progress)) if status else None

@@ -83,7 +83,9 @@ def submit(
     topic: Annotated[
         str | None, typer.Option(help="Sets the graph's topic (or motion).")
     ] = None,
-    input: Annotated[str | None, typer.Option("--input", help="Input JSON.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", metavar="JSON", help="Input JSON.")
+    ] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id.")] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Same key, same run.")
@@ -452,10 +454,15 @@ redis_app = typer.Typer(help="The embedded Redis.", no_args_is_help=True)
 
 @runs_app.command("list")
 def runs_list(
-    status_: Annotated[str | None, typer.Option("--status")] = None,
-    graph: Annotated[str | None, typer.Option()] = None,
-    thread: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 20,
+    status_: Annotated[
+        str | None,
+        typer.Option("--status", help="Only runs in this status (pending, dead…)."),
+    ] = None,
+    graph: Annotated[str | None, typer.Option(help="Only runs of this graph.")] = None,
+    thread: Annotated[
+        str | None, typer.Option(help="Only runs on this thread.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
     queue: QueueOpt = "default",
     as_json: output.JsonOpt = False,
 ) -> None:
@@ -559,7 +566,7 @@ def cancel(
 
 @dlq_app.command("list")
 def dlq_list(
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     queue: QueueOpt = "default",
     as_json: output.JsonOpt = False,
 ) -> None:
@@ -571,7 +578,11 @@ def dlq_list(
         if as_json:
             output.print_json([asdict(d) for d in letters])
             return EXIT_OK
-        table = Table("run", "graph", "thread", "attempts", "reason")
+        # the run id is copied into `dlq retry RUN_ID`: never cut it, fold the rest
+        table = Table()
+        table.add_column("run", no_wrap=True, min_width=36)
+        for name in ("graph", "thread", "attempts", "reason"):
+            table.add_column(name, overflow="fold")
         rows = ((d.run_id, d.graph, d.thread_id, d.attempts, d.reason) for d in letters)
         output.print_table(table, rows)
         return EXIT_OK

@@ -47,7 +47,8 @@ def _is_loopback(host: str) -> bool:
 
 def serve(
     config: Annotated[
-        Path, typer.Option(help="The langgraph.json whose graphs to serve.")
+        Path,
+        typer.Option(metavar="FILE", help="The langgraph.json whose graphs to serve."),
     ] = Path("langgraph.json"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
