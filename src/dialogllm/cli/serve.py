@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -96,8 +97,22 @@ def serve(
             "[yellow]warning:[/yellow] listening beyond this machine without "
             "DIALOGLLM_SERVER_API_KEY: anyone who can reach it can run graphs"
         )
-    server = uvicorn.Server(
+    server = _graceful_server()(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
     output.guard(server.run, stopped=None)
     raise typer.Exit(EXIT_OK)
+
+
+def _graceful_server() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, ending with exit 0 after a graceful shutdown on SIGINT or
+        SIGTERM (as ``dialogllm worker`` does) instead of raising the signal again."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer

@@ -268,6 +268,42 @@ def _runs_show(docs: Docs, command: str) -> None:
     assert re.search(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d", done.stdout), done.stdout
 
 
+def _serve(docs: Docs, command: str) -> None:
+    # "Serve LangGraph's HTTP API (langgraph-sdk, RemoteGraph, agent UIs)." The page's
+    # port may be taken on this machine: the same command on a free one.
+    import httpx
+    from langgraph_sdk import get_sync_client
+
+    from tests.integration.server.conftest import free_port
+
+    port = free_port()
+    line = command.replace("--port 2024", f"--port {port}")
+    assert line != command, command
+    args = [DIALOGLLM, *shlex.split(line)[1:]]
+    server = subprocess.Popen(
+        args, cwd=docs.cwd, env=docs.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        found = get_sync_client(url=url).assistants.search()
+        assert {a["graph_id"] for a in found} == {
+            "debate", "directed_dialogue", "interview"
+        }  # fmt: skip
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert f"at {url}" in err and f"{url}/docs" in err
+
+
 def _threads_show(docs: Docs, command: str) -> None:
     # "A thread's latest checkpoint, channels and history length."
     docs.finished_run("t-42")
@@ -314,6 +350,7 @@ CHECKS: dict[str, Callable[[Docs, str], None]] = {
     'dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"': _run,
     "dialogllm runs list --status dead": _runs_list,
     "dialogllm runs show RUN_ID": _runs_show,
+    "dialogllm serve --port 2024": _serve,
     "dialogllm threads show t-42": _threads_show,
     "dialogllm transcript 4f1c... --format json > dialogue.json": _transcript,
     "dialogllm version": _version,
