@@ -31,6 +31,7 @@ from dialogllm.queue.models import dumps
 from dialogllm.server.context import Access, ServerContext, access_of, context_of
 from dialogllm.server.errors import conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
+from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
 from dialogllm.server.wire import JSONResponse, run_json
 
@@ -41,28 +42,7 @@ Context = Depends(context_of)
 Caller = Depends(access_of)
 _log = get_logger("dialogllm.server")
 
-#: SDK stream mode -> the LangGraph stream mode a run records for it.
-_RECORDED = {
-    "values": "values",
-    "updates": "updates",
-    "custom": "custom",
-    "messages-tuple": "messages",
-    "debug": "debug",
-    "tasks": "tasks",
-    "checkpoints": "checkpoints",
-}
 _PING_S = 15
-
-
-def _recorded_modes(body: RunCreate) -> tuple[str, ...]:
-    modes = body.modes()
-    unsupported = [m for m in modes if m not in _RECORDED]
-    if unsupported:
-        raise unprocessable(
-            f"stream_mode {', '.join(unsupported)} is not supported by this server; "
-            f"use {', '.join(_RECORDED)}"
-        )
-    return tuple(dict.fromkeys(_RECORDED[m] for m in modes))
 
 
 def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -84,7 +64,7 @@ async def create_run(
     if body.input is not None and body.command is not None:
         raise unprocessable("input and command cannot both be given")
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
-    modes = _recorded_modes(body)
+    modes = recorded_modes(body.modes())
     run_id = str(uuid.uuid4())
     target = thread_id or str(uuid.uuid4())
     value: dict[str, Any] = {
@@ -204,6 +184,7 @@ def run_stream(
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         finished = False
+        translate = EventTranslator(modes)
         try:
             first = last_event_id is None
             async for event in ctx.queue.events(run_id, after=last_event_id or "0"):
@@ -211,16 +192,8 @@ def run_stream(
                     first = False
                     meta = {"run_id": run_id, "attempt": max(record.attempts, 1)}
                     yield {"event": "metadata", "data": dumps(meta), "id": event.id}
-                if event.kind == "status":
-                    status = event.status
-                    if status is not None and status.value in ("error", "dead"):
-                        detail = (event.data or {}).get("detail") or ""
-                        body = {"error": "RunError", "message": str(detail)}
-                        yield {"event": "error", "data": dumps(body), "id": event.id}
-                    continue
-                if event.kind.partition("|")[0] not in modes:
-                    continue
-                yield {"event": event.kind, "data": dumps(event.data), "id": event.id}
+                for sse in translate(event):
+                    yield sse
             finished = True
         finally:
             if not finished and cancel_on_disconnect:
@@ -247,7 +220,7 @@ async def _stream_new(
     stateless: bool,
 ) -> EventSourceResponse:
     record = await create_run(ctx, access, thread_id, body)
-    modes = tuple(_RECORDED[m] for m in body.modes())
+    modes = tuple(body.modes())
     on_disconnect = body.on_disconnect or ("cancel" if stateless else "continue")
     return run_stream(
         ctx,
@@ -376,12 +349,13 @@ async def join_stream(
     """Stream a run's events: all of them, or those after ``Last-Event-ID``."""
     record = await _run_of(ctx, access, thread_id, run_id)
     if stream_mode:
-        unknown = [m for m in stream_mode if m not in _RECORDED]
-        if unknown:
-            raise unprocessable(f"stream_mode {', '.join(unknown)} is not supported")
-        modes = tuple(_RECORDED[m] for m in stream_mode)
-    else:
-        modes = record.options.stream_modes or ("values",)
+        recorded_modes(stream_mode)  # 422 for a mode this server does not stream
+        modes = tuple(stream_mode)
+    else:  # the modes the run was created with (messages-tuple for messages)
+        modes = tuple(
+            "messages-tuple" if m == "messages" else m
+            for m in record.options.stream_modes or ("values",)
+        )
     return run_stream(
         ctx,
         record,

@@ -3,6 +3,8 @@ streams, interrupts, forks, double-texting and errors."""
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
@@ -20,7 +22,7 @@ async def test_every_graph_has_a_system_assistant_with_langgraphs_id(
     found = await client.assistants.search()
     by_graph = {a["graph_id"]: a for a in found}
 
-    assert set(by_graph) == {"ask", "count"}
+    assert set(by_graph) == {"ask", "chat", "count"}
     # the id LangGraph's server gives the same graph (uuid5 in its namespace)
     assert by_graph["ask"]["assistant_id"] == "a457ba2f-c0dc-56e6-817d-ddf904d1e526"
     assert by_graph["ask"]["metadata"] == {"created_by": "system"}
@@ -278,3 +280,33 @@ async def test_meta_endpoints_answer(server: Server) -> None:
     assert "dialogllm_" in metrics.text or "python_info" in metrics.text
     assert "/threads/{thread_id}/runs/stream" in openapi.json()["paths"]
     assert docs.status_code == 200
+
+
+async def test_llm_tokens_stream_as_messages_tuples_and_as_messages(
+    server: Server,
+) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    parts = [
+        p
+        async for p in client.runs.stream(
+            thread["thread_id"],
+            "chat",
+            input={"prompt": "Write one sentence about tea."},
+            stream_mode=["messages-tuple", "messages", "values"],
+        )
+    ]
+    tokens = [p.data for p in parts if p.event == "messages"]
+    partial = [p.data[0]["content"] for p in parts if p.event == "messages/partial"]
+    complete = [p.data[0] for p in parts if p.event == "messages/complete"]
+    final = [p.data for p in parts if p.event == "values"][-1]
+
+    assert len(tokens) >= 2, [p.event for p in parts]  # streamed, not one reply
+    assert tokens[0][1]["langgraph_node"] == "reply"
+    text = "".join(t[0]["content"] for t in tokens)
+    assert text == final["reply"] and text.strip()
+    assert [p.event for p in parts].index("messages/metadata") < [
+        p.event for p in parts
+    ].index("messages/partial")
+    assert all(b.startswith(a) for a, b in itertools.pairwise(partial))
+    assert complete and complete[-1]["content"] == text

@@ -58,3 +58,27 @@ _counting.add_node("count", _count)
 _counting.add_edge(START, "count")
 _counting.add_conditional_edges("count", _more, ["count", END])
 count = _counting.compile()
+
+
+class Chat(TypedDict, total=False):
+    prompt: str
+    reply: str
+
+
+async def _reply(state: Chat) -> dict[str, Any]:
+    # the project's default chat model (the local one unless configured): its
+    # tokens stream to clients that ask for messages
+    from langchain_core.messages import HumanMessage
+
+    from dialogllm.llm import get_chat_model
+
+    model = get_chat_model(role="persona")
+    message = await model.ainvoke([HumanMessage(state["prompt"])], max_tokens=12)
+    return {"reply": str(message.content)}
+
+
+_chatting = StateGraph(Chat)
+_chatting.add_node("reply", _reply)
+_chatting.add_edge(START, "reply")
+_chatting.add_edge("reply", END)
+chat = _chatting.compile()
