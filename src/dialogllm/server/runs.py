@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -33,6 +33,7 @@ from dialogllm.server.errors import conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
+from dialogllm.server.webhooks import check_webhook, deliver
 from dialogllm.server.wire import JSONResponse, run_json
 
 __all__ = ["router"]
@@ -63,6 +64,7 @@ async def create_run(
     asked), enqueue the run."""
     if body.input is not None and body.command is not None:
         raise unprocessable("input and command cannot both be given")
+    webhook = check_webhook(body.webhook) if body.webhook else None
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     modes = recorded_modes(body.modes())
     run_id = str(uuid.uuid4())
@@ -119,7 +121,24 @@ async def create_run(
             "'enqueue', 'interrupt' or 'rollback' to run this one too"
         ) from None
     await ctx.store.update_thread(target, metadata=owner, last_run=run_id)
+    if webhook is not None:
+        _in_background(ctx, _send_webhook(ctx, webhook, run_id))
     return await ctx.queue.get(run_id)
+
+
+def _in_background(ctx: ServerContext, work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` in this process after the request (cancelled at shutdown)."""
+    task = asyncio.create_task(work)
+    ctx.background.add(task)
+    task.add_done_callback(ctx.background.discard)
+
+
+async def _send_webhook(ctx: ServerContext, url: str, run_id: str) -> None:
+    async def ended() -> dict[str, Any]:
+        record = await ctx.queue.wait(run_id)
+        return {**run_json(record), "values": await _final_values(ctx, record)}
+
+    await deliver(url, ended, run_id=run_id)
 
 
 def _nodes(value: str | list[str] | None) -> str | tuple[str, ...] | None:
@@ -257,9 +276,7 @@ def _clean_up_later(ctx: ServerContext, record: RunRecord) -> None:
             await ctx.queue.wait(record.run_id)
             await _delete_thread(ctx, record.thread_id)
 
-    task = asyncio.create_task(clean())
-    ctx.background.add(task)
-    task.add_done_callback(ctx.background.discard)
+    _in_background(ctx, clean())
 
 
 # --- threaded runs ------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""A run's webhook: POSTed to the client's URL when the run ends, retried when the
+receiver fails."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.integration.server.conftest import Server
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver:
+    """A local HTTP endpoint that records what is POSTed to it; the first
+    ``fail_first`` requests get a 503."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                status = 503 if len(receiver.statuses) < fail_first else 200
+                receiver.statuses.append(status)
+                if status == 200:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.bodies) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.bodies
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver(fail_first=2)
+    yield found
+    found.http.shutdown()
+
+
+async def test_the_webhook_gets_the_ended_run_after_the_receiver_recovers(
+    server: Server, receiver: Receiver
+) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "count", input={"steps": 2}, webhook=receiver.url
+    )
+
+    [body] = receiver.wait(1)
+    assert receiver.statuses == [503, 503, 200]  # retried, then delivered once
+    assert body["run_id"] == run["run_id"]
+    assert body["thread_id"] == thread["thread_id"]
+    assert body["status"] == "success"
+    assert body["values"]["n"] == 2
+
+
+async def test_a_webhook_that_is_not_an_http_url_is_refused(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.post(
+            "/runs", json={"assistant_id": "count", "webhook": "file:///etc/passwd"}
+        )
+    assert refused.status_code == 422
+    assert "webhook" in refused.json()["detail"]
