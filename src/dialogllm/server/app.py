@@ -30,7 +30,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from langgraph_sdk.auth import Auth
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.config import get_settings
@@ -38,6 +37,7 @@ from dialogllm.errors import ConfigError
 from dialogllm.loader import LangGraphConfig, load_object
 from dialogllm.logging import get_logger, mask_url
 from dialogllm.queue import Queue, Worker
+from dialogllm.queue.fleet import FleetExporter
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, runs, threads
@@ -45,6 +45,7 @@ from dialogllm.server.auth import OPEN_PATHS, Authorizer
 from dialogllm.server.context import ServerContext
 from dialogllm.server.errors import ApiError, install_error_handlers
 from dialogllm.server.graphs import GraphTable
+from dialogllm.server.metrics import install_metrics
 from dialogllm.server.storage import ServerStore, now_ms
 from dialogllm.server.wire import JSONResponse
 
@@ -133,6 +134,7 @@ def create_app(
     )
     install_error_handlers(app)
     _authenticate(app, api_key)
+    install_metrics(app, _refresh_fleet(app))
     _add_health(app)
     app.include_router(assistants.router)
     app.include_router(threads.router)
@@ -200,10 +202,13 @@ def _add_health(app: FastAPI) -> None:
             "host": {"kind": "dialogllm", "uptime_s": round(time.time() - started)},
         }
 
-    @app.get("/metrics", tags=["meta"])
-    async def metrics() -> Response:
-        """Prometheus metrics of this process (queue, LLM calls)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+def _refresh_fleet(app: FastAPI) -> Callable[[FleetExporter], Awaitable[None]]:
+    async def refresh(fleet: FleetExporter) -> None:
+        context: ServerContext = app.state.context
+        await fleet.refresh(context.queue.client, context.queue)
+
+    return refresh
 
 
 def _langgraph_version() -> str:

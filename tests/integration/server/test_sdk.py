@@ -268,6 +268,9 @@ async def test_bad_requests_get_langgraphs_status_and_a_detail(server: Server) -
 
 
 async def test_meta_endpoints_answer(server: Server) -> None:
+    client = get_client(url=server.url)
+    streamed = [p async for p in client.runs.stream(None, "count", input={"steps": 1})]
+    assert streamed[0].event == "metadata"
     async with httpx.AsyncClient(base_url=server.url) as http:
         ok = await http.get("/ok")
         info = await http.get("/info")
@@ -277,7 +280,12 @@ async def test_meta_endpoints_answer(server: Server) -> None:
 
     assert ok.json() == {"ok": True}
     assert info.json()["flags"]["assistants"] is True
-    assert "dialogllm_" in metrics.text or "python_info" in metrics.text
+    assert 'dialogllm_http_requests_total{method="GET",route="/ok",status="200"}' in (
+        metrics.text
+    )
+    assert "dialogllm_http_open_streams 0.0" in metrics.text  # closed when done
+    assert 'dialogllm_runs{queue="default",status="success"}' in metrics.text
+    assert "thread_id=" not in metrics.text  # ids never become label values
     assert "/threads/{thread_id}/runs/stream" in openapi.json()["paths"]
     assert docs.status_code == 200
 
