@@ -44,6 +44,8 @@ Caller = Depends(access_of)
 _log = get_logger("dialogllm.server")
 
 _PING_S = 15
+#: How often a thread's stream looks for the thread's next run.
+_THREAD_POLL_S = 0.2
 
 
 def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -368,11 +370,8 @@ async def join_stream(
     if stream_mode:
         recorded_modes(stream_mode)  # 422 for a mode this server does not stream
         modes = tuple(stream_mode)
-    else:  # the modes the run was created with (messages-tuple for messages)
-        modes = tuple(
-            "messages-tuple" if m == "messages" else m
-            for m in record.options.stream_modes or ("values",)
-        )
+    else:  # the modes the run was created with
+        modes = _own_modes(record)
     return run_stream(
         ctx,
         record,
@@ -401,6 +400,68 @@ async def cancel(
     if action == "rollback":
         await ctx.saver.adelete_for_runs([run_id])
     return JSONResponse(None, status_code=202 if not wait else 200)
+
+
+@router.get("/threads/{thread_id}/stream")
+async def thread_stream(
+    thread_id: str,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+    ctx: ServerContext = Context,
+    access: Access = Caller,
+) -> EventSourceResponse:
+    """Every run of the thread, one after the other, as they happen (until the
+    client leaves). Event ids are ``RUN_ID/ENTRY_ID``: a client that reconnects
+    with one continues after it."""
+    await load_thread(ctx, thread_id, access)
+    asked = [m for m in stream_mode or [] if m != "run_modes"]
+    recorded_modes(asked)  # 422 for a mode this server does not stream
+    resume_run, _, resume_after = (last_event_id or "").partition("/")
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        seen: set[str] = set()
+        seconds, micros = await ctx.queue.client.time()  # the clock runs are timed by
+        opened = seconds + micros / 1e6
+        current, after = (resume_run or None), (resume_after or "0")
+        while True:
+            if current is None:
+                current = await _next_run(ctx, thread_id, opened, seen)
+                if current is None:
+                    await asyncio.sleep(_THREAD_POLL_S)
+                    continue
+            record = await ctx.queue.get(current)
+            translate = EventTranslator(asked or _own_modes(record))
+            async for event in ctx.queue.events(current, after=after):
+                for sse in translate(event):
+                    yield {**sse, "id": f"{current}/{sse['id']}"}
+            seen.add(current)
+            current, after = None, "0"
+
+    return EventSourceResponse(events(), ping=_PING_S, sep="\r\n")
+
+
+async def _next_run(
+    ctx: ServerContext, thread_id: str, opened: float, seen: set[str]
+) -> str | None:
+    """The thread's oldest run not streamed yet that is running or was created
+    since the stream opened."""
+    records = await ctx.queue.list(thread_id=thread_id, limit=50)
+    fresh = [
+        r
+        for r in records
+        if r.run_id not in seen
+        and (not r.status.is_terminal or (r.created_at or 0) >= opened)
+    ]
+    fresh.sort(key=lambda r: r.created_at or 0)
+    return fresh[0].run_id if fresh else None
+
+
+def _own_modes(record: RunRecord) -> tuple[str, ...]:
+    """The modes a run was created with, in the API's names."""
+    return tuple(
+        "messages-tuple" if m == "messages" else m
+        for m in record.options.stream_modes or ("values",)
+    )
 
 
 # --- stateless runs ------------------------------------------------------------------

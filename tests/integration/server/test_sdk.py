@@ -3,7 +3,9 @@ streams, interrupts, forks, double-texting and errors."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from typing import Any
 
 import httpx
 import pytest
@@ -318,3 +320,26 @@ async def test_llm_tokens_stream_as_messages_tuples_and_as_messages(
     ].index("messages/partial")
     assert all(b.startswith(a) for a, b in itertools.pairwise(partial))
     assert complete and complete[-1]["content"] == text
+
+
+async def test_a_thread_stream_follows_every_run_of_the_thread(server: Server) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    seen: list[tuple[str, Any]] = []
+
+    async def follow() -> None:
+        stream = await client.threads.join_stream(tid, stream_mode="updates")
+        async for part in stream:
+            seen.append((part.event, part.data))
+            if sum(event == "updates" for event, _ in seen) == 3:
+                return
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.5)  # the stream is open before the runs start
+    await client.runs.wait(tid, "count", input={"steps": 2})
+    await client.runs.wait(tid, "count", input={"steps": 3})
+    await asyncio.wait_for(follower, 30)
+
+    updates = [data["count"]["n"] for event, data in seen if event == "updates"]
+    assert updates == [1, 2, 3]  # both runs, in order, nothing twice
