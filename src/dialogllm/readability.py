@@ -123,6 +123,12 @@ _DANGLING = frozenset(
 )
 
 
+_ASKING = frozenset(
+    {"should", "is", "are", "do", "does", "did", "can", "could", "would", "will"}
+    | {"what", "why", "how", "who", "where", "when", "which"}
+)
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words of ``text``.
 
@@ -223,11 +229,11 @@ def strip_special_tokens(text: str) -> str:
 def finish_sentence(text: str) -> str:
     """``text`` ending at a sentence end: cut back to its last complete sentence; a
     text with none loses its dangling words (``and``, ``the``, a trailing comma) and
-    gets a full stop. Text that already ends a sentence, or has no words, is returned
-    as it is.
+    gets a full stop (a question mark when it opens like a question). Text that
+    already ends a sentence, or has no words, is returned as it is.
 
     >>> finish_sentence("Should cities ban cars from a")
-    'Should cities ban cars.'
+    'Should cities ban cars?'
     >>> finish_sentence("Trains are fast. Buses reach")
     'Trains are fast.'
     """
@@ -243,4 +249,7 @@ def finish_sentence(text: str) -> str:
     ):
         kept.pop()
     body = " ".join(kept).rstrip(",;:-–—([{ \"'")
-    return body + "." if body else text
+    if not body:
+        return text
+    first = words(body)[:1]
+    return body + ("?" if first and first[0] in _ASKING else ".")
