@@ -27,9 +27,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
 from langchain_core.messages import BaseMessage, HumanMessage
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogllm.config import settings_error
@@ -38,6 +39,7 @@ from dialogllm.readability import (
     echoed_text,
     is_junk,
     looped_phrase,
+    strip_special_tokens,
     trigrams,
     words,
 )
@@ -45,6 +47,8 @@ from dialogllm.readability import (
 __all__ = [
     "GuardSettings",
     "Problem",
+    "Sentence",
+    "clean_sentence",
     "get_guard_settings",
     "grounded",
     "junk_problems",
@@ -98,6 +102,13 @@ class GuardSettings(BaseSettings):
         description=(
             "Repetition controls of a re-ask (JSON; llama.cpp's own only reach the "
             "local model)."
+        ),
+    )
+    cast_check: bool = Field(
+        default=True,
+        description=(
+            "Check a director's cast: exact size, distinct first names, roles tied "
+            "to the topic (asked again, then defaults)."
         ),
     )
     persona_end_min_turns: int | None = Field(
@@ -220,3 +231,24 @@ def junk_problems(texts: Sequence[str]) -> list[str]:
     ['"reason_116" is not a sentence']
     """
     return [f'"{t[:60]}" is not a sentence' for t in texts if is_junk(t)]
+
+
+def clean_sentence(text: str) -> str:
+    """``text`` without special tokens; raises ``ValueError`` (a validation error in
+    a schema) when what is left is junk: a placeholder such as ``reason_116``,
+    digits only, or no word.
+
+    >>> clean_sentence("<eos>Trains win.")
+    'Trains win.'
+    """
+    cleaned = strip_special_tokens(text)
+    if is_junk(cleaned):
+        raise ValueError(
+            f"{cleaned[:40]!r} is not a sentence: write words about the dialogue"
+        )
+    return cleaned
+
+
+Sentence = Annotated[str, AfterValidator(clean_sentence)]
+"""A schema field holding prose: special tokens stripped, junk refused (so the
+model is asked again with the reason)."""

@@ -34,9 +34,9 @@ class TranscriptEntry(BaseModel):
 
         ``index`` is the entry's position in the transcript; :func:`append_entries` sets
         it, so a node leaves it at ``-1``. ``reply`` holds the validated typed reply (as
-        JSON data) the text came from, ``reply_schema`` its class name. ``flags`` name what
-    a dialogue guard found wrong and kept (or repaired), ``reasks`` how often it asked
-    again.
+        JSON data) the text came from, ``reply_schema`` its class name. ``flags`` name
+    what a dialogue guard found wrong and kept (or repaired), ``reasks`` how often it
+    asked again.
 
         >>> e = TranscriptEntry(speaker="Ada", text="Engines can weave algebra.")
         >>> e.is_turn, e.tokens
