@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialogllm.core import (
     MaxTurns,
     RoundRobin,
-    Sentence,
     decision_node,
     grounded,
     persona_node,
@@ -33,7 +32,7 @@ from dialogllm.core import (
     transcript_text,
 )
 from dialogllm.models import DialogueState, Persona
-from dialogllm.readability import finish_sentence, overlap, words
+from dialogllm.readability import finish_sentence, is_junk, overlap, words
 
 __all__ = ["Argument", "DebateInput", "DebateState", "Verdict", "build_graph", "graph"]
 
@@ -61,7 +60,7 @@ class Argument(BaseModel):
     message: str = Field(min_length=1, max_length=1200)
 
 
-Reason = Annotated[Sentence, Field(min_length=3, max_length=300)]
+Reason = Annotated[str, Field(min_length=3, max_length=300)]
 
 
 class Verdict(BaseModel):
@@ -152,14 +151,14 @@ def _verdict_problems(state: Any, verdict: Verdict) -> list[str]:
     return [
         f'the reason "{r[:60]}" names no side and quotes no turn'
         for r in verdict.reasons
-        if not grounded(r, turns)
+        if is_junk(r) or not grounded(r, turns)
     ]
 
 
 def _verdict_repair(state: Any, verdict: Verdict) -> Verdict:
     """Keep the grounded reasons; with none, quote the winner's last turn."""
     turns = _turns(state)
-    kept = [r for r in verdict.reasons if grounded(r, turns)]
+    kept = [r for r in verdict.reasons if not is_junk(r) and grounded(r, turns)]
     if not kept:
         said = [e for e in turns if e.speaker == verdict.winner] or turns
         quote = finish_sentence(" ".join(said[-1].text.split())[:200]) if said else ""

@@ -38,11 +38,11 @@ from dialogllm.core import (
     JudgeDecided,
     MaxTurns,
     PersonaEnded,
-    Sentence,
     decision_node,
     director_choice_node,
     get_guard_settings,
     grounded,
+    junk_problems,
     scene_text,
     speaker_node,
     transcript_text,
@@ -102,7 +102,7 @@ class Scenario(BaseModel):
     """The director's set-up (short fields: a small model must fit the whole cast
     in its token budget)."""
 
-    setting: Sentence = Field(min_length=1, max_length=120)
+    setting: str = Field(min_length=1, max_length=120)
     cast: list[CastMember] = Field(min_length=1, max_length=4)
 
 
@@ -116,10 +116,10 @@ class Review(BaseModel):
 class Conclusion(BaseModel):
     """The director's closing summary."""
 
-    summary: Sentence = Field(min_length=1, max_length=800)
+    summary: str = Field(min_length=1, max_length=800)
 
 
-Note = Annotated[Sentence, Field(min_length=3, max_length=160)]
+Note = Annotated[str, Field(min_length=3, max_length=160)]
 
 
 class SpeakerSentiment(BaseModel):
@@ -278,15 +278,16 @@ def _spoken(state: Any) -> list[Any]:
 
 
 def _conclusion_problems(state: Any, conclusion: Conclusion) -> list[str]:
+    problems = junk_problems([conclusion.summary])
     if copies(conclusion.summary, [e.text for e in _spoken(state)]):
-        return ["sum up in your own words, do not copy a speaker's line"]
-    return []
+        problems.append("sum up in your own words, do not copy a speaker's line")
+    return problems
 
 
 def _analysis_problems(state: Any, analysis: Analysis) -> list[str]:
     turns = _spoken(state)
     notes = [*analysis.claims_to_check, *analysis.privacy_flags]
-    loose = [n for n in notes if not grounded(n, turns)]
+    loose = [n for n in notes if is_junk(n) or not grounded(n, turns)]
     return [f'"{n[:50]}" names no speaker and quotes no turn' for n in loose]
 
 
@@ -294,7 +295,9 @@ def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
     """Keep the grounded notes; with no claim left, quote one sentence of each
     speaker as the claims to check."""
     turns = _spoken(state)
-    claims = [n for n in analysis.claims_to_check if grounded(n, turns)]
+    claims = [
+        n for n in analysis.claims_to_check if not is_junk(n) and grounded(n, turns)
+    ]
     if not claims:
         for speaker in dict.fromkeys(e.speaker for e in turns):
             said = next(
@@ -303,7 +306,7 @@ def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
             if said:
                 quote = finish_sentence(" ".join(said.split())[:100])
                 claims.append(f'{speaker}: "{quote}"'[:160])
-    flags = [n for n in analysis.privacy_flags if grounded(n, turns)]
+    flags = [n for n in analysis.privacy_flags if not is_junk(n) and grounded(n, turns)]
     return analysis.model_copy(
         update={"claims_to_check": claims[:5], "privacy_flags": flags}
     )

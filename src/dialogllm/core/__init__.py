@@ -31,6 +31,7 @@ from dialogllm.core.guards import (
     Sentence,
     get_guard_settings,
     grounded,
+    junk_problems,
 )
 from dialogllm.core.nodes import (
     MODEL_CONFIG_KEY,
@@ -120,6 +121,7 @@ __all__ = [
     "get_guard_settings",
     "grounded",
     "human_node",
+    "junk_problems",
     "persona_node",
     "reply_text",
     "resolve_chat_model",
