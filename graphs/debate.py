@@ -7,7 +7,7 @@ Input: ``{"motion": "...", "rounds": 1}``. The Proposition opens, the sides alte
 Each side's turn is asked for its side explicitly (a stage direction naming the
 motion and FOR or AGAINST); a turn that restates the motion for the wrong side is
 asked again once. The Judge's reasons must name a side or quote a turn (else asked
-again, then replaced by a quote of the winner's turn).
+again, then replaced by a pointer at the winner's turn).
 
     dialogllm run debate --input '{"motion": "Cities should ban cars", "rounds": 2}'
 """
@@ -32,7 +32,7 @@ from dialogllm.core import (
     transcript_text,
 )
 from dialogllm.models import DialogueState, Persona
-from dialogllm.readability import finish_sentence, is_junk, overlap, words
+from dialogllm.readability import is_junk, overlap, words
 
 __all__ = ["Argument", "DebateInput", "DebateState", "Verdict", "build_graph", "graph"]
 
@@ -156,13 +156,14 @@ def _verdict_problems(state: Any, verdict: Verdict) -> list[str]:
 
 
 def _verdict_repair(state: Any, verdict: Verdict) -> Verdict:
-    """Keep the grounded reasons; with none, quote the winner's last turn."""
+    """Keep the grounded reasons; with none, point at the winner's last turn."""
     turns = _turns(state)
     kept = [r for r in verdict.reasons if not is_junk(r) and grounded(r, turns)]
     if not kept:
-        said = [e for e in turns if e.speaker == verdict.winner] or turns
-        quote = finish_sentence(" ".join(said[-1].text.split())[:200]) if said else ""
-        kept = [f'{verdict.winner} argued: "{quote}"' if quote else verdict.winner]
+        loser = "Opposition" if verdict.winner == "Proposition" else "Proposition"
+        said = [i for i, e in enumerate(turns, 1) if e.speaker == verdict.winner]
+        where = f"in turn {said[-1]}" if said else "last"
+        kept = [f"{verdict.winner} made the point {where} that {loser} left open."]
     return verdict.model_copy(update={"reasons": kept})
 
 

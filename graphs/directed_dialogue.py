@@ -48,7 +48,7 @@ from dialogllm.core import (
     transcript_text,
 )
 from dialogllm.models import DialogueState, Persona, Turn
-from dialogllm.readability import copies, finish_sentence, is_junk, words
+from dialogllm.readability import copies, is_junk, words
 
 __all__ = [
     "Analysis",
@@ -273,6 +273,15 @@ def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
     return {"scenario": plan.setting, "personas": cast}
 
 
+def _review_update(state: Any, review: Review) -> dict[str, Any]:
+    """The director's review concludes only after ``DIRECTOR_MIN_ROUNDS`` rounds (a
+    small director concludes after the first one)."""
+    rounds = get_guard_settings().director_min_rounds
+    turns = sum(1 for e in state.get("transcript") or () if e.is_turn)
+    early = turns < rounds * len(_cast_names(state))
+    return {"concluded": review.conclude and not early}
+
+
 def _spoken(state: Any) -> list[Any]:
     return [e for e in state.get("transcript") or () if e.is_turn]
 
@@ -300,12 +309,13 @@ def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
     ]
     if not claims:
         for speaker in dict.fromkeys(e.speaker for e in turns):
-            said = next(
-                (e.text for e in turns if e.speaker == speaker and words(e.text)), ""
+            number, said = next(
+                ((i, e.text) for i, e in enumerate(turns, 1) if e.speaker == speaker),
+                (0, ""),
             )
-            if said:
-                quote = finish_sentence(" ".join(said.split())[:100])
-                claims.append(f'{speaker}: "{quote}"'[:160])
+            opening = " ".join(said.split()[:5])
+            if len(words(opening)) >= 3:
+                claims.append(f'What {speaker} says in turn {number} ("{opening} …").')
     flags = [n for n in analysis.privacy_flags if not is_junk(n) and grounded(n, turns)]
     return analysis.model_copy(
         update={"claims_to_check": claims[:5], "privacy_flags": flags}
@@ -394,7 +404,7 @@ def build_graph(
                 "After each round the director decides whether the conversation "
                 "has reached its point and should conclude."
             ),
-            update=lambda s, r: {"concluded": r.conclude},
+            update=_review_update,
             speaker="Director",
             describe=lambda r: (
                 ("Conclude: " if r.conclude else "Continue: ") + (r.reason or "-")

@@ -3,10 +3,10 @@
 This module owns the guards' settings (:class:`GuardSettings`, environment prefix
 ``DIALOGLLM_GUARD_``) and their checks, on by default:
 
-* **echo / loop** (:func:`turn_problems`): a turn that echoes an earlier turn or
-  loops (the definitions of :mod:`dialogllm.readability`, the quality benchmark's) is
-  asked again with the repeated text named as what not to say and stronger
-  repetition penalties (:attr:`GuardSettings.reask_sampling`), up to
+* **echo / loop / junk** (:func:`turn_problems`): a turn that echoes an earlier
+  turn, loops or is junk (the definitions of :mod:`dialogllm.readability`, the
+  quality benchmark's) is asked again with the repeated text named as what not
+  to say and stronger repetition penalties (:attr:`GuardSettings.reask_sampling`), up to
   ``reask_budget`` times; then the turn is kept with a flag on its entry;
 * **off side**: a node may add its own check (a debate side arguing the other side),
   asked again ``side_budget`` times;
@@ -74,6 +74,10 @@ class GuardSettings(BaseSettings):
     loop: bool = Field(
         default=True, description="Ask again a turn that repeats its own phrase."
     )
+    junk: bool = Field(
+        default=True,
+        description="Ask again a turn that is junk (digits, placeholders, no words).",
+    )
     reask_budget: int = Field(
         default=2, ge=0, le=10, description="Re-asks of an echoing or looping turn."
     )
@@ -109,6 +113,14 @@ class GuardSettings(BaseSettings):
         description=(
             "Check a director's cast: exact size, distinct first names, roles tied "
             "to the topic (asked again, then defaults)."
+        ),
+    )
+    director_min_rounds: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Rounds (every persona spoke once) before a director's review may "
+            "conclude a directed dialogue early."
         ),
     )
     persona_end_min_turns: int | None = Field(
@@ -164,6 +176,8 @@ def turn_problems(
         copied = echoed_text(text, earlier)
         if copied is not None:
             found.append(Problem("echo", copied, "it repeats an earlier line"))
+    if settings.junk and is_junk(text):
+        found.append(Problem("junk", text, "it is not a sentence"))
     if settings.loop:
         phrase = looped_phrase(text)
         if phrase is not None:

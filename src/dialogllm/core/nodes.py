@@ -245,7 +245,9 @@ async def _guarded_turn(
         return found
 
     def budget(p: Problem) -> int:
-        return guard.reask_budget if p.guard in ("echo", "loop") else guard.side_budget
+        if p.guard in ("echo", "loop", "junk"):
+            return guard.reask_budget
+        return guard.side_budget
 
     _value, entry = await _ask_entry(
         chat,

@@ -183,3 +183,10 @@ def test_guard_flags_survive_a_transcript_round_trip() -> None:
     entry = TranscriptEntry(speaker="Bo", text="x", flags=("echo",), reasks=2)
     back = TranscriptEntry.model_validate(json.loads(entry.model_dump_json()))
     assert back.flags == ("echo",) and back.reasks == 2
+
+
+async def test_a_junk_turn_is_asked_again() -> None:
+    model = scripted(said("1234567890+"), said("What would you change first?"))
+    node = persona_node(BO, participants=[ADA, BO], model=model)
+    (entry,) = (await node(_state("Engines are good."), {}))["transcript"]
+    assert entry.text == "What would you change first?" and entry.reasks == 1
