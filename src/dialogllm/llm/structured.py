@@ -439,6 +439,31 @@ def tidy_reply(
     return type(value).model_validate(fixed)
 
 
+def _tidied(
+    value: T,
+    *,
+    caps: set[int],
+    cut: bool,
+    strip_special: bool,
+    finish_sentences: bool,
+) -> T:
+    """:func:`tidy_reply`, stepping back when a repair breaks the schema: a reply
+    whose ended sentences no longer validate keeps only its stripped special tokens;
+    one that was only special tokens raises (asked again)."""
+    try:
+        return tidy_reply(
+            value,
+            caps=caps,
+            cut=cut,
+            strip_special=strip_special,
+            finish_sentences=finish_sentences,
+        )
+    except ValidationError:
+        if not finish_sentences:
+            raise
+    return tidy_reply(value, strip_special=strip_special, finish_sentences=False)
+
+
 def _short_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
@@ -704,7 +729,7 @@ async def _ask_one(
         finish = (message.response_metadata or {}).get("finish_reason")
         try:
             value = _parse(raw, schema)
-            value = tidy_reply(
+            value = _tidied(
                 value,
                 caps=caps
                 | _string_caps(

@@ -133,3 +133,13 @@ async def test_the_repairs_can_be_switched_off() -> None:
     settings = LLMSettings(finish_sentences=False, strip_special_tokens=False)
     reply = await ask(model, [HumanMessage("Ada:")], schema=Turn, settings=settings)
     assert reply.value.message == "Trains are fast. Buses reach"
+
+
+class Short(BaseModel):
+    note: str = Field(min_length=3, max_length=5)
+
+
+async def test_a_repair_that_breaks_the_schema_steps_back_instead_of_failing() -> None:
+    model = ScriptedChatModel(replies=['{"note": "ab cd"}'])
+    reply = await ask(model, [HumanMessage("Note:")], schema=Short, max_tokens=64)
+    assert reply.value.note == "ab cd" and reply.attempts == 1
