@@ -60,7 +60,7 @@ class Argument(BaseModel):
     message: str = Field(min_length=1, max_length=1200)
 
 
-Reason = Annotated[str, Field(min_length=3, max_length=300)]
+Reason = Annotated[str, Field(min_length=1, max_length=300)]
 
 
 class Verdict(BaseModel):

@@ -119,7 +119,7 @@ class Conclusion(BaseModel):
     summary: str = Field(min_length=1, max_length=800)
 
 
-Note = Annotated[str, Field(min_length=3, max_length=160)]
+Note = Annotated[str, Field(min_length=1, max_length=160)]
 
 
 class SpeakerSentiment(BaseModel):
