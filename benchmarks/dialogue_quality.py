@@ -22,6 +22,9 @@ transcript (Markdown and JSON) and computes, per transcript and in total:
   are empty or copy a turn (≥ 80 % trigram overlap with one);
 * **time and tokens per turn**, from the transcript entries.
 
+The text measures are :mod:`dialogllm.readability`'s, the same the dialogue guards
+use, so a guarded defect and a measured one are one definition.
+
 Prints a table and the totals; the last line is JSON. Targets on the local default:
 echo 0 %, loop 0 %, junk 0 %, cut 0 %, completion 100 % with the requested turns.
 
@@ -39,15 +42,15 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dialogllm.readability import copies, echoes, is_cut, is_junk, loops, words
 
 TOPICS: tuple[str, ...] = (
     "Should cities ban cars from their centres?",
@@ -69,65 +72,6 @@ ANSWERS: tuple[str, ...] = (
     "I have seen it work in practice, although the first months were hard.",
 )
 """What the benchmark's 'person' answers the interviewer, in turn."""
-
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+", re.UNICODE)
-_SPECIAL = re.compile(r"<\|?[a-z_]+(?:_[a-z]+)*\|?>|<start_of_\w+>|<end_of_\w+>", re.I)
-_PLACEHOLDER = re.compile(r"\b[a-z]+_\d+\b", re.I)
-_NUMERIC = re.compile(r"^[\s\d:.,/\-+T]*$")
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words of ``text``."""
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def trigrams(text: str) -> list[tuple[str, str, str]]:
-    """Word trigrams of ``text``, in order."""
-    w = words(text)
-    return list(zip(w, w[1:], w[2:], strict=False))
-
-
-def echoes(text: str, earlier: list[str]) -> bool:
-    """Whether ``text`` echoes one of the ``earlier`` turns (see the module)."""
-    mine = set(trigrams(text))
-    if not mine:
-        return bool(words(text)) and any(words(text) == words(e) for e in earlier)
-    for other in earlier:
-        theirs = set(trigrams(other))
-        if theirs and len(mine & theirs) / len(mine) >= 0.5:
-            return True
-    return False
-
-
-def loops(text: str) -> bool:
-    """Whether ``text`` repeats one of its own word trigrams three times or more."""
-    counts = Counter(trigrams(text))
-    return bool(counts) and max(counts.values()) >= 3
-
-
-def is_junk(text: str) -> bool:
-    """Digits or timestamps only, placeholders, special tokens, or no real word."""
-    if _NUMERIC.match(text):
-        return True
-    if _SPECIAL.search(text) or _PLACEHOLDER.search(text):
-        return True
-    return not any(len(w) >= 2 and not w.isdigit() for w in words(text))
-
-
-def is_cut(text: str) -> bool:
-    """Whether ``text`` (a sentence or more) stops before a sentence end."""
-    return bool(words(text)) and not _SENTENCE_END.search(text)
-
-
-def copies(text: str, turns: list[str]) -> bool:
-    """Whether a typed text copies a turn (≥ 80 % of its trigrams)."""
-    mine = set(trigrams(text))
-    if not mine:
-        return any(words(text) == words(t) for t in turns if words(text))
-    return any(
-        len(mine & set(trigrams(t))) / len(mine) >= 0.8 for t in turns if trigrams(t)
-    )
 
 
 @dataclass

@@ -13,6 +13,13 @@ own personas, and ``"turn_taking": "director"`` to let the director pick each sp
 5. ``analyze``: a typed :class:`Analysis` of the finished transcript — sentiment per
    speaker, factual claims to check, privacy flags.
 
+Guards (:mod:`dialogllm.core.guards`): the cast has exactly ``cast_size`` people
+with distinct names and roles tied to the topic (asked again, then sensible
+defaults — never "Speaker 2"); a persona may end the dialogue only after
+``DIALOGLLM_GUARD_PERSONA_END_MIN_TURNS`` turns (default: all ``max_turns``; the
+director may still conclude); the conclusion may not copy a turn; the analysis
+has at least one claim, and every claim and flag quotes or names a turn's speaker.
+
     dialogllm run directed_dialogue --topic "Should we rewrite it in Rust?"
 """
 
@@ -33,11 +40,15 @@ from dialogllm.core import (
     PersonaEnded,
     decision_node,
     director_choice_node,
+    get_guard_settings,
+    grounded,
+    junk_problems,
     scene_text,
     speaker_node,
     transcript_text,
 )
 from dialogllm.models import DialogueState, Persona, Turn
+from dialogllm.readability import copies, is_junk, words
 
 __all__ = [
     "Analysis",
@@ -108,7 +119,7 @@ class Conclusion(BaseModel):
     summary: str = Field(min_length=1, max_length=800)
 
 
-Note = Annotated[str, Field(min_length=3, max_length=160)]
+Note = Annotated[str, Field(min_length=1, max_length=160)]
 
 
 class SpeakerSentiment(BaseModel):
@@ -121,8 +132,8 @@ class SpeakerSentiment(BaseModel):
 class Analysis(BaseModel):
     """The analyst's pass over the finished transcript."""
 
-    sentiment: list[SpeakerSentiment] = Field(default_factory=list, max_length=6)
-    claims_to_check: list[Note] = Field(default_factory=list, max_length=5)
+    sentiment: list[SpeakerSentiment] = Field(min_length=1, max_length=6)
+    claims_to_check: list[Note] = Field(min_length=1, max_length=5)
     privacy_flags: list[Note] = Field(default_factory=list, max_length=5)
 
 
@@ -131,18 +142,118 @@ def _cast_names(state: Any) -> list[str]:
 
 
 def _setup_prompt(state: Any) -> list[BaseMessage]:
+    size = int(state.get("cast_size", 2))
     system = (
         "A director plans a short conversation for a radio play.\n"
         f"Topic: {state.get('topic', '')}\n"
-        f"The director writes the setting in one sentence and names "
-        f"{int(state.get('cast_size', 2))} characters with a short role each."
+        f"The director writes the setting in one sentence about the topic and "
+        f"names exactly {size} characters, each with a first name of their own and "
+        "a short role that ties them to the topic."
     )
     return [SystemMessage(content=system), HumanMessage(content="Director's plan:")]
 
 
+NAMES = ("Maya", "Tom", "Priya", "Leo", "Ines", "Kofi")
+"""First names the director's cast falls back on."""
+
+DEFAULT_ROLES = (
+    "sees what could go well with",
+    "doubts the case for",
+    "has lived with the question of",
+    "counts the costs of",
+)
+"""Roles of a fallback cast, each followed by the quoted topic."""
+
+_NOT_NAMES = frozenset(
+    {"speaker", "character", "person", "name", "director", "narrator", "someone"}
+    | {"participant", "man", "woman", "the", "a", "an", "role", "host", "guest"}
+)
+_STOP = frozenset(
+    {"should", "would", "could", "their", "there", "about", "with", "from", "that"}
+    | {"this", "what", "which", "when", "where", "your", "they", "them", "good"}
+)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in words(text) if len(w) >= 4 and w not in _STOP}
+
+
+def _name_ok(name: str) -> bool:
+    parts = name.split()
+    return (
+        1 <= len(parts) <= 3
+        and len(name) >= 2
+        and all(p[:1].isupper() and p.replace("-", "").isalpha() for p in parts)
+        and not set(words(name)) & _NOT_NAMES
+    )
+
+
+def _role_ok(role: str, state: Any, setting: str) -> bool:
+    if is_junk(role) or len(words(role)) < 2:
+        return False
+    return bool(
+        _stems(role) & (_stems(str(state.get("topic") or "")) | _stems(setting))
+    )
+
+
+def _setting_ok(setting: str, state: Any) -> bool:
+    topic = _stems(str(state.get("topic") or ""))
+    return len(words(setting)) >= 4 and (not topic or bool(_stems(setting) & topic))
+
+
+def _scenario_problems(state: Any, plan: Scenario) -> list[str]:
+    if state.get("cast") or not get_guard_settings().cast_check:
+        return []
+    size = int(state.get("cast_size", 2))
+    problems: list[str] = []
+    if len(plan.cast) != size:
+        problems.append(f"name exactly {size} characters, not {len(plan.cast)}")
+    names = [" ".join(m.name.split()) for m in plan.cast]
+    if len({n.lower() for n in names}) != len(names):
+        problems.append("give every character a different name")
+    bad = [n for n in names if not _name_ok(n)]
+    if bad:
+        problems.append("not a first name: " + ", ".join(bad))
+    if any(not _role_ok(m.role, state, plan.setting) for m in plan.cast):
+        problems.append("give every character a role tied to the topic")
+    if not _setting_ok(plan.setting, state):
+        problems.append("write the setting as a sentence about the topic")
+    return problems
+
+
+def _scenario_repair(state: Any, plan: Scenario) -> Scenario:
+    """Exactly ``cast_size`` members: the director's good names and roles kept,
+    the rest from :data:`NAMES` and :data:`DEFAULT_ROLES` (never "Speaker 2")."""
+    size = int(state.get("cast_size", 2))
+    topic = " ".join(str(state.get("topic") or "").split()).rstrip(".")
+    asked = topic if topic.endswith(("?", "!")) else f"{topic}."
+    fallback = f"Friends who know the question well talk it over: {asked}"
+    if len(fallback) > 120:
+        fallback = "Friends who know the question well talk it over."
+    setting = plan.setting if _setting_ok(plan.setting, state) else fallback
+    used: set[str] = set()
+    cast: list[CastMember] = []
+    for member in plan.cast[:size]:
+        name = " ".join(member.name.split())
+        if not _name_ok(name) or name.lower() in used:
+            continue
+        used.add(name.lower())
+        cast.append(member.model_copy(update={"name": name}))
+    pool = (n for n in NAMES if n.lower() not in used)
+    while len(cast) < size:
+        cast.append(CastMember(name=next(pool)))
+    fixed = [
+        m
+        if _role_ok(m.role, state, setting)
+        else m.model_copy(update={"role": f'{DEFAULT_ROLES[i % 4]} "{topic}"'})
+        for i, m in enumerate(cast)
+    ]
+    return Scenario(setting=setting, cast=fixed)
+
+
 def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
-    """The cast: the user's own if given, else the director's (unique names, padded
-    or cut to ``cast_size``)."""
+    """The cast: the user's own if given, else the director's (distinct names, cut
+    or filled from :data:`NAMES` to ``cast_size``)."""
     given = state.get("cast")
     if given:
         own = [Persona.model_validate(p) for p in given]
@@ -152,13 +263,63 @@ def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
     seen: set[str] = set()
     for member in plan.cast[:size]:
         name = " ".join(member.name.split())[:24]
-        if name in seen:
-            name = f"{name[:20]} {len(seen) + 1}"
-        seen.add(name)
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
         cast.append(Persona(name=name, role=member.role[:200]))
+    spare = (n for n in NAMES if n.lower() not in seen)
     while len(cast) < size:
-        cast.append(Persona(name=f"Speaker {len(cast) + 1}"))
+        cast.append(Persona(name=next(spare)))
     return {"scenario": plan.setting, "personas": cast}
+
+
+def _review_update(state: Any, review: Review) -> dict[str, Any]:
+    """The director's review concludes only after ``DIRECTOR_MIN_ROUNDS`` rounds (a
+    small director concludes after the first one)."""
+    rounds = get_guard_settings().director_min_rounds
+    turns = sum(1 for e in state.get("transcript") or () if e.is_turn)
+    early = turns < rounds * len(_cast_names(state))
+    return {"concluded": review.conclude and not early}
+
+
+def _spoken(state: Any) -> list[Any]:
+    return [e for e in state.get("transcript") or () if e.is_turn]
+
+
+def _conclusion_problems(state: Any, conclusion: Conclusion) -> list[str]:
+    problems = junk_problems([conclusion.summary])
+    if copies(conclusion.summary, [e.text for e in _spoken(state)]):
+        problems.append("sum up in your own words, do not copy a speaker's line")
+    return problems
+
+
+def _analysis_problems(state: Any, analysis: Analysis) -> list[str]:
+    turns = _spoken(state)
+    notes = [*analysis.claims_to_check, *analysis.privacy_flags]
+    loose = [n for n in notes if is_junk(n) or not grounded(n, turns)]
+    return [f'"{n[:50]}" names no speaker and quotes no turn' for n in loose]
+
+
+def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
+    """Keep the grounded notes; with no claim left, quote one sentence of each
+    speaker as the claims to check."""
+    turns = _spoken(state)
+    claims = [
+        n for n in analysis.claims_to_check if not is_junk(n) and grounded(n, turns)
+    ]
+    if not claims:
+        for speaker in dict.fromkeys(e.speaker for e in turns):
+            number, said = next(
+                ((i, e.text) for i, e in enumerate(turns, 1) if e.speaker == speaker),
+                (0, ""),
+            )
+            opening = " ".join(said.split()[:5])
+            if len(words(opening)) >= 3:
+                claims.append(f'What {speaker} says in turn {number} ("{opening} …").')
+    flags = [n for n in analysis.privacy_flags if not is_junk(n) and grounded(n, turns)]
+    return analysis.model_copy(
+        update={"claims_to_check": claims[:5], "privacy_flags": flags}
+    )
 
 
 def _director_prompt(question: str) -> Any:
@@ -178,7 +339,8 @@ def _analysis_prompt(state: Any) -> list[BaseMessage]:
     system = (
         "An analyst reviews a finished conversation: the sentiment of each speaker "
         "(positive, neutral or negative), factual claims worth checking, and any "
-        "private information (names, addresses, health, money) that was shared."
+        "private information (names, addresses, health, money) that was shared. "
+        "Each claim and flag names the speaker and quotes their words."
     )
     return [
         SystemMessage(content=system),
@@ -193,12 +355,17 @@ def build_graph(
 
     >>> directed = build_graph()
     """
-    # A persona may end the dialogue once everyone has spoken (small models tend to
-    # set the end flag on their first line).
-    one_round = MaxTurns(lambda s: len(s.get("personas") or ()))
+
+    # A persona may end the dialogue only after the requested turns unless the
+    # guard settings say sooner (small models set the end flag on their first line).
+    def end_after(state: Any) -> int:
+        least = get_guard_settings().persona_end_min_turns
+        requested = int(state.get("max_turns", 4))
+        return requested if least is None else min(least, requested)
+
     until = (
         JudgeDecided()
-        | (PersonaEnded() & one_round)
+        | PersonaEnded(min_turns=end_after)
         | MaxTurns(lambda s: int(s.get("max_turns", 4)))
     )
     policy = DirectorChooses()
@@ -214,6 +381,9 @@ def build_graph(
             describe=lambda s: s.setting,
             max_tokens=4 * max_tokens,
             model=model,
+            check=_scenario_problems,
+            repair=_scenario_repair,
+            guard="cast",
         ),
     )
     builder.add_node(
@@ -234,7 +404,7 @@ def build_graph(
                 "After each round the director decides whether the conversation "
                 "has reached its point and should conclude."
             ),
-            update=lambda s, r: {"concluded": r.conclude},
+            update=_review_update,
             speaker="Director",
             describe=lambda r: (
                 ("Conclude: " if r.conclude else "Continue: ") + (r.reason or "-")
@@ -248,7 +418,8 @@ def build_graph(
         decision_node(
             Conclusion,
             prompt=_director_prompt(
-                "The director closes with a one-paragraph summary."
+                "The director closes with a short summary, in the director's own "
+                "words, of what each speaker argued."
             ),
             update=lambda s, c: {
                 "conclusion": c.summary,
@@ -259,6 +430,8 @@ def build_graph(
             text_field="summary",
             max_tokens=max_tokens,
             model=model,
+            check=_conclusion_problems,
+            guard="conclusion",
         ),
     )
     builder.add_node(
@@ -276,6 +449,9 @@ def build_graph(
             ),
             max_tokens=2 * max_tokens,
             model=model,
+            check=_analysis_problems,
+            repair=_analysis_repair,
+            guard="analysis",
         ),
     )
 

@@ -15,6 +15,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from dialogllm.config import Settings
+from dialogllm.core.guards import GuardSettings
 from dialogllm.llm.settings import LLMSettings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -28,7 +29,14 @@ SECTIONS: list[tuple[str, type[BaseSettings], str]] = [
     (
         "LLM layer (`dialogllm.llm.LLMSettings`)",
         LLMSettings,
-        "Which model serves each role, how calls are bounded, retried and limited.",
+        "Which model serves each role, how calls are bounded, retried and limited, "
+        "how the local model samples, and how replies are repaired.",
+    ),
+    (
+        "Dialogue guards (`dialogllm.core.GuardSettings`)",
+        GuardSettings,
+        "What a turn or a typed decision may not be, and how often it is asked "
+        "again (see docs/dialogues.md, Guards).",
     ),
 ]
 

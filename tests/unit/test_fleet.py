@@ -188,7 +188,7 @@ def test_every_exported_metric_keeps_its_documented_name_and_labels() -> None:
         (Path(__file__).parents[2] / "docs" / page).read_text()
         for page in ("operations.md", "llm.md")
     )
-    assert len(declared) == 21
+    assert len(declared) == 22
     assert [name for name in declared if name not in docs] == []
     assert declared["dialogllm_queue_depth"] == ("queue",)
     assert declared["dialogllm_runs"] == ("queue", "status")

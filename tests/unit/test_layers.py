@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"redis"},
     {"serde"},
-    {"backoff"},
+    {"backoff", "readability"},
     {"config", "logging", "errors"},
 ]
 

@@ -5,9 +5,10 @@ Building blocks are plain LangGraph pieces: node factories (:func:`persona_node`
 :func:`director_choice_node`), turn-taking policies (:class:`RoundRobin`,
 :class:`DirectorChooses`) and termination conditions (:class:`MaxTurns`,
 :class:`PersonaEnded`, :class:`JudgeDecided`, :class:`TokenBudget`,
-:class:`TimeBudget`, combined with ``&``/``|``). :class:`DialogueRunner` runs, streams,
-resumes, forks and exports dialogues on a checkpointer; :func:`as_subgraph_node` and
-:func:`as_tool` embed them in other agents.
+:class:`TimeBudget`, combined with ``&``/``|``), and the guards that keep turns
+and decisions readable (:mod:`dialogllm.core.guards`). :class:`DialogueRunner` runs,
+streams, resumes, forks and exports dialogues on a checkpointer;
+:func:`as_subgraph_node` and :func:`as_tool` embed them in other agents.
 
 >>> from langgraph.graph import END, START, StateGraph
 >>> from dialogllm.core import MaxTurns, RoundRobin, persona_node, stop_or
@@ -25,10 +26,18 @@ resumes, forks and exports dialogues on a checkpointer; :func:`as_subgraph_node`
 from __future__ import annotations
 
 from dialogllm.core.embed import as_subgraph_node, as_tool, summarize_dialogue
+from dialogllm.core.guards import (
+    GuardSettings,
+    Sentence,
+    get_guard_settings,
+    grounded,
+    junk_problems,
+)
 from dialogllm.core.nodes import (
     MODEL_CONFIG_KEY,
     ChatModelSource,
     Node,
+    TurnCheck,
     decision_node,
     director_choice_node,
     human_node,
@@ -37,7 +46,12 @@ from dialogllm.core.nodes import (
     resolve_chat_model,
     speaker_node,
 )
-from dialogllm.core.prompts import dialogue_prompt, scene_text, transcript_text
+from dialogllm.core.prompts import (
+    dialogue_prompt,
+    scene_text,
+    transcript_text,
+    turn_direction,
+)
 from dialogllm.core.registry import (
     GraphRegistry,
     ResolvedGraph,
@@ -84,6 +98,7 @@ __all__ = [
     "DirectorChooses",
     "DoneEvent",
     "GraphRegistry",
+    "GuardSettings",
     "InterruptEvent",
     "JudgeDecided",
     "MaxTurns",
@@ -91,8 +106,10 @@ __all__ = [
     "PersonaEnded",
     "ResolvedGraph",
     "RoundRobin",
+    "Sentence",
     "TimeBudget",
     "TokenBudget",
+    "TurnCheck",
     "TurnEvent",
     "UpdateEvent",
     "as_subgraph_node",
@@ -101,7 +118,10 @@ __all__ = [
     "default_registry",
     "dialogue_prompt",
     "director_choice_node",
+    "get_guard_settings",
+    "grounded",
     "human_node",
+    "junk_problems",
     "persona_node",
     "reply_text",
     "resolve_chat_model",
@@ -112,5 +132,6 @@ __all__ = [
     "summarize_dialogue",
     "topic_field",
     "transcript_text",
+    "turn_direction",
     "validate_input",
 ]

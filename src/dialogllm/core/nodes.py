@@ -9,25 +9,39 @@ Which chat model a node uses, first match wins: the factory's ``model=`` argumen
 run's ``configurable["dialogllm_chat_model"]`` (a model, or a function of the role);
 :func:`dialogllm.llm.get_chat_model` for the role. The rule: code before ``interrupt()``
 in a node runs again on resume, so it must not call an LLM or have side effects.
+
+The nodes run the guards of :mod:`dialogllm.core.guards`: a persona's turn that
+echoes, loops or fails the node's own ``check`` is asked again (the repeated text
+named, stronger repetition penalties); a decision that fails its ``check`` is asked
+again, then ``repair``-ed. Each re-ask is counted in the LLM metrics; what is kept
+anyway is flagged on the entry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field, create_model
 
-from dialogllm.core.prompts import DEFAULT_WINDOW, dialogue_prompt
+from dialogllm.core.guards import (
+    GuardSettings,
+    Problem,
+    get_guard_settings,
+    turn_problems,
+    with_avoidance,
+)
+from dialogllm.core.prompts import DEFAULT_WINDOW, dialogue_prompt, turn_direction
 from dialogllm.errors import ResumeError
-from dialogllm.llm import ask, get_chat_model
+from dialogllm.llm import ask, find_metrics, get_chat_model, model_label
 from dialogllm.logging import get_logger
 from dialogllm.models import (
     DialogueState,
@@ -43,6 +57,7 @@ __all__ = [
     "MODEL_CONFIG_KEY",
     "ChatModelSource",
     "Node",
+    "TurnCheck",
     "aresolve_chat_model",
     "decision_node",
     "director_choice_node",
@@ -153,10 +168,13 @@ async def _ask_entry(
     max_tokens: int,
     text_field: str,
     config: RunnableConfig | None,
+    sampling: Mapping[str, float] | None = None,
 ) -> tuple[M, TranscriptEntry]:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    reply = await ask(model, messages, schema=schema, max_tokens=max_tokens)
+    reply = await ask(
+        model, messages, schema=schema, max_tokens=max_tokens, sampling=sampling
+    )
     value: M = reply.value
     entry = TranscriptEntry(
         speaker=speaker,
@@ -183,6 +201,101 @@ async def _ask_entry(
     return value, entry
 
 
+def _record_reask(model: BaseChatModel, guard: str) -> None:
+    metrics = find_metrics(model)
+    if metrics is not None:
+        metrics.record_guard_reask(model_label(model), guard)
+
+
+def _merged(first: TranscriptEntry, last: TranscriptEntry) -> dict[str, Any]:
+    """Tokens and time of every attempt, for the entry that is kept."""
+    return {
+        "prompt_tokens": first.prompt_tokens + last.prompt_tokens,
+        "completion_tokens": first.completion_tokens + last.completion_tokens,
+        "latency_s": first.latency_s + last.latency_s,
+        "started_at": min(first.started_at, last.started_at),
+        "ended_at": max(first.ended_at, last.ended_at),
+    }
+
+
+TurnCheck = Callable[[Any, str], str | None]
+"""A node's own check of a turn's text: a note saying what is wrong, or ``None``."""
+
+
+async def _guarded_turn(
+    chat: BaseChatModel,
+    messages: list[BaseMessage],
+    schema: type[BaseModel],
+    *,
+    persona: Persona,
+    state: Any,
+    check: TurnCheck | None,
+    guard: GuardSettings,
+    max_tokens: int,
+    text_field: str,
+    config: RunnableConfig | None,
+) -> TranscriptEntry:
+    earlier = [e.text for e in state.get("transcript") or () if e.is_turn]
+
+    def problems_of(text: str) -> list[Problem]:
+        found = turn_problems(text, earlier, guard)
+        note = check(state, text) if check is not None else None
+        if note:
+            found.append(Problem("off_side", "", note))
+        return found
+
+    def budget(p: Problem) -> int:
+        if p.guard in ("echo", "loop", "junk"):
+            return guard.reask_budget
+        return guard.side_budget
+
+    _value, entry = await _ask_entry(
+        chat,
+        messages,
+        schema,
+        speaker=persona.name,
+        kind="persona",
+        max_tokens=max_tokens,
+        text_field=text_field,
+        config=config,
+    )
+    problems = problems_of(entry.text)
+    spent: Counter[str] = Counter()
+    avoid: list[Problem] = []
+    total = entry
+    while due := [p for p in problems if spent[p.guard] < budget(p)]:
+        for p in due:
+            spent[p.guard] += 1
+            _record_reask(chat, p.guard)
+        avoid += [p for p in due if p not in avoid]
+        _log(config, "guards").info(
+            "guard_reask", speaker=persona.name, guards=[p.guard for p in due]
+        )
+        _v, again = await _ask_entry(
+            chat,
+            with_avoidance(messages, persona.name, avoid),
+            schema,
+            speaker=persona.name,
+            kind="persona",
+            max_tokens=max_tokens,
+            text_field=text_field,
+            config=config,
+            sampling=guard.reask_sampling,
+        )
+        total = total.model_copy(update=_merged(total, again))
+        found = problems_of(again.text)
+        if len(found) <= len(problems):
+            entry, problems = again, found
+    flags = tuple(dict.fromkeys(p.guard for p in problems))
+    return entry.model_copy(
+        update={
+            **{k: getattr(total, k) for k in _merged(total, total)},
+            "flags": flags,
+            "reasks": sum(spent.values()),
+        }
+    )
+
+
 def _participants(state: Mapping[str, Any], fixed: Sequence[Persona]) -> list[Persona]:
     from_state = [
         p if isinstance(p, Persona) else Persona.model_validate(p)
@@ -201,11 +314,18 @@ def persona_node(
     window: int = DEFAULT_WINDOW,
     text_field: str = "message",
     model: BaseChatModel | None = None,
+    direction: Callable[[Any], str] | None = None,
+    check: TurnCheck | None = None,
 ) -> Node:
     """A node in which ``persona`` says their next line (a typed ``schema`` reply).
 
     ``participants`` lists everyone in the scene for the prompt (default: the
-    ``personas`` in state, else just this persona). The node appends one entry.
+    ``personas`` in state, else just this persona). ``direction(state)`` is the
+    stage direction before the cue (default:
+    :func:`~dialogllm.core.prompts.turn_direction`). The turn is guarded (see
+    :mod:`dialogllm.core.guards`): one that echoes or loops is asked again, and so
+    is one for which ``check(state, text)`` returns a note (e.g. a debate side
+    arguing the other side). The node appends one entry.
 
     >>> ada = Persona(name="Ada", role="mathematician")
     >>> builder.add_node("Ada", persona_node(ada))              # doctest: +SKIP
@@ -213,16 +333,24 @@ def persona_node(
 
     async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
         cast = _participants(state, participants) or [persona]
+        stage = direction(state) if direction else turn_direction(persona, state)
         messages = dialogue_prompt(
-            persona, state, cast, instructions=instructions, window=window
+            persona,
+            state,
+            cast,
+            instructions=instructions,
+            window=window,
+            direction=stage,
         )
         chat = await aresolve_chat_model(config, persona.model or "persona", model)
-        _value, entry = await _ask_entry(
+        entry = await _guarded_turn(
             chat,
             messages,
             schema,
-            speaker=persona.name,
-            kind="persona",
+            persona=persona,
+            state=state,
+            check=check,
+            guard=get_guard_settings(),
             max_tokens=max_tokens,
             text_field=text_field,
             config=config,
@@ -329,6 +457,9 @@ def decision_node(
     describe: Callable[[M], str] | None = None,
     max_tokens: int = 128,
     model: BaseChatModel | None = None,
+    check: Callable[[Any, M], Sequence[str]] | None = None,
+    repair: Callable[[Any, M], M] | None = None,
+    guard: str = "decision",
 ) -> Node:
     """A node that asks for a typed decision (a director's plan, a judge's verdict,
     an analyst's report) and turns it into a state update with ``update``.
@@ -336,6 +467,13 @@ def decision_node(
     With ``record=True`` the decision is also appended to the transcript as a
     non-turn entry of ``kind``, its text from ``describe(value)`` (default: the
     ``text_field`` of the reply).
+
+    ``check(state, value)`` lists what is wrong with a decision (empty, junk, not
+    grounded in the transcript); a decision with problems is asked again with them
+    named, up to ``DIALOGLLM_GUARD_DECISION_BUDGET`` times (each re-ask counted as
+    ``guard`` in the LLM metrics), then ``repair(state, value)`` makes it usable
+    (sensible defaults; the entry is flagged ``<guard>_repaired``), or, without
+    ``repair``, it is kept and flagged ``guard``.
 
     >>> judge = decision_node(
     ...     Verdict,
@@ -347,15 +485,61 @@ def decision_node(
 
     async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
         chat = await aresolve_chat_model(config, role, model)
+        messages = prompt(state)
         value, entry = await _ask_entry(
             chat,
-            prompt(state),
+            messages,
             schema,
             speaker=speaker,
             kind=kind,
             max_tokens=max_tokens,
             text_field=text_field,
             config=config,
+        )
+        problems = list(check(state, value)) if check is not None else []
+        reasks = 0
+        while problems and reasks < get_guard_settings().decision_budget:
+            reasks += 1
+            _record_reask(chat, guard)
+            _log(config, "guards").info(
+                "guard_reask", speaker=speaker, guards=[guard], problems=problems
+            )
+            retry = [
+                *messages,
+                AIMessage(content=value.model_dump_json()),
+                HumanMessage(
+                    content="That answer is not usable: "
+                    + "; ".join(problems)
+                    + ". Answer again, grounded in the transcript."
+                ),
+            ]
+            again_value, again = await _ask_entry(
+                chat,
+                retry,
+                schema,
+                speaker=speaker,
+                kind=kind,
+                max_tokens=max_tokens,
+                text_field=text_field,
+                config=config,
+            )
+            entry = again.model_copy(update=_merged(entry, again))
+            found = list(check(state, again_value)) if check is not None else []
+            if len(found) <= len(problems):
+                value, problems = again_value, found
+        flags: tuple[str, ...] = ()
+        if problems and repair is not None:
+            value = repair(state, value)
+            flags = (f"{guard}_repaired",)
+        elif problems:
+            flags = (guard,)
+        entry = entry.model_copy(
+            update={
+                "text": reply_text(value, text_field),
+                "reply": value.model_dump(mode="json"),
+                "flags": flags,
+                "reasks": reasks,
+            }
         )
         out = dict(update(state, value))
         if describe is not None:

@@ -135,22 +135,35 @@ class MaxTurns(Condition):
 
 
 class PersonaEnded(Condition):
-    """Stop when the last turn asked to end (a reply with ``end: true``).
+    """Stop when the last turn asked to end (a reply with ``end: true``), once at
+    least ``min_turns`` turns were said (an int, or a function of the state: small
+    models set the end flag on their first line). The reason names the speaker of
+    that last turn.
 
     >>> e = TranscriptEntry(speaker="A", text="Bye.", ends_dialogue=True)
     >>> PersonaEnded().check({"transcript": [e]})
     'A ended the dialogue'
+    >>> PersonaEnded(min_turns=2).check({"transcript": [e]}) is None
+    True
     """
+
+    def __init__(self, min_turns: int | Callable[[Mapping[str, Any]], int] = 0) -> None:
+        self.min_turns = min_turns
 
     def check(self, state: Mapping[str, Any]) -> str | None:
         """The reason to stop, or ``None`` (see the class docstring)."""
         turns = [e for e in _entries(state) if e.is_turn]
-        if turns and turns[-1].ends_dialogue:
+        least = self.min_turns(state) if callable(self.min_turns) else self.min_turns
+        if turns and turns[-1].ends_dialogue and len(turns) >= least:
             return f"{turns[-1].speaker} ended the dialogue"
         return None
 
     def __repr__(self) -> str:
-        return "PersonaEnded()"
+        return (
+            f"PersonaEnded(min_turns={self.min_turns})"
+            if self.min_turns
+            else ("PersonaEnded()")
+        )
 
 
 class JudgeDecided(Condition):

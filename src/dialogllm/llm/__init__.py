@@ -14,6 +14,7 @@ from dialogllm.llm.chat import (
     FallbackChatModel,
     LoopSafeChatOpenAI,
     build_chat_model,
+    find_metrics,
     get_chat_model,
     model_label,
 )
@@ -47,6 +48,7 @@ from dialogllm.llm.structured import (
     ask,
     local_grammar,
     strict_json_schema,
+    tidy_reply,
 )
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "build_chat_model",
     "classify",
     "default_metrics",
+    "find_metrics",
     "get_chat_model",
     "get_llm_settings",
     "local_grammar",
@@ -80,4 +83,5 @@ __all__ = [
     "sanitize_text",
     "shutdown_local_server",
     "strict_json_schema",
+    "tidy_reply",
 ]

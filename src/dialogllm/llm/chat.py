@@ -243,6 +243,14 @@ def build_chat_model(
     extra_body: dict[str, Any] | None = None
     if target.length_in_extra_body:
         extra_body = {"max_tokens": target.max_tokens, "n_predict": target.max_tokens}
+    sampling = target.sampling()
+    penalties = {
+        k: sampling.pop(k)
+        for k in ("presence_penalty", "frequency_penalty")
+        if k in sampling
+    }
+    if sampling:  # llama.cpp's own repetition controls travel in the body
+        extra_body = {**(extra_body or {}), **sampling}
     chat = LoopSafeChatOpenAI(
         model=model,
         base_url=base_url,
@@ -257,7 +265,9 @@ def build_chat_model(
         metadata={
             "dialogllm_structured_mode": target.structured_mode,
             "dialogllm_local_grammar": target.is_local,
+            "dialogllm_timeout_factor": target.timeout_factor,
         },
+        **penalties,
     )
     _log().debug("llm_model_built", model=model, base_url=mask_url(base_url))
     return chat

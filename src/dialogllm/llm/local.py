@@ -42,8 +42,10 @@ from dialogllm.logging import get_logger
 __all__ = [
     "DOCUMENT_TEMPLATE",
     "LOCAL_MODEL_ALIAS",
+    "GenerationSpeed",
     "LocalModelServer",
     "ensure_model_file",
+    "generation_speed",
     "local_server",
     "shutdown_local_server",
 ]
@@ -65,6 +67,52 @@ DOCUMENT_TEMPLATE = (
 
 _SERVER_MAX_PREDICT = 1024
 _log = partial(get_logger, "dialogllm.llm.local")
+
+
+class GenerationSpeed:
+    """The local model's measured speed, and the request timeout it implies.
+
+    Every local reply records its completion tokens and seconds; the speed is a
+    moving average (a slow, busy machine lowers it within a few replies). A request
+    for ``max_tokens`` then gets ``factor`` times the time they take at that speed
+    (plus a few seconds for the prompt), never less than ``floor_s``: a generation
+    that is merely slow finishes instead of being thrown away and started again.
+
+    >>> speed = GenerationSpeed(tokens_per_s=20.0)
+    >>> speed.timeout_s(200, floor_s=60.0, factor=4.0)
+    60.0
+    >>> speed.record(100, 20.0)   # a busy machine: 5 tokens/s
+    >>> round(speed.timeout_s(200, floor_s=60.0, factor=4.0))
+    116
+    """
+
+    PROMPT_ALLOWANCE_S = 3.0
+    WEIGHT = 0.5
+
+    def __init__(self, tokens_per_s: float = 20.0) -> None:
+        self.tokens_per_s = tokens_per_s
+        self._lock = threading.Lock()
+
+    def record(self, tokens: int, seconds: float) -> None:
+        """A reply of ``tokens`` completion tokens took ``seconds``."""
+        if tokens < 8 or seconds <= 0:
+            return
+        with self._lock:
+            measured = tokens / seconds
+            self.tokens_per_s += self.WEIGHT * (measured - self.tokens_per_s)
+
+    def timeout_s(self, max_tokens: int, *, floor_s: float, factor: float) -> float:
+        """The timeout of a request for ``max_tokens`` (see the class)."""
+        expected = self.PROMPT_ALLOWANCE_S + max_tokens / max(0.5, self.tokens_per_s)
+        return max(floor_s, factor * expected)
+
+
+_speed = GenerationSpeed()
+
+
+def generation_speed() -> GenerationSpeed:
+    """The process's measured speed of the local model (one per process)."""
+    return _speed
 
 
 def ensure_model_file(cache_dir: Path) -> Path:

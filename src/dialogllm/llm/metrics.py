@@ -104,6 +104,12 @@ class _Collectors:
         self.fallbacks = counter(
             "fallbacks", "Switches to a fallback model", "model", "to"
         )
+        self.guard_reasks = counter(
+            "guard_reasks",
+            "Replies a dialogue guard asked again (echo, loop, off side, ...)",
+            "model",
+            "guard",
+        )
         self.rl_wait = histogram(
             "rate_limit_wait_seconds",
             "Time spent waiting for the shared rate limiter",
@@ -145,6 +151,7 @@ class ModelMetrics(BaseModel):
     latency_mean_s: float | None = None
     structured_retries: int = 0
     structured_failures: int = 0
+    guard_reasks: int = 0
     fallbacks: int = 0
     rate_limit_waits: int = 0
     rate_limit_wait_s: float = 0.0
@@ -196,6 +203,7 @@ def _summarize(
         latency_mean_s=fields.get("lat_sum_ms", 0) / 1000 / timed if timed else None,
         structured_retries=fields.get("so_retries", 0),
         structured_failures=fields.get("so_failures", 0),
+        guard_reasks=fields.get("guard_reasks", 0),
         fallbacks=fields.get("fallbacks", 0),
         rate_limit_waits=fields.get("rl_waits", 0),
         rate_limit_wait_s=fields.get("rl_wait_ms", 0) / 1000,
@@ -340,6 +348,18 @@ class LLMMetrics(BaseCallbackHandler):
         """No reply validated within the budget."""
         self._prom.so_failures.labels(model).inc()
         self._add(model, so_failures=1)
+
+    def record_guard_reask(self, model: str, guard: str) -> None:
+        """A dialogue guard (``echo``, ``loop``, ``side``, ...) refused a reply of
+        ``model`` and asks again.
+
+        >>> metrics = LLMMetrics(to_redis=False)
+        >>> metrics.record_guard_reask("m", "echo")
+        >>> metrics.snapshot()["m"].guard_reasks
+        1
+        """
+        self._prom.guard_reasks.labels(model, guard).inc()
+        self._add(model, guard_reasks=1)
 
     def record_fallback(self, model: str, to: str) -> None:
         """``model`` failed and ``to`` serves instead."""

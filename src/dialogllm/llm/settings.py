@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,33 @@ class ModelTarget(BaseModel):
     tokens_per_minute: float | None = Field(default=None, gt=0)
     structured_mode: StructuredMode = "auto"
     length_in_extra_body: bool = True
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
+    dry_multiplier: float | None = None
+    dry_base: float | None = None
+    dry_allowed_length: int | None = None
+    timeout_factor: float = Field(default=4.0, gt=0)
+
+    def sampling(self) -> dict[str, float | int]:
+        """The repetition controls this target sends, by request field name
+        (llama.cpp's own ``repeat_penalty``/``dry_*`` only for the local model).
+
+        >>> ModelTarget(model="m", presence_penalty=0.5).sampling()
+        {'presence_penalty': 0.5}
+        """
+        names = ["presence_penalty", "frequency_penalty"]
+        if self.is_local:
+            names += [
+                "repeat_penalty",
+                "repeat_last_n",
+                "dry_multiplier",
+                "dry_base",
+                "dry_allowed_length",
+            ]
+        values = {n: getattr(self, n) for n in names}
+        return {n: v for n, v in values.items() if v is not None}
 
     @property
     def is_local(self) -> bool:
@@ -93,6 +120,10 @@ class RoleSettings(BaseModel):
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)
     structured_mode: StructuredMode | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = Field(default=None, gt=0)
+    dry_multiplier: float | None = Field(default=None, ge=0)
     fallbacks: list[RoleSettings] = Field(default_factory=list)
 
     def models(self) -> list[str]:
@@ -133,7 +164,26 @@ class LLMSettings(BaseSettings):
     )
     max_tokens: int = Field(default=256, gt=0, description="Generation bound.")
     temperature: float | None = Field(default=None, description="Sampling temp.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+    presence_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="OpenAI presence penalty for endpoints (unset: the server's).",
+    )
+    frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="OpenAI frequency penalty for endpoints (unset: the server's).",
+    )
+    timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Per-request timeout (the local model: the floor of a timeout scaled to "
+            "max_tokens and its measured speed)."
+        ),
+    )
     max_retries: int = Field(default=4, ge=0, description="Transient-error retries.")
     structured_retries: int = Field(
         default=2, ge=0, description="Retries when the reply does not validate."
@@ -167,28 +217,105 @@ class LLMSettings(BaseSettings):
     local_threads: int = Field(default=2, ge=1, le=64)
     local_parallel: int = Field(default=1, ge=1, le=16)
     local_max_tokens: int = Field(default=128, gt=0)
-    local_temperature: float = 0.7
+    local_temperature: float = Field(
+        default=0.7, description="Local model's temperature for roles not listed."
+    )
+    local_role_temperatures: dict[str, float] = Field(
+        default_factory=lambda: {
+            "persona": 0.8,
+            "director": 0.5,
+            "judge": 0.3,
+            "analyst": 0.3,
+        },
+        description=(
+            "Local model's temperature per role (JSON; default persona 0.8, "
+            "director 0.5, judge and analyst 0.3)."
+        ),
+    )
+    local_repeat_penalty: float = Field(
+        default=1.1, gt=0, description="llama.cpp repeat penalty (1: off)."
+    )
+    local_repeat_last_n: int = Field(
+        default=64, ge=-1, description="Tokens the repeat penalty looks back."
+    )
+    local_presence_penalty: float = Field(
+        default=0.2, ge=-2, le=2, description="Local presence penalty."
+    )
+    local_frequency_penalty: float = Field(
+        default=0.2, ge=-2, le=2, description="Local frequency penalty."
+    )
+    local_dry_multiplier: float = Field(
+        default=0.8, ge=0, description="llama.cpp DRY sampler strength (0: off)."
+    )
+    local_dry_base: float = Field(default=1.75, gt=1, description="DRY base.")
+    local_dry_allowed_length: int = Field(
+        default=2, ge=1, description="Longest repeat DRY lets through unpenalized."
+    )
+    local_timeout_factor: float = Field(
+        default=4.0,
+        gt=0,
+        description=(
+            "Local request timeout: this many times the time max_tokens takes at "
+            "the measured speed (never below TIMEOUT_S)."
+        ),
+    )
+    strip_special_tokens: bool = Field(
+        default=True,
+        description="Strip special tokens (<eos>, <start_of_image>) from replies.",
+    )
+    finish_sentences: bool = Field(
+        default=True,
+        description=(
+            "End every reply text of 4+ words at a sentence end (cut back to the "
+            "last complete sentence; never a word cut by the schema's caps)."
+        ),
+    )
 
     def _length_in_body(self, base_url: str | None) -> bool:
         if self.length_in_extra_body is not None:
             return self.length_in_extra_body
         return base_url is None or "api.openai.com" not in base_url
 
-    def _target(self, model: str, entry: RoleSettings | None) -> ModelTarget:
+    def _target(
+        self, model: str, entry: RoleSettings | None, role: str | None = None
+    ) -> ModelTarget:
         entry = entry or RoleSettings()
         local = model == LOCAL_MODEL or (
             entry.base_url is None and self.base_url is None
         )
         base_url = None if local else (entry.base_url or self.base_url)
+        local_temperature = self.local_role_temperatures.get(
+            role or "", self.local_temperature
+        )
+
+        def pick(own: float | None, local_default: float, remote: float | None) -> Any:
+            if own is not None:
+                return own
+            return local_default if local else remote
+
         return ModelTarget(
             model=LOCAL_MODEL if local else model,
             base_url=base_url,
             api_key=None if local else (entry.api_key or self.api_key),
             max_tokens=entry.max_tokens
             or (self.local_max_tokens if local else self.max_tokens),
-            temperature=entry.temperature
-            if entry.temperature is not None
-            else (self.local_temperature if local else self.temperature),
+            temperature=pick(entry.temperature, local_temperature, self.temperature),
+            presence_penalty=pick(
+                entry.presence_penalty,
+                self.local_presence_penalty,
+                self.presence_penalty,
+            ),
+            frequency_penalty=pick(
+                entry.frequency_penalty,
+                self.local_frequency_penalty,
+                self.frequency_penalty,
+            ),
+            repeat_penalty=pick(entry.repeat_penalty, self.local_repeat_penalty, None),
+            repeat_last_n=self.local_repeat_last_n if local else None,
+            dry_multiplier=pick(entry.dry_multiplier, self.local_dry_multiplier, None),
+            dry_base=self.local_dry_base if local else None,
+            dry_allowed_length=self.local_dry_allowed_length if local else None,
+            timeout_factor=self.local_timeout_factor,
             timeout_s=entry.timeout_s or self.timeout_s,
             requests_per_minute=entry.requests_per_minute or self.requests_per_minute,
             tokens_per_minute=entry.tokens_per_minute or self.tokens_per_minute,
@@ -204,9 +331,9 @@ class LLMSettings(BaseSettings):
         """
         entry = self.roles.get(role) if role else None
         if entry is None:
-            return [self._target(self.model, None)]
+            return [self._target(self.model, None, role)]
         names = entry.models() or [self.model]
-        out = [self._target(name, entry) for name in names]
+        out = [self._target(name, entry, role) for name in names]
         for fallback in entry.fallbacks:
             merged = RoleSettings(
                 **{
@@ -214,7 +341,9 @@ class LLMSettings(BaseSettings):
                     **fallback.model_dump(exclude_unset=True, exclude={"fallbacks"}),
                 }
             )
-            out += [self._target(n, merged) for n in merged.models() or [self.model]]
+            out += [
+                self._target(n, merged, role) for n in merged.models() or [self.model]
+            ]
         return out
 
 

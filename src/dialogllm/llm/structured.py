@@ -24,6 +24,7 @@ import asyncio
 import json
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar, cast
@@ -44,19 +45,24 @@ from dialogllm.errors import (
     StructuredOutputError,
 )
 from dialogllm.llm.chat import FallbackChatModel, find_metrics, model_label
+from dialogllm.llm.local import generation_speed
 from dialogllm.llm.metrics import LLMMetrics
 from dialogllm.llm.ratelimit import RedisRateLimiter, pending_tokens
 from dialogllm.llm.retry import Failure, backoff_delay, classify
 from dialogllm.llm.settings import LLMSettings, get_llm_settings
 from dialogllm.logging import get_logger, mask_url
+from dialogllm.readability import finish_sentence, strip_special_tokens, words
 
 __all__ = [
     "Mode",
     "StructuredReply",
     "TokenUsage",
     "ask",
+    "is_local_model",
     "local_grammar",
+    "local_timeout",
     "strict_json_schema",
+    "tidy_reply",
 ]
 
 T = TypeVar("T", bound=BaseModel)
@@ -237,6 +243,34 @@ def _feedback(error: str) -> str:
     )
 
 
+_OPENAI_SAMPLING = frozenset({"presence_penalty", "frequency_penalty"})
+
+
+def is_local_model(model: BaseChatModel) -> bool:
+    """Whether ``model`` is the in-process local default (llama.cpp)."""
+    return isinstance(model, ChatOpenAI) and bool(
+        (model.metadata or {}).get("dialogllm_local_grammar")
+    )
+
+
+def local_timeout(model: BaseChatModel, max_tokens: int | None) -> float | None:
+    """The timeout of one local request for ``max_tokens``: scaled to the model's
+    measured speed (see :class:`~dialogllm.llm.local.GenerationSpeed`), never below
+    the configured ``timeout_s``; ``None`` for any other model.
+
+    >>> local_timeout(ChatOpenAI(model="m", api_key="x"), 64) is None
+    True
+    """
+    if not is_local_model(model):
+        return None
+    assert isinstance(model, ChatOpenAI)
+    floor = model.request_timeout
+    floor_s = float(floor) if isinstance(floor, int | float) else 60.0
+    factor = float((model.metadata or {}).get("dialogllm_timeout_factor", 4.0))
+    bound = max_tokens or model.max_tokens or 128
+    return generation_speed().timeout_s(bound, floor_s=floor_s, factor=factor)
+
+
 def _bind(
     model: BaseChatModel,
     mode: Mode,
@@ -244,15 +278,29 @@ def _bind(
     max_tokens: int | None,
     temperature: float | None,
     squeeze: int = 1,
+    sampling: Mapping[str, float] | None = None,
+    timeout_scale: float = 1.0,
 ) -> Runnable[Any, Any]:
     if not isinstance(model, ChatOpenAI):
         return model
     kwargs: dict[str, Any] = {}
+    local = is_local_model(model)
+    timeout = local_timeout(model, max_tokens)
+    if timeout is not None:
+        kwargs["timeout"] = timeout * timeout_scale
+    for name, value in (sampling or {}).items():
+        if name in _OPENAI_SAMPLING:
+            kwargs[name] = value
+        elif local:  # llama.cpp's own controls (repeat_penalty, dry_multiplier)
+            kwargs["extra_body"] = {
+                **kwargs.get("extra_body", model.extra_body or {}),
+                name: value,
+            }
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
         if model.extra_body and "n_predict" in model.extra_body:
             kwargs["extra_body"] = {
-                **model.extra_body,
+                **kwargs.get("extra_body", model.extra_body),
                 "max_tokens": max_tokens,
                 "n_predict": max_tokens,
             }
@@ -317,6 +365,103 @@ def _parse(raw: str, schema: type[T]) -> T:
         except json.JSONDecodeError:
             raise first from None
         return schema.model_validate(data)
+
+
+def _string_caps(schema: dict[str, Any]) -> set[int]:
+    """Every ``maxLength`` of a (strict) JSON schema."""
+    caps: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "maxLength" in node:
+                caps.add(int(node["maxLength"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return caps
+
+
+def _tidy_text(
+    text: str, *, caps: set[int], cut: bool, strip: bool, finish: bool
+) -> str:
+    if strip:
+        text = strip_special_tokens(text)
+    if not finish:
+        return text
+    if (cut or len(text) in caps) and len(text.split()) > 1:
+        text = text.rsplit(None, 1)[0]  # the cap stopped it inside a word
+    return finish_sentence(text) if len(words(text)) >= 4 else text
+
+
+def tidy_reply(
+    value: T,
+    *,
+    caps: set[int] = frozenset(),  # type: ignore[assignment]
+    cut: bool = False,
+    strip_special: bool = True,
+    finish_sentences: bool = True,
+) -> T:
+    """``value`` with every free text repaired: special tokens stripped, a text of
+    four words or more ended at a sentence end, and a last word the schema's
+    ``maxLength`` (one of ``caps``) or the token bound (``cut``) stopped inside
+    dropped. Enum-like strings pass through unchanged when they are already clean.
+    Raises ``ValidationError`` when the repaired value no longer validates (e.g. a
+    reply that was only special tokens).
+
+    >>> from dialogllm.models import Turn
+    >>> tidy_reply(Turn(message="<eos>Trains are fast. Buses reach")).message
+    'Trains are fast.'
+    """
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, str):
+            return _tidy_text(
+                node,
+                caps=set(caps),
+                cut=cut,
+                strip=strip_special,
+                finish=finish_sentences,
+            )
+        if isinstance(node, dict):
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    data = value.model_dump(mode="json")
+    fixed = fix(data)
+    if fixed == data:
+        return value
+    return type(value).model_validate(fixed)
+
+
+def _tidied(
+    value: T,
+    *,
+    caps: set[int],
+    cut: bool,
+    strip_special: bool,
+    finish_sentences: bool,
+) -> T:
+    """:func:`tidy_reply`, stepping back when a repair breaks the schema: a reply
+    whose ended sentences no longer validate keeps only its stripped special tokens;
+    one that was only special tokens raises (asked again)."""
+    try:
+        return tidy_reply(
+            value,
+            caps=caps,
+            cut=cut,
+            strip_special=strip_special,
+            finish_sentences=finish_sentences,
+        )
+    except ValidationError:
+        if not finish_sentences:
+            raise
+    return tidy_reply(value, strip_special=strip_special, finish_sentences=False)
 
 
 def _short_error(exc: Exception) -> str:
@@ -406,8 +551,11 @@ class _Call:
         max_tokens: int | None,
         temperature: float | None,
         max_retries: int,
+        sampling: Mapping[str, float] | None = None,
     ) -> None:
         self.model = model
+        self.sampling = sampling
+        self.timeout_scale = 1.0  # doubled after a local timeout: never the same wait
         self.schema = schema
         self.settings = settings
         self.forced = mode is not None
@@ -465,9 +613,12 @@ class _Call:
                 self.max_tokens,
                 self.temperature,
                 self.squeeze,
+                self.sampling,
+                self.timeout_scale,
             )
             estimate = _estimate_tokens(messages, self.max_tokens)
             token = pending_tokens().set(estimate)
+            sent = time.perf_counter()
             try:
                 result = await runnable.ainvoke(messages)
             except LLMError:
@@ -496,6 +647,8 @@ class _Call:
                 if failure.kind == "context_length" or not failure.transient:
                     raise self._refusal(failure, detail, where, messages) from None
                 attempt += 1
+                if failure.kind == "timeout" and is_local_model(self.model):
+                    self.timeout_scale *= 2
                 if attempt > self.max_retries:
                     cls = (
                         LLMRateLimitedError
@@ -527,6 +680,10 @@ class _Call:
             message = (
                 result if isinstance(result, AIMessage) else AIMessage(str(result))
             )
+            if is_local_model(self.model):
+                generation_speed().record(
+                    _usage(message).completion_tokens, time.perf_counter() - sent
+                )
             if self.limiter is not None:
                 actual = _usage(message).total_tokens
                 if actual:
@@ -546,9 +703,17 @@ async def _ask_one(
     structured_retries: int,
     max_retries: int,
     metrics: LLMMetrics | None,
+    sampling: Mapping[str, float] | None = None,
 ) -> StructuredReply[T]:
     started = time.perf_counter()
-    call = _Call(model, schema, settings, mode, max_tokens, temperature, max_retries)
+    call = _Call(
+        model, schema, settings, mode, max_tokens, temperature, max_retries, sampling
+    )
+    caps = (
+        _string_caps(strict_json_schema(schema, max_tokens=max_tokens))
+        if max_tokens is not None
+        else set()
+    )
     conversation = list(messages)
     raws: list[str] = []
     errors: list[str] = []
@@ -557,8 +722,23 @@ async def _ask_one(
         message = await call.invoke(conversation)
         usage = usage + _usage(message)
         raw = _raw_text(message, call.mode)
+        finish = (message.response_metadata or {}).get("finish_reason")
         try:
             value = _parse(raw, schema)
+            value = _tidied(
+                value,
+                caps=caps
+                | _string_caps(
+                    strict_json_schema(
+                        schema, max_tokens=max_tokens, squeeze=call.squeeze
+                    )
+                )
+                if max_tokens is not None
+                else caps,
+                cut=finish == "length",
+                strip_special=settings.strip_special_tokens,
+                finish_sentences=settings.finish_sentences,
+            )
         except (ValidationError, ValueError) as exc:
             raws.append(raw)
             errors.append(_short_error(exc))
@@ -571,7 +751,6 @@ async def _ask_one(
             if attempt <= structured_retries:
                 if metrics is not None:
                     metrics.record_structured_retry(call.label)
-                finish = (message.response_metadata or {}).get("finish_reason")
                 if finish == "length" and max_tokens is not None:
                     # cut off, not wrong: ask the same again with tighter caps
                     call.squeeze *= 2
@@ -617,8 +796,17 @@ async def ask(
     max_retries: int | None = None,
     metrics: LLMMetrics | None = None,
     settings: LLMSettings | None = None,
+    sampling: Mapping[str, float] | None = None,
 ) -> StructuredReply[T]:
     """Ask ``model`` for a reply validated against ``schema``.
+
+    Every free text of the reply is tidied (:func:`tidy_reply`: special tokens
+    stripped, ended at a sentence end; ``DIALOGLLM_LLM_STRIP_SPECIAL_TOKENS``,
+    ``DIALOGLLM_LLM_FINISH_SENTENCES``). ``sampling`` overrides this request's
+    repetition controls: ``presence_penalty``/``frequency_penalty`` for any
+    ``ChatOpenAI``, and for the local model also llama.cpp's ``repeat_penalty``,
+    ``repeat_last_n``, ``dry_multiplier``, ``dry_base``, ``dry_allowed_length``. The
+    local model's timeout scales with ``max_tokens`` and its measured speed.
 
     Works with any ``BaseChatModel``; ``ChatOpenAI`` gets schema-constrained
     decoding. ``max_tokens`` bounds the generation (sent so llama.cpp honours it
@@ -659,6 +847,7 @@ async def ask(
                 if max_retries is None
                 else max_retries,
                 metrics=metrics or find_metrics(candidate),
+                sampling=sampling,
             )
         except LLMError as exc:
             last = exc

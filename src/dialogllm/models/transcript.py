@@ -32,13 +32,15 @@ def _now() -> datetime:
 class TranscriptEntry(BaseModel):
     """One utterance of a dialogue.
 
-    ``index`` is the entry's position in the transcript; :func:`append_entries` sets
-    it, so a node leaves it at ``-1``. ``reply`` holds the validated typed reply (as
-    JSON data) the text came from, ``reply_schema`` its class name.
+        ``index`` is the entry's position in the transcript; :func:`append_entries` sets
+        it, so a node leaves it at ``-1``. ``reply`` holds the validated typed reply (as
+        JSON data) the text came from, ``reply_schema`` its class name. ``flags`` name
+    what a dialogue guard found wrong and kept (or repaired), ``reasks`` how often it
+    asked again.
 
-    >>> e = TranscriptEntry(speaker="Ada", text="Engines can weave algebra.")
-    >>> e.is_turn, e.tokens
-    (True, 0)
+        >>> e = TranscriptEntry(speaker="Ada", text="Engines can weave algebra.")
+        >>> e.is_turn, e.tokens
+        (True, 0)
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +53,14 @@ class TranscriptEntry(BaseModel):
     reply: dict[str, Any] | None = None
     reply_schema: str | None = None
     ends_dialogue: bool = False
+    flags: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Defects a guard found and could not fix within its budget (echo, loop, "
+            "off_side, ungrounded, ...), or repairs it made (defaults)."
+        ),
+    )
+    reasks: int = Field(default=0, ge=0, description="Times a guard asked again.")
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     latency_s: float = Field(default=0.0, ge=0)

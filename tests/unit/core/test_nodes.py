@@ -131,7 +131,7 @@ async def test_speaker_node_speaks_as_the_policys_choice() -> None:
     out = await node(state, {})
     assert out["transcript"][0].speaker == "Bo"
     assert out["next_speaker"] is None
-    stranger = speaker_node(lambda s: "Cy", model=scripted(said("?")))
+    stranger = speaker_node(lambda s: "Cy", model=scripted(said("Who am I here?")))
     assert (await stranger({}, {}))["transcript"][0].speaker == "Cy"
 
 

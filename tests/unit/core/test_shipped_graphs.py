@@ -37,7 +37,7 @@ async def test_debate_alternates_sides_then_the_judge_rules() -> None:
         said("Cars carry the sick."),
         said("Buses do that."),
         said("Not at night."),
-        {"winner": "Opposition", "reasons": ["answered every point"]},
+        {"winner": "Opposition", "reasons": ["Opposition answered every point."]},
     )
     async with _runner(model) as runner:
         result = await runner.run(
@@ -47,7 +47,7 @@ async def test_debate_alternates_sides_then_the_judge_rules() -> None:
     assert speakers == ["Proposition", "Opposition"] * 2 + ["Judge"]
     assert result.values["verdict"] == {
         "winner": "Opposition",
-        "reasons": ["answered every point"],
+        "reasons": ["Opposition answered every point."],
     }
     assert result.values["stop_reason"] == "4 turns argued"
     assert result.transcript.entries[-1].text.startswith("Opposition wins")
@@ -78,16 +78,21 @@ async def test_interview_waits_for_the_candidate_each_question() -> None:
     ]
 
 
+CAST = ("Ana", "Ben", "Cleo")
+
+
 def _scene(cast: int = 2) -> dict[str, Any]:
     return {
-        "setting": "A night train.",
-        "cast": [{"name": f"P{i}", "role": "traveller"} for i in range(cast)],
+        "setting": "A night train full of people who talk about trains and queues.",
+        "cast": [
+            {"name": CAST[i], "role": "a night-train traveller"} for i in range(cast)
+        ],
     }
 
 
 ANALYSIS = {
-    "sentiment": [{"speaker": "P0", "sentiment": "positive"}],
-    "claims_to_check": ["trains are late"],
+    "sentiment": [{"speaker": "Ana", "sentiment": "positive"}],
+    "claims_to_check": ["Ana says trains are late."],
     "privacy_flags": [],
 }
 
@@ -111,9 +116,9 @@ async def test_directed_dialogue_reviews_each_round_and_concludes() -> None:
             thread_id="dd",
         )
     values = result.values
-    assert values["scenario"] == "A night train."
-    assert [p.name for p in values["personas"]] == ["P0", "P1"]
-    assert [e.speaker for e in result.transcript.turns] == ["P0", "P1", "P0", "P1"]
+    assert values["scenario"] == _scene()["setting"]
+    assert [p.name for p in values["personas"]] == ["Ana", "Ben"]
+    assert [e.speaker for e in result.transcript.turns] == ["Ana", "Ben", "Ana", "Ben"]
     assert values["conclusion"] == "Trains are late."
     assert values["stop_reason"] == "the judge decided to conclude"
     assert values["analysis"] == ANALYSIS
@@ -124,9 +129,9 @@ async def test_directed_dialogue_reviews_each_round_and_concludes() -> None:
 async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
     model = scripted(
         _scene(3),
-        {"next_speaker": "P2"},
+        {"next_speaker": "Cleo"},
         said("I go first."),
-        {"next_speaker": "P0"},
+        {"next_speaker": "Ana"},
         said("Then me."),
         {"summary": "Short."},
         ANALYSIS,
@@ -141,22 +146,27 @@ async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
                 "turn_taking": "director",
             },
         )
-    assert [e.speaker for e in result.transcript.turns] == ["P2", "P0"]
+    assert [e.speaker for e in result.transcript.turns] == ["Cleo", "Ana"]
     assert result.values["stop_reason"] == "reached 2 turns"
 
 
-async def test_directed_dialogue_keeps_a_given_cast_and_pads_a_short_one() -> None:
+async def test_directed_dialogue_keeps_a_given_cast_and_fills_a_short_one() -> None:
+    said_so_far: list[str] = []
+
     def reply(messages: list[BaseMessage]) -> str:
-        last = str(messages[1].content)  # the node's prompt; the LLM layer adds more
+        system, last = str(messages[0].content), str(messages[1].content)
         if last.endswith("Director's plan:"):
             return json.dumps(
                 {"setting": "Lab.", "cast": [{"name": "X"}, {"name": "X"}]}
             )
         if last.endswith("Analyst's report:"):
             return json.dumps(ANALYSIS)
+        if "decides whether" in system:
+            return json.dumps({"conclude": False})
         if last.endswith("Director:"):
-            return json.dumps({"summary": "ok", "conclude": True})
-        return said("hi", end=True)
+            return json.dumps({"summary": "They compared their labs."})
+        said_so_far.append(f"Line number {len(said_so_far)} is about my lab.")
+        return said(said_so_far[-1], end=True)
 
     async with _runner(ScriptedChatModel(reply_fn=reply)) as runner:
         own = await runner.run(
@@ -167,7 +177,12 @@ async def test_directed_dialogue_keeps_a_given_cast_and_pads_a_short_one() -> No
             ROOT_REFS["directed_dialogue"], {"topic": "labs", "cast_size": 3}
         )
     assert [p.name for p in own.values["personas"]] == ["Ann", "Ben"]
-    # a persona may end the dialogue only once everyone has spoken
-    assert [e.speaker for e in own.transcript.turns] == ["Ann", "Ben"]
-    assert own.values["stop_reason"] == "Ben ended the dialogue and reached 2 turns"
-    assert [p.name for p in made.values["personas"]] == ["X", "X 2", "Speaker 3"]
+    # every turn asks to end; a persona may end only after the requested 4 turns,
+    # and the reason names the one who spoke last
+    assert [e.speaker for e in own.transcript.turns] == ["Ann", "Ben"] * 2
+    assert own.values["stop_reason"] == "Ben ended the dialogue"
+    names = [p.name for p in made.values["personas"]]
+    assert names == ["Maya", "Tom", "Priya"]
+    assert all("labs" in p.role for p in made.values["personas"])
+    setup = made.transcript.entries[0]
+    assert setup.flags == ("cast_repaired",) and setup.reasks == 1
