@@ -114,7 +114,8 @@ def test_readme_commands_on_a_fresh_checkout(tmp_path: Path) -> None:
         assert re.fullmatch(r"[0-9a-f]{32}", example)  # the CLI's id format
         assert lines[0] == "thread readme-1"
         assert any(line.startswith("Director: ") for line in lines)
-        analyst = re.escape(excerpt[-2]).replace("1", r"\d+")
+        shown = next(line for line in excerpt if line.startswith("Analyst: "))
+        analyst = re.sub(r"\d+", r"\\d+", re.escape(shown))
         assert any(re.fullmatch(analyst, line) for line in lines), first.stdout
         assert lines[-1] == excerpt[-1].replace(example, "readme-1"), first.stdout
         assert (project / ".venv" / "bin" / "dialogllm").exists()
