@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from dialogllm.logging import get_logger
-from dialogllm.server.context import Access, ServerContext, access_of, context_of
+from dialogllm.server.context import RequestContext, request_context
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.schemas import AssistantCreate, AssistantPatch, AssistantSearch
 from dialogllm.server.storage import AssistantRecord, now_ms
@@ -26,8 +26,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 _log = get_logger("dialogllm.server")
-Context = Depends(context_of)
-Caller = Depends(access_of)
+Context = Depends(request_context)
 
 
 def _check_uuid(assistant_id: str) -> None:
@@ -45,31 +44,29 @@ def _matches(record: AssistantRecord, search: AssistantSearch) -> bool:
     return all(record.metadata.get(k) == v for k, v in (search.metadata or {}).items())
 
 
-async def _all(
-    ctx: ServerContext, access: Access, body: AssistantSearch
-) -> list[AssistantRecord]:
+async def _all(ctx: RequestContext, body: AssistantSearch) -> list[AssistantRecord]:
     """Every assistant the caller may see that matches ``body``."""
     value = body.model_dump(exclude={"sort_by", "sort_order"})
-    condition = await access.allow("assistants", "search", value)
+    condition = await ctx.allow("assistants", "search", value)
     stored = await ctx.store.assistants()
     ids = {record.assistant_id for record in stored}
     system = [a for a in ctx.graphs.system_assistants() if a.assistant_id not in ids]
     return [
         a
         for a in (*system, *stored)
-        if _matches(a, body) and access.sees(a.metadata, condition)
+        if _matches(a, body) and ctx.sees(a.metadata, condition)
     ]
 
 
 async def _visible(
-    ctx: ServerContext, access: Access, assistant_id: str, action: str = "read"
+    ctx: RequestContext, assistant_id: str, action: str = "read"
 ) -> AssistantRecord:
     """The assistant, if the caller may ``action`` it; 404 otherwise."""
     _check_uuid(assistant_id)
     value = {"assistant_id": assistant_id}
-    condition = await access.allow("assistants", action, value)
+    condition = await ctx.allow("assistants", action, value)
     record = await ctx.assistant(assistant_id, by_graph=False)
-    if not access.sees(record.metadata, condition):
+    if not ctx.sees(record.metadata, condition):
         raise not_found(f"Assistant {assistant_id} not found")
     return record
 
@@ -82,27 +79,21 @@ def _sorted(records: list[AssistantRecord], search: AssistantSearch) -> list[Any
 
 
 @router.post("/search")
-async def search(
-    body: AssistantSearch, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def search(body: AssistantSearch, ctx: RequestContext = Context) -> JSONResponse:
     """Assistants matching the graph id, name and metadata."""
-    found = _sorted(await _all(ctx, access, body), body)
+    found = _sorted(await _all(ctx, body), body)
     page = found[body.offset : body.offset + body.limit]
     return JSONResponse([assistant_json(a) for a in page])
 
 
 @router.post("/count")
-async def count(
-    body: AssistantSearch, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def count(body: AssistantSearch, ctx: RequestContext = Context) -> JSONResponse:
     """How many assistants match."""
-    return JSONResponse(len(await _all(ctx, access, body)))
+    return JSONResponse(len(await _all(ctx, body)))
 
 
 @router.post("")
-async def create(
-    body: AssistantCreate, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def create(body: AssistantCreate, ctx: RequestContext = Context) -> JSONResponse:
     """Create an assistant for one of the server's graphs."""
     if body.graph_id not in ctx.graphs.references:
         raise not_found(f"Graph {body.graph_id} not found")
@@ -110,7 +101,7 @@ async def create(
     _check_uuid(assistant_id)
     value = body.model_dump()
     value["assistant_id"] = assistant_id
-    await access.allow("assistants", "create", value)
+    await ctx.allow("assistants", "create", value)
     existing = await ctx.store.assistant(assistant_id)
     if existing is not None:
         if body.if_exists == "do_nothing":
@@ -134,22 +125,19 @@ async def create(
 
 
 @router.get("/{assistant_id}")
-async def get(
-    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def get(assistant_id: str, ctx: RequestContext = Context) -> JSONResponse:
     """One assistant (its latest version)."""
-    return JSONResponse(assistant_json(await _visible(ctx, access, assistant_id)))
+    return JSONResponse(assistant_json(await _visible(ctx, assistant_id)))
 
 
 @router.patch("/{assistant_id}")
 async def update(
     assistant_id: str,
     body: AssistantPatch,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """A new version of a stored assistant (system assistants cannot change)."""
-    await _visible(ctx, access, assistant_id, "update")
+    await _visible(ctx, assistant_id, "update")
     current = await ctx.store.assistant(assistant_id)
     if current is None:
         raise ApiError(409, f"Assistant {assistant_id} is a system assistant")
@@ -176,21 +164,17 @@ async def update(
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete(
-    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> None:
+async def delete(assistant_id: str, ctx: RequestContext = Context) -> None:
     """Delete a stored assistant and all its versions."""
-    await _visible(ctx, access, assistant_id, "delete")
+    await _visible(ctx, assistant_id, "delete")
     if not await ctx.store.delete_assistant(assistant_id):
         raise not_found(f"Assistant {assistant_id} not found")
 
 
 @router.post("/{assistant_id}/versions")
-async def versions(
-    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def versions(assistant_id: str, ctx: RequestContext = Context) -> JSONResponse:
     """Every version of an assistant, newest first."""
-    latest = await _visible(ctx, access, assistant_id)
+    latest = await _visible(ctx, assistant_id)
     found = await ctx.store.assistant_versions(assistant_id) or [latest]
     return JSONResponse([assistant_json(v) for v in found])
 
@@ -199,11 +183,10 @@ async def versions(
 async def set_latest(
     assistant_id: str,
     version: int = Query(...),
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Make an earlier version the latest one."""
-    await _visible(ctx, access, assistant_id, "update")
+    await _visible(ctx, assistant_id, "update")
     chosen = [
         v
         for v in await ctx.store.assistant_versions(assistant_id)
@@ -219,11 +202,10 @@ async def set_latest(
 async def graph(
     assistant_id: str,
     xray: int | bool = False,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The assistant's graph as nodes and edges (LangGraph's drawable graph)."""
-    record = await _visible(ctx, access, assistant_id)
+    record = await _visible(ctx, assistant_id)
     drawable = ctx.graph(record.graph_id).get_graph(xray=xray)
     return JSONResponse(drawable.to_json())
 
@@ -250,11 +232,9 @@ def _schemas(graph: Any, graph_id: str) -> dict[str, Any]:
 
 
 @router.get("/{assistant_id}/schemas")
-async def schemas(
-    assistant_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def schemas(assistant_id: str, ctx: RequestContext = Context) -> JSONResponse:
     """The graph's input, output, state, config and context JSON schemas."""
-    record = await _visible(ctx, access, assistant_id)
+    record = await _visible(ctx, assistant_id)
     return JSONResponse(_schemas(ctx.graph(record.graph_id), record.graph_id))
 
 
@@ -264,11 +244,10 @@ async def subgraphs(
     assistant_id: str,
     namespace: str | None = None,
     recurse: bool = False,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The graph's subgraphs by namespace, each with its input and output schemas."""
-    record = await _visible(ctx, access, assistant_id)
+    record = await _visible(ctx, assistant_id)
     found = ctx.graph(record.graph_id).get_subgraphs(
         namespace=namespace, recurse=recurse
     )

@@ -10,7 +10,7 @@ system assistant, or (for runs, as LangGraph's server allows) a graph id.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fastapi import Request
@@ -23,7 +23,7 @@ from dialogllm.server.errors import not_found
 from dialogllm.server.graphs import GraphTable, system_assistant_id
 from dialogllm.server.storage import AssistantRecord, ServerStore
 
-__all__ = ["Access", "ServerContext", "access_of", "context_of"]
+__all__ = ["RequestContext", "ServerContext", "context_of", "request_context"]
 
 
 @dataclass
@@ -66,12 +66,12 @@ def context_of(request: Request) -> ServerContext:
     return context
 
 
-@dataclass(frozen=True)
-class Access:
-    """One request's caller and the server's authorization handlers."""
+@dataclass
+class RequestContext(ServerContext):
+    """The server context as one request sees it: with its caller, and the checks
+    of the server's ``Auth`` handlers for that caller."""
 
-    user: User
-    authorizer: Authorizer
+    user: User = ANONYMOUS
 
     async def allow(
         self, resource: str, action: str, value: dict[str, Any]
@@ -86,7 +86,9 @@ class Access:
         return matches(metadata, condition)
 
 
-def access_of(request: Request) -> Access:
-    """The caller of ``request`` (authenticated by the app's middleware)."""
-    user = getattr(request.state, "user", ANONYMOUS)
-    return Access(user, context_of(request).authorizer)
+def request_context(request: Request) -> RequestContext:
+    """The context of ``request``: the app's, with the caller the middleware
+    authenticated."""
+    shared = context_of(request)
+    values = {f.name: getattr(shared, f.name) for f in fields(ServerContext)}
+    return RequestContext(**values, user=getattr(request.state, "user", ANONYMOUS))

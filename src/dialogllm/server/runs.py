@@ -28,7 +28,7 @@ from dialogllm.errors import RunNotFoundError, ThreadBusyError
 from dialogllm.logging import get_logger
 from dialogllm.queue import RunOptions, RunRecord
 from dialogllm.queue.models import dumps
-from dialogllm.server.context import Access, ServerContext, access_of, context_of
+from dialogllm.server.context import RequestContext, ServerContext, request_context
 from dialogllm.server.errors import conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
@@ -39,8 +39,7 @@ from dialogllm.server.wire import JSONResponse, run_json
 __all__ = ["router"]
 
 router = APIRouter(tags=["runs"])
-Context = Depends(context_of)
-Caller = Depends(access_of)
+Context = Depends(request_context)
 _log = get_logger("dialogllm.server")
 
 _PING_S = 15
@@ -60,7 +59,7 @@ def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any
 
 
 async def create_run(
-    ctx: ServerContext, access: Access, thread_id: str | None, body: RunCreate
+    ctx: RequestContext, thread_id: str | None, body: RunCreate
 ) -> RunRecord:
     """Validate ``body``, check the caller may run on the thread (creating it when
     asked), enqueue the run."""
@@ -82,10 +81,10 @@ async def create_run(
         "after_seconds": body.after_seconds,
         "kwargs": {"input": body.input, "command": body.command},
     }
-    condition = await access.allow("threads", "create_run", value)
+    condition = await ctx.allow("threads", "create_run", value)
     metadata = dict(value.get("metadata") or {})
     existing = None if thread_id is None else await ctx.store.thread(thread_id)
-    if existing is not None and not access.sees(existing.metadata, condition):
+    if existing is not None and not ctx.sees(existing.metadata, condition):
         existing = None
         if await ctx.store.thread(target) is not None:  # someone else's thread
             raise not_found(f"Thread with ID {target} not found")
@@ -148,13 +147,12 @@ def _nodes(value: str | list[str] | None) -> str | tuple[str, ...] | None:
 
 
 async def _run_of(
-    ctx: ServerContext,
-    access: Access,
+    ctx: RequestContext,
     thread_id: str,
     run_id: str,
     action: str = "read",
 ) -> RunRecord:
-    await load_thread(ctx, thread_id, access, action)
+    await load_thread(ctx, thread_id, action)
     try:
         record = await ctx.queue.get(run_id)
     except RunNotFoundError:
@@ -234,13 +232,12 @@ def run_stream(
 
 
 async def _stream_new(
-    ctx: ServerContext,
-    access: Access,
+    ctx: RequestContext,
     thread_id: str | None,
     body: RunCreate,
     stateless: bool,
 ) -> EventSourceResponse:
-    record = await create_run(ctx, access, thread_id, body)
+    record = await create_run(ctx, thread_id, body)
     modes = tuple(body.modes())
     on_disconnect = body.on_disconnect or ("cancel" if stateless else "continue")
     return run_stream(
@@ -254,13 +251,12 @@ async def _stream_new(
 
 
 async def _wait_new(
-    ctx: ServerContext,
-    access: Access,
+    ctx: RequestContext,
     thread_id: str | None,
     body: RunCreate,
     stateless: bool,
 ) -> JSONResponse:
-    record = await create_run(ctx, access, thread_id, body)
+    record = await create_run(ctx, thread_id, body)
     done = await ctx.queue.wait(record.run_id)
     values = await _final_values(ctx, done)
     if stateless and (body.on_completion or "delete") == "delete":
@@ -288,11 +284,10 @@ def _clean_up_later(ctx: ServerContext, record: RunRecord) -> None:
 async def create(
     thread_id: str,
     body: RunCreate,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Create a run in the background; answer its record at once."""
-    record = await create_run(ctx, access, thread_id, body)
+    record = await create_run(ctx, thread_id, body)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{record.run_id}"}
     return JSONResponse(run_json(record), headers=headers)
 
@@ -301,22 +296,20 @@ async def create(
 async def create_and_stream(
     thread_id: str,
     body: RunCreate,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> EventSourceResponse:
     """Create a run and stream its events."""
-    return await _stream_new(ctx, access, thread_id, body, stateless=False)
+    return await _stream_new(ctx, thread_id, body, stateless=False)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def create_and_wait(
     thread_id: str,
     body: RunCreate,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Create a run, wait for it, answer the thread's values."""
-    return await _wait_new(ctx, access, thread_id, body, stateless=False)
+    return await _wait_new(ctx, thread_id, body, stateless=False)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -325,11 +318,10 @@ async def list_runs(
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     status: str | None = None,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's runs, newest first."""
-    await load_thread(ctx, thread_id, access)
+    await load_thread(ctx, thread_id)
     records = await ctx.queue.list(thread_id=thread_id, limit=limit + offset)
     found = [run_json(r) for r in records]
     if status is not None:
@@ -339,18 +331,18 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get(
-    thread_id: str, run_id: str, ctx: ServerContext = Context, access: Access = Caller
+    thread_id: str, run_id: str, ctx: RequestContext = Context
 ) -> JSONResponse:
     """One run."""
-    return JSONResponse(run_json(await _run_of(ctx, access, thread_id, run_id)))
+    return JSONResponse(run_json(await _run_of(ctx, thread_id, run_id)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join(
-    thread_id: str, run_id: str, ctx: ServerContext = Context, access: Access = Caller
+    thread_id: str, run_id: str, ctx: RequestContext = Context
 ) -> JSONResponse:
     """Wait for the run to end; answer the thread's values."""
-    await _run_of(ctx, access, thread_id, run_id)
+    await _run_of(ctx, thread_id, run_id)
     return JSONResponse(await _final_values(ctx, await ctx.queue.wait(run_id)))
 
 
@@ -362,11 +354,10 @@ async def join_stream(
     stream_mode: Annotated[list[str] | None, Query()] = None,
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> EventSourceResponse:
     """Stream a run's events: all of them, or those after ``Last-Event-ID``."""
-    record = await _run_of(ctx, access, thread_id, run_id)
+    record = await _run_of(ctx, thread_id, run_id)
     if stream_mode:
         recorded_modes(stream_mode)  # 422 for a mode this server does not stream
         modes = tuple(stream_mode)
@@ -387,13 +378,12 @@ async def cancel(
     run_id: str,
     wait: bool = False,
     action: str = "interrupt",
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Stop a run (``action="rollback"`` also deletes what it wrote)."""
     if action not in ("interrupt", "rollback"):
         raise unprocessable("action must be 'interrupt' or 'rollback'")
-    await _run_of(ctx, access, thread_id, run_id)
+    await _run_of(ctx, thread_id, run_id)
     await ctx.queue.cancel(run_id, f"cancelled ({action})")
     if wait or action == "rollback":
         await ctx.queue.wait(run_id)
@@ -407,13 +397,12 @@ async def thread_stream(
     thread_id: str,
     stream_mode: Annotated[list[str] | None, Query()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> EventSourceResponse:
     """Every run of the thread, one after the other, as they happen (until the
     client leaves). Event ids are ``RUN_ID/ENTRY_ID``: a client that reconnects
     with one continues after it."""
-    await load_thread(ctx, thread_id, access)
+    await load_thread(ctx, thread_id)
     asked = [m for m in stream_mode or [] if m != "run_modes"]
     recorded_modes(asked)  # 422 for a mode this server does not stream
     resume_run, _, resume_after = (last_event_id or "").partition("/")
@@ -469,10 +458,10 @@ def _own_modes(record: RunRecord) -> tuple[str, ...]:
 
 @router.post("/runs")
 async def create_stateless(
-    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
+    body: RunCreate, ctx: RequestContext = Context
 ) -> JSONResponse:
     """A run on a new thread, in the background (deleted after it, by default)."""
-    record = await create_run(ctx, access, None, body)
+    record = await create_run(ctx, None, body)
     if (body.on_completion or "delete") == "delete":
         _clean_up_later(ctx, record)
     return JSONResponse(run_json(record))
@@ -480,24 +469,22 @@ async def create_stateless(
 
 @router.post("/runs/stream")
 async def stream_stateless(
-    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
+    body: RunCreate, ctx: RequestContext = Context
 ) -> EventSourceResponse:
     """A run on a new thread, streamed."""
-    return await _stream_new(ctx, access, None, body, stateless=True)
+    return await _stream_new(ctx, None, body, stateless=True)
 
 
 @router.post("/runs/wait")
 async def wait_stateless(
-    body: RunCreate, ctx: ServerContext = Context, access: Access = Caller
+    body: RunCreate, ctx: RequestContext = Context
 ) -> JSONResponse:
     """A run on a new thread; answer its final values."""
-    return await _wait_new(ctx, access, None, body, stateless=True)
+    return await _wait_new(ctx, None, body, stateless=True)
 
 
 @router.post("/runs/batch")
-async def batch(
-    bodies: list[RunCreate], ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def batch(bodies: list[RunCreate], ctx: RequestContext = Context) -> JSONResponse:
     """Several stateless background runs at once."""
-    records = [await create_run(ctx, access, None, body) for body in bodies]
+    records = [await create_run(ctx, None, body) for body in bodies]
     return JSONResponse([run_json(r) for r in records])

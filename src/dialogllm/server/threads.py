@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
 from dialogllm.errors import RunNotFoundError
-from dialogllm.server.context import Access, ServerContext, access_of, context_of
+from dialogllm.server.context import RequestContext, ServerContext, request_context
 from dialogllm.server.errors import conflict, not_found
 from dialogllm.server.schemas import (
     HistoryRequest,
@@ -41,8 +41,7 @@ from dialogllm.server.wire import (
 __all__ = ["ThreadView", "router", "thread_config"]
 
 router = APIRouter(prefix="/threads", tags=["threads"])
-Context = Depends(context_of)
-Caller = Depends(access_of)
+Context = Depends(request_context)
 
 
 def thread_config(
@@ -108,17 +107,16 @@ class ThreadView:
 
 
 async def load_thread(
-    ctx: ServerContext,
+    ctx: RequestContext,
     thread_id: str,
-    access: Access,
     action: str = "read",
     value: dict[str, Any] | None = None,
 ) -> ThreadView:
     """The thread, if the caller may ``action`` it; 404 when it does not exist or
     does not pass the caller's filter (the two look the same)."""
-    condition = await access.allow("threads", action, value or {"thread_id": thread_id})
+    condition = await ctx.allow("threads", action, value or {"thread_id": thread_id})
     record = await ctx.store.thread(thread_id)
-    if record is None or not access.sees(record.metadata, condition):
+    if record is None or not ctx.sees(record.metadata, condition):
         raise not_found(f"Thread with ID {thread_id} not found")
     return ThreadView(ctx, record)
 
@@ -130,13 +128,11 @@ def _values_match(snapshot: StateSnapshot | None, values: dict[str, Any]) -> boo
     )
 
 
-async def _search(
-    ctx: ServerContext, body: ThreadSearch, access: Access
-) -> list[dict[str, Any]]:
+async def _search(ctx: RequestContext, body: ThreadSearch) -> list[dict[str, Any]]:
     """The threads matching ``body`` that the caller may see, as JSON, the whole
     match list (paging is the caller's)."""
     value = body.model_dump(exclude={"select", "sort_by", "sort_order"})
-    condition = await access.allow("threads", "search", value)
+    condition = await ctx.allow("threads", "search", value)
     ids = body.ids if body.ids is not None else await ctx.store.thread_ids()
     records = await ctx.store.threads(ids)
     wanted = value.get("metadata") or {}
@@ -144,7 +140,7 @@ async def _search(
         r
         for r in records
         if all(r.metadata.get(k) == v for k, v in wanted.items())
-        and access.sees(r.metadata, condition)
+        and ctx.sees(r.metadata, condition)
     ]
     sort_by = body.sort_by or "created_at"
     descending = (body.sort_order or "desc") == "desc"
@@ -169,49 +165,41 @@ async def _search(
 
 
 @router.post("")
-async def create(
-    body: ThreadCreate, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def create(body: ThreadCreate, ctx: RequestContext = Context) -> JSONResponse:
     """Create a thread (``if_exists="do_nothing"`` returns an existing one)."""
     thread_id = body.thread_id or str(uuid.uuid4())
     value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
     value["if_exists"] = body.if_exists
-    await access.allow("threads", "create", value)
+    await ctx.allow("threads", "create", value)
     record = await ctx.store.create_thread(thread_id, value["metadata"])
     if record is None:
         if body.if_exists == "do_nothing":
-            view = await load_thread(ctx, thread_id, access)
+            view = await load_thread(ctx, thread_id)
             return JSONResponse(await view.to_json())
         raise conflict(f"Thread {thread_id} already exists")
     return JSONResponse(thread_json(record, "idle", None))
 
 
 @router.post("/search")
-async def search(
-    body: ThreadSearch, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def search(body: ThreadSearch, ctx: RequestContext = Context) -> JSONResponse:
     """Threads matching metadata, values, ids and status; sorted, paged."""
-    found = await _search(ctx, body, access)
+    found = await _search(ctx, body)
     return JSONResponse(found[body.offset : body.offset + body.limit])
 
 
 @router.post("/count")
-async def count(
-    body: ThreadSearch, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def count(body: ThreadSearch, ctx: RequestContext = Context) -> JSONResponse:
     """How many threads match."""
-    return JSONResponse(len(await _search(ctx, body, access)))
+    return JSONResponse(len(await _search(ctx, body)))
 
 
 @router.post("/prune")
-async def prune(
-    body: dict[str, Any], ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def prune(body: dict[str, Any], ctx: RequestContext = Context) -> JSONResponse:
     """``keep_latest``: only each thread's newest checkpoint stays; ``delete``: the
     threads go."""
     thread_ids = [str(t) for t in body.get("thread_ids") or []]
     for thread_id in thread_ids:
-        await load_thread(ctx, thread_id, access, "delete")
+        await load_thread(ctx, thread_id, "delete")
     strategy = body.get("strategy", "delete")
     if strategy == "keep_latest":
         await ctx.saver.aprune(thread_ids, strategy="keep_latest")
@@ -223,34 +211,29 @@ async def prune(
 
 
 @router.get("/{thread_id}")
-async def get(
-    thread_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def get(thread_id: str, ctx: RequestContext = Context) -> JSONResponse:
     """One thread with its status and values."""
-    return JSONResponse(await (await load_thread(ctx, thread_id, access)).to_json())
+    return JSONResponse(await (await load_thread(ctx, thread_id)).to_json())
 
 
 @router.patch("/{thread_id}")
 async def update(
     thread_id: str,
     body: ThreadPatch,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Merge metadata into the thread's."""
     value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
-    view = await load_thread(ctx, thread_id, access, "update", value)
+    view = await load_thread(ctx, thread_id, "update", value)
     await ctx.store.update_thread(thread_id, metadata=value["metadata"])
     view.record = await ctx.store.thread(thread_id) or view.record
     return JSONResponse(await view.to_json())
 
 
 @router.delete("/{thread_id}", status_code=204)
-async def delete(
-    thread_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> None:
+async def delete(thread_id: str, ctx: RequestContext = Context) -> None:
     """Delete the thread, its checkpoints and its record."""
-    await load_thread(ctx, thread_id, access, "delete")
+    await load_thread(ctx, thread_id, "delete")
     active = await ctx.queue.active_run(thread_id)
     if active is not None:
         await ctx.queue.cancel(active.run_id, "thread deleted")
@@ -259,11 +242,9 @@ async def delete(
 
 
 @router.post("/{thread_id}/copy")
-async def copy(
-    thread_id: str, ctx: ServerContext = Context, access: Access = Caller
-) -> JSONResponse:
+async def copy(thread_id: str, ctx: RequestContext = Context) -> JSONResponse:
     """A new thread with the same metadata and history."""
-    source = await load_thread(ctx, thread_id, access)
+    source = await load_thread(ctx, thread_id)
     new_id = str(uuid.uuid4())
     await ctx.saver.acopy_thread(thread_id, new_id)
     record = await ctx.store.create_thread(new_id, source.record.metadata)
@@ -289,13 +270,12 @@ def _empty_state(thread_id: str) -> dict[str, Any]:
 
 
 async def _state(
-    ctx: ServerContext,
-    access: Access,
+    ctx: RequestContext,
     thread_id: str,
     checkpoint: dict[str, Any] | None,
     subgraphs: bool,
 ) -> JSONResponse:
-    view = await load_thread(ctx, thread_id, access)
+    view = await load_thread(ctx, thread_id)
     snapshot = await view.state(checkpoint, subgraphs=subgraphs)
     if snapshot is None or (checkpoint is None and not snapshot.config):
         return JSONResponse(_empty_state(thread_id))
@@ -311,11 +291,10 @@ async def _state(
 async def get_state(
     thread_id: str,
     subgraphs: bool = False,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's latest state."""
-    return await _state(ctx, access, thread_id, None, subgraphs)
+    return await _state(ctx, thread_id, None, subgraphs)
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}")
@@ -323,36 +302,33 @@ async def get_state_at(
     thread_id: str,
     checkpoint_id: str,
     subgraphs: bool = False,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's state at one checkpoint."""
     at = {"checkpoint_id": checkpoint_id}
-    return await _state(ctx, access, thread_id, at, subgraphs)
+    return await _state(ctx, thread_id, at, subgraphs)
 
 
 @router.post("/{thread_id}/state/checkpoint")
 async def get_state_at_checkpoint(
     thread_id: str,
     body: dict[str, Any],
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's state at the checkpoint the body names."""
     at = dict(body.get("checkpoint") or {})
-    return await _state(ctx, access, thread_id, at, bool(body.get("subgraphs")))
+    return await _state(ctx, thread_id, at, bool(body.get("subgraphs")))
 
 
 @router.post("/{thread_id}/state")
 async def update_state(
     thread_id: str,
     body: StateUpdate,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """Write values into the thread's state as if ``as_node`` had (a new
     checkpoint); refused while a run holds the thread."""
-    view = await load_thread(ctx, thread_id, access, "update")
+    view = await load_thread(ctx, thread_id, "update")
     graph = view.graph()
     if graph is None:
         raise conflict(f"Thread {thread_id} has no graph yet: run it first")
@@ -369,9 +345,9 @@ async def update_state(
 
 
 async def _history(
-    ctx: ServerContext, access: Access, thread_id: str, body: HistoryRequest
+    ctx: RequestContext, thread_id: str, body: HistoryRequest
 ) -> JSONResponse:
-    view = await load_thread(ctx, thread_id, access)
+    view = await load_thread(ctx, thread_id)
     graph = view.graph()
     if graph is None:
         return JSONResponse([])
@@ -399,11 +375,10 @@ async def _history(
 async def history(
     thread_id: str,
     body: HistoryRequest,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's past states, newest first."""
-    return await _history(ctx, access, thread_id, body)
+    return await _history(ctx, thread_id, body)
 
 
 @router.get("/{thread_id}/history")
@@ -411,9 +386,8 @@ async def history_get(
     thread_id: str,
     limit: int = Query(10, ge=1, le=1000),
     before: str | None = None,
-    ctx: ServerContext = Context,
-    access: Access = Caller,
+    ctx: RequestContext = Context,
 ) -> JSONResponse:
     """The thread's past states, newest first (query form)."""
     body = HistoryRequest(limit=limit, before=before)
-    return await _history(ctx, access, thread_id, body)
+    return await _history(ctx, thread_id, body)
