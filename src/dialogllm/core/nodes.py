@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -58,6 +58,7 @@ __all__ = [
     "ChatModelSource",
     "Node",
     "TurnCheck",
+    "TurnOptions",
     "aresolve_chat_model",
     "decision_node",
     "director_choice_node",
@@ -249,16 +250,23 @@ async def _guarded_turn(
             return guard.reask_budget
         return guard.side_budget
 
-    _value, entry = await _ask_entry(
-        chat,
-        messages,
-        schema,
-        speaker=persona.name,
-        kind="persona",
-        max_tokens=max_tokens,
-        text_field=text_field,
-        config=config,
-    )
+    async def turn(
+        prompt: list[BaseMessage], sampling: Mapping[str, float] | None = None
+    ) -> TranscriptEntry:
+        _value, said = await _ask_entry(
+            chat,
+            prompt,
+            schema,
+            speaker=persona.name,
+            kind="persona",
+            max_tokens=max_tokens,
+            text_field=text_field,
+            config=config,
+            sampling=sampling,
+        )
+        return said
+
+    entry = await turn(messages)
     problems = problems_of(entry.text)
     spent: Counter[str] = Counter()
     avoid: list[Problem] = []
@@ -271,16 +279,8 @@ async def _guarded_turn(
         _log(config, "guards").info(
             "guard_reask", speaker=persona.name, guards=[p.guard for p in due]
         )
-        _v, again = await _ask_entry(
-            chat,
-            with_avoidance(messages, persona.name, avoid),
-            schema,
-            speaker=persona.name,
-            kind="persona",
-            max_tokens=max_tokens,
-            text_field=text_field,
-            config=config,
-            sampling=guard.reask_sampling,
+        again = await turn(
+            with_avoidance(messages, persona.name, avoid), guard.reask_sampling
         )
         total = total.model_copy(update=_merged(total, again))
         found = problems_of(again.text)
@@ -361,18 +361,24 @@ def persona_node(
     return node
 
 
-def speaker_node(
-    policy: Callable[[Any], str],
-    *,
-    schema: type[BaseModel] = Turn,
-    instructions: str | None = None,
-    max_tokens: int = 128,
-    window: int = DEFAULT_WINDOW,
-    text_field: str = "message",
-    model: BaseChatModel | None = None,
-) -> Node:
+class TurnOptions(TypedDict, total=False):
+    """How a persona's turns are asked: :func:`persona_node`'s options, which
+    :func:`speaker_node` passes on."""
+
+    schema: type[BaseModel]
+    instructions: str | None
+    max_tokens: int
+    window: int
+    text_field: str
+    model: BaseChatModel | None
+    direction: Callable[[Any], str] | None
+    check: TurnCheck | None
+
+
+def speaker_node(policy: Callable[[Any], str], **options: Unpack[TurnOptions]) -> Node:
     """A node that speaks as whichever persona of ``state["personas"]`` the turn-taking
     ``policy`` picks (for casts decided at run time, e.g. by a director).
+    ``options`` are :func:`persona_node`'s (``schema``, ``max_tokens``, ``model``, …).
 
     >>> builder.add_node("speak", speaker_node(RoundRobin()))   # doctest: +SKIP
     """
@@ -383,17 +389,9 @@ def speaker_node(
         persona = next((p for p in cast if p.name == name), None)
         if persona is None:
             persona = Persona(name=name)
-        inner = persona_node(
-            persona,
-            schema=schema,
-            participants=cast,
-            instructions=instructions,
-            max_tokens=max_tokens,
-            window=window,
-            text_field=text_field,
-            model=model,
+        update = await persona_node(persona, participants=cast, **options)(
+            state, config
         )
-        update = await inner(state, config)
         return {**update, "next_speaker": None}
 
     return node
