@@ -433,12 +433,96 @@ async def measure(name: str, url: str, jobs: int, quick: bool) -> dict[str, Any]
 # --- ours, twice more ----------------------------------------------------------------
 
 
+def _script_names() -> dict[str, str]:
+    """SHA1 -> name of every Lua script of the queue, leases and checkpointer."""
+    import hashlib
+
+    from dialogllm import leases
+    from dialogllm.checkpoint import lua as checkpoint_lua
+    from dialogllm.queue import lua as queue_lua
+
+    names: dict[str, str] = {}
+    for module in (queue_lua, leases, checkpoint_lua):
+        for attr, value in vars(module).items():
+            source = getattr(value, "source", value)
+            if isinstance(source, str) and "redis.call" in source:
+                names[hashlib.sha1(source.encode()).hexdigest()] = attr
+    return names
+
+
+SCRIPTS: dict[str, str] = {}
+
+
+class CommandCounter:
+    """Counts the commands clients send to Redis (``MONITOR``), those that scripts
+    run excluded: round trips, with each command of a pipeline counted. Commands of
+    the connections in ``ignore`` (the benchmark's own polling) are left out."""
+
+    END = "bench-monitor-end"
+
+    def __init__(self, url: str, ignore: set[str]) -> None:
+        import threading
+
+        if not SCRIPTS:
+            SCRIPTS.update(_script_names())
+        self.client = redis.Redis.from_url(url)
+        self.ignore = ignore
+        self.counts: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _listen(self) -> None:
+        with self.client.monitor() as monitor:
+            self._ready.set()
+            while True:
+                cmd = monitor.next_command()
+                text = str(cmd.get("command", ""))
+                if text.startswith(f"ECHO {self.END}"):
+                    return
+                if cmd.get("client_type") == "lua":
+                    continue
+                addr = f"{cmd.get('client_address')}:{cmd.get('client_port')}"
+                if addr in self.ignore:
+                    continue
+                words = text.split(" ", 2)
+                name = words[0].upper()
+                if name == "EVALSHA" and len(words) > 1:
+                    name += " " + SCRIPTS.get(words[1], words[1][:8])
+                self.counts[name] = self.counts.get(name, 0) + 1
+
+    def stop(self, sender: redis.Redis) -> dict[str, int]:
+        sender.echo(self.END)
+        self._thread.join(30)
+        self.client.close()
+        return self.counts
+
+
+def _addr(client: redis.Redis) -> str:
+    return str(client.client_info()["addr"])
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+FINISHED = (b"success", b"error", b"dead", b"cancelled", b"interrupted")
+
+
 async def ours_graph(url: str, runs: int) -> dict[str, Any]:
-    """One-node graph with the Redis checkpointer: through the queue vs in-process."""
+    """One-node graph with the Redis checkpointer: through the queue (one worker
+    process, concurrency 10) vs in-process (ten ``ainvoke`` loops in this process,
+    so both keep ten runs going). Per run: wall time (runs/s), CPU time of the
+    process that ran the graph, and commands sent to Redis (``MONITOR``, a second,
+    smaller batch, so that it slows neither throughput figure)."""
     from redis.asyncio import Redis
 
     from dialogllm.checkpoint import AsyncRedisSaver
     from dialogllm.queue import Queue
+    from dialogllm.queue.keys import run_record
 
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -446,43 +530,92 @@ async def ours_graph(url: str, runs: int) -> dict[str, Any]:
     aclient = Redis.from_url(url)
     saver = AsyncRedisSaver(aclient, key_prefix="inproc")
     compiled = graph.copy(update={"checkpointer": saver})
+    counted = max(50, min(300, runs // 2))
 
-    async def one(i: int) -> None:
-        await compiled.ainvoke({"n": i}, {"configurable": {"thread_id": f"t{i}"}})
+    async def in_process(n: int, tag: str) -> None:
+        todo = iter(range(n))
 
-    t = time.perf_counter()
-    for start in range(0, runs, 10):  # ten at a time, like a worker's concurrency
-        await asyncio.gather(*(one(i) for i in range(start, min(runs, start + 10))))
+        async def loop() -> None:
+            for i in todo:
+                config = {"configurable": {"thread_id": f"{tag}{i}"}}
+                await compiled.ainvoke({"n": i}, config)
+
+        await asyncio.gather(*(loop() for _ in range(10)))
+
+    await in_process(20, "warm")
+    t, cpu = time.perf_counter(), time.process_time()
+    await in_process(runs, "t")
     inproc = runs / (time.perf_counter() - t)
+    inproc_cpu_ms = (time.process_time() - cpu) / runs * 1000
+    counter = CommandCounter(url, ignore={_addr(client)})
+    await in_process(counted, "m")
+    inproc_cmds = counter.stop(client)
     await aclient.aclose()
 
     queue = Queue.from_url(url, key_prefix="g", retention=600.0)
-    ids = []
-    for start in range(0, runs, 50):
-        ids += await asyncio.gather(
-            *(
-                queue.enqueue(f"{HERE / 'queue_bench.py'}:one_node", {"n": i})
-                for i in range(start, min(runs, start + 50))
+    ref = f"{HERE / 'queue_bench.py'}:one_node"
+
+    async def enqueue(n: int) -> list[str]:
+        ids: list[str] = []
+        for start in range(0, n, 50):
+            ids += await asyncio.gather(
+                *(
+                    queue.enqueue(ref, {"n": i})
+                    for i in range(start, min(n, start + 50))
+                )
             )
-        )
+        return ids
+
+    async def drained(ids: list[str], timeout: float) -> None:
+        """Wait on the sync ``client`` only (whose commands MONITOR ignores)."""
+        deadline = time.monotonic() + timeout
+        for run_id in ids:
+            key = run_record("g", "default", run_id)
+            while client.hget(key, "status") not in FINISHED:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"run {run_id} did not finish")
+                await asyncio.sleep(0.01)
+
     cmd = ours_worker(url, "g", concurrency=10)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the graph's module reads BENCH_REDIS_URL when it is imported: without it every
+    # run fails at once (and "finished" runs would be failures, timed)
+    env = {**os.environ, "BENCH_REDIS_URL": url}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        await queue.wait(ids[0], timeout=120)
-        first = (await queue.get(ids[0])).started_at or 0.0
-        await queue.wait(ids[-1], timeout=600)
-        finished = [r.finished_at or 0.0 for r in [await queue.get(i) for i in ids]]
-        queued = runs / (max(finished) - first)
+        await drained(await enqueue(1), 120)  # warm: imports, scripts, the graph
+        cpu0 = _cpu_s(proc.pid)
+        ids = await enqueue(runs)
+        await drained(ids, 600)
+        worker_cpu_ms = (_cpu_s(proc.pid) - cpu0) / runs * 1000
+        records = [await queue.get(i) for i in ids]
+        failed = [r for r in records if r.status.value != "success"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} graph runs failed: {failed[0].error}")
+        first = min(r.started_at or 0.0 for r in records)
+        queued = runs / (max(r.finished_at or 0.0 for r in records) - first)
+        counter = CommandCounter(url, ignore={_addr(client)})
+        await drained(await enqueue(counted), 600)
+        queued_cmds = counter.stop(client)
+        queued_cmds.pop("EVALSHA ENQUEUE", None)  # the producer's, not the worker's
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         await queue.aclose()
     client.flushdb()
     client.close()
+    queued_total = sum(queued_cmds.values())
     return {
         "graph_inprocess_runs_per_s": inproc,
         "graph_queued_runs_per_s": queued,
         "graph_overhead_ms_per_run": (1 / queued - 1 / inproc) * 1000,
+        "graph_inprocess_cpu_ms_per_run": inproc_cpu_ms,
+        "graph_worker_cpu_ms_per_run": worker_cpu_ms,
+        "graph_cpu_overhead_ms_per_run": worker_cpu_ms - inproc_cpu_ms,
+        "graph_inprocess_commands_per_run": sum(inproc_cmds.values()) / counted,
+        "graph_worker_commands_per_run": queued_total / counted,
+        "graph_worker_commands": {k: v / counted for k, v in queued_cmds.items()},
     }
 
 
@@ -621,7 +754,7 @@ async def run_all(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     try:
-        for name in args.systems:
+        for name in [] if args.graph_only else args.systems:
             url = server.url_for(DBS[name])
             print(f"measuring {name} ...", file=sys.stderr)
             if name == "arq":
@@ -653,6 +786,7 @@ async def run_all(args: argparse.Namespace) -> None:
             extra.update(
                 await ours_graph(server.url_for(6), 500 if args.quick else 2000)
             )
+        if "ours" in args.systems and not args.graph_only:
             print(
                 f"measuring memory after {args.memory_runs:,} runs ...", file=sys.stderr
             )
@@ -677,14 +811,20 @@ async def run_all(args: argparse.Namespace) -> None:
     )
     print()
     print(table(rows))
-    if extra:
+    if "graph_queued_runs_per_s" in extra:
         print()
         print(
             f"ours, one-node graph + Redis checkpointer: in-process "
             f"{extra['graph_inprocess_runs_per_s']:,.0f} runs/s, through the queue "
             f"(1 worker process) {extra['graph_queued_runs_per_s']:,.0f} runs/s, "
-            f"overhead {extra['graph_overhead_ms_per_run']:.2f} ms/run"
+            f"overhead {extra['graph_overhead_ms_per_run']:.2f} ms/run (wall); CPU "
+            f"per run {extra['graph_inprocess_cpu_ms_per_run']:.2f} ms in-process, "
+            f"{extra['graph_worker_cpu_ms_per_run']:.2f} ms in the worker (overhead "
+            f"{extra['graph_cpu_overhead_ms_per_run']:.2f} ms); Redis commands per "
+            f"run {extra['graph_inprocess_commands_per_run']:.2f} in-process, "
+            f"{extra['graph_worker_commands_per_run']:.2f} through the queue"
         )
+    if "memory_runs" in extra:
         print(
             f"ours, memory after {extra['memory_runs']:,} no-op runs (retention 5 s): "
             f"baseline {extra['memory_baseline_bytes']:,} B / "
@@ -725,6 +865,11 @@ def main() -> None:
         # docs/benchmarks/queue.md); measure it explicitly with --systems taskiq
         default=[s for s in SYSTEMS if s != "taskiq"],
         choices=list(SYSTEMS),
+    )
+    parser.add_argument(
+        "--graph-only",
+        action="store_true",
+        help="measure only ours through the whole worker path (one-node graph)",
     )
     parser.add_argument("--only", choices=list(SYSTEMS), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -70,6 +70,10 @@ POISON: tuple[type[BaseException], ...] = (
     json.JSONDecodeError,
 )
 
+#: Graph references whose graph copy and metadata a worker keeps (then starts over).
+_CACHED_GRAPHS = 256
+_UNSET: Any = object()
+
 _TASK_NOTE = re.compile(r"^During task with name '(.+)' and id '[^']*'$")
 
 
@@ -116,11 +120,11 @@ def _nodes(value: str | tuple[str, ...] | None) -> Any:
 
 def _run_config(
     run_id: str,
-    graph_ref: str,
     thread_id: str,
     token: FencingToken,
     opts: RunOptions,
     redelivered: bool,
+    graph_metadata: dict[str, str],
 ) -> RunnableConfig:
     """The run's config: the client's ``config``, with the thread, the fence, the
     run's metadata, and the checkpoint to fork from (only on the first delivery: a
@@ -138,7 +142,7 @@ def _run_config(
         **(config.get("metadata") or {}),
         **(opts.metadata or {}),
         "run_id": run_id,
-        **_graph_metadata(graph_ref),
+        **graph_metadata,
     }
     return cast(RunnableConfig, config)
 
@@ -170,6 +174,31 @@ class GraphExecution:
         self.resolve = resolve
         self.saver = saver
         self.store = store
+        # per graph reference: the resolved target and its copy with the saver, and
+        # the checkpoint metadata naming it (a path resolved once, not per run)
+        self._graphs: dict[str, tuple[Any, Pregel[Any, Any, Any, Any]]] = {}
+        self._metadata: dict[str, dict[str, str]] = {}
+
+    def _with_saver(
+        self, graph_ref: str, target: Pregel[Any, Any, Any, Any]
+    ) -> Pregel[Any, Any, Any, Any]:
+        """``target`` with this worker's checkpointer, copied once per target."""
+        cached = self._graphs.get(graph_ref)
+        if cached is not None and cached[0] is target:
+            return cached[1]
+        graph = target.copy(update={"checkpointer": self.saver})
+        if len(self._graphs) >= _CACHED_GRAPHS:
+            self._graphs.clear()
+        self._graphs[graph_ref] = (target, graph)
+        return graph
+
+    def _graph_metadata(self, graph_ref: str) -> dict[str, str]:
+        found = self._metadata.get(graph_ref)
+        if found is None:
+            if len(self._metadata) >= _CACHED_GRAPHS:
+                self._metadata.clear()
+            found = self._metadata[graph_ref] = _graph_metadata(graph_ref)
+        return found
 
     async def run(
         self,
@@ -181,11 +210,16 @@ class GraphExecution:
         *,
         stop_requested: Callable[[], bool],
         options: str = "",
+        fresh: bool = False,
     ) -> tuple[Any, bool]:
         """Run the graph once; return its final values and whether it ended
         interrupted (waiting for a person). Raises :class:`StopAtStep` after the
         first step at which ``stop_requested()`` is true. ``options`` is the run's
-        :class:`~dialogllm.queue.models.RunOptions` as JSON.
+        :class:`~dialogllm.queue.models.RunOptions` as JSON. ``fresh``: the queue
+        knows that no attempt of this run ever started (so it wrote no checkpoint):
+        the thread is not read to look for one, and the final values come from the
+        stream when they are exactly the thread's values; otherwise (a redelivery,
+        or not known) the thread's state is read before and after.
 
         >>> values, interrupted = await execution.run(
         ...     run_id, "app.graphs:chat", "t-1", "{}", token,
@@ -199,11 +233,16 @@ class GraphExecution:
             if inspect.isawaitable(value):
                 value = await value
             return value, False
-        graph = target.copy(update={"checkpointer": self.saver})
+        graph = self._with_saver(graph_ref, target)
         plain = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})
-        state = await graph.aget_state(plain)
-        redelivered = bool(state.metadata and state.metadata.get("run_id") == run_id)
-        config = _run_config(run_id, graph_ref, thread_id, token, opts, redelivered)
+        redelivered = False
+        if not fresh:
+            state = await graph.aget_state(plain)
+            meta = state.metadata
+            redelivered = bool(meta and meta.get("run_id") == run_id)
+        config = _run_config(
+            run_id, thread_id, token, opts, redelivered, self._graph_metadata(graph_ref)
+        )
         graph_input: Any = payload
         if redelivered:
             # A redelivery: continue from the last checkpoint. Its committed
@@ -215,6 +254,17 @@ class GraphExecution:
             graph_input = Command(**opts.command)
         extra = [m for m in opts.stream_modes if m not in ("updates", "custom")]
         modes: Any = ["updates", "custom", *extra]
+        # The last root ``values`` chunk is the thread's final values when the
+        # graph's output channels are the channels its state shows, and nothing
+        # of the run was there before it (a fresh run): then the thread need not
+        # be read again at the end. Otherwise ``final`` stays unset.
+        from_stream = fresh and list(graph.output_channels) == list(
+            graph.stream_channels_asis
+        )
+        recorded = set(modes)
+        if from_stream and "values" not in recorded:
+            modes.append("values")
+        final: Any = _UNSET
         interrupted = False
         stream: Any = graph.astream(
             graph_input,
@@ -229,12 +279,19 @@ class GraphExecution:
         async with contextlib.aclosing(stream):
             async for item in stream:
                 namespace, mode, chunk = item if opts.subgraphs else ((), *item)
-                if mode == "updates" and not namespace and isinstance(chunk, dict):
-                    interrupted = interrupted or "__interrupt__" in chunk
-                kind = "|".join((str(mode), *namespace))
-                await self.store.add_event(run_id, kind, _event_data(mode, chunk))
+                if not namespace:
+                    if mode == "updates" and isinstance(chunk, dict):
+                        interrupted = interrupted or "__interrupt__" in chunk
+                    elif mode == "values" and from_stream:
+                        final = chunk
+                if mode in recorded:
+                    kind = "|".join((str(mode), *namespace))
+                    await self.store.add_event(run_id, kind, _event_data(mode, chunk))
                 if stop_requested():
                     raise StopAtStep
+        if final is not _UNSET:
+            # a fresh run's interrupts all went through its root ``updates``
+            return final, interrupted
         state = await graph.aget_state(plain)
         return state.values, interrupted or bool(state.interrupts)
 

@@ -372,8 +372,12 @@ local function claim(id, entry, worker, lease, dead_retention)
   redis.call('HSET', rec, 'status', 'running', 'attempts', attempts, 'worker', worker,
     'lease', lease, 'started', NOW, 'beat', NOW)
   status_event(id, 'running', detail)
+  -- `fresh` (1): no claim ever took this run before, so no checkpoint of it exists
+  -- (a checkpoint write needs a claim's lease): the worker need not look for one
+  local fresh = 0
+  if not h[10] or h[10] == '' then fresh = 1 end
   return {'run', h[3] or '', h[4] or '', h[5] or '', attempts, count(h[7] or '1'),
-    h[8] or '', h[9] or '', h[12] or ''}
+    h[8] or '', h[9] or '', h[12] or '', fresh}
 end
 """
 
@@ -555,7 +559,8 @@ START: Final = (
 --       dead_retention_ms]
 -- Returns {'held', holder run, pttl} | {'gone'} | {'skip', status} |
 --         {'poison', reason} |
---         {'run', fence, graph, thread, input, attempts, max_attempts, signal, by}
+--         {'run', fence, graph, thread, input, attempts, max_attempts, signal, by,
+--          options, fresh}
 local got = lease_acquire(KEYS[2], KEYS[3], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
 if got[1] == 0 then return {'held', got[2], got[3]} end
 local c = claim(ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[8]) or 604800000)

@@ -120,7 +120,10 @@ class Reclaimed:
 class ClaimedRun:
     """A run this worker now holds: the thread's lease (``fence``) and the run's
     fields. ``signal`` is a stop (``cancel``, ``rollback``, ``interrupt``) that came
-    while the run was not running; ``signal_by`` the run that sent it."""
+    while the run was not running; ``signal_by`` the run that sent it. ``fresh``:
+    no claim ever took this run before (decided in the claiming script), so no
+    checkpoint of it can exist and there is nothing to resume; ``False`` when not
+    known."""
 
     fence: int
     graph: str
@@ -131,6 +134,7 @@ class ClaimedRun:
     signal: str
     signal_by: str
     options: str = ""  # RunOptions as JSON ("" = the defaults)
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,7 @@ def _start_result(reply: list[Any]) -> StartResult:
     if verdict == "run":
         graph, thread, input_text, attempts, max_attempts, sig, sig_by = reply[2:9]
         options = str(reply[9]) if len(reply) > 9 else ""
+        fresh = len(reply) > 10 and int(reply[10]) == 1
         return ClaimedRun(
             fence=int(reply[1]),
             graph=str(graph),
@@ -285,6 +290,7 @@ def _start_result(reply: list[Any]) -> StartResult:
             signal=str(sig),
             signal_by=str(sig_by),
             options=options,
+            fresh=fresh,
         )
     if verdict == "held":
         return NotStarted("held", holder=str(reply[1]), pttl_ms=int(reply[2]))

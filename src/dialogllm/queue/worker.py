@@ -614,6 +614,7 @@ class Worker:
                     token,
                     stop_requested=lambda: active.stop_at_step is not None,
                     options=claim.options,
+                    fresh=claim.fresh,
                 )
             )
             value, interrupted = await active.inner
