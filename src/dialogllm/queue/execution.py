@@ -147,6 +147,12 @@ def _run_config(
     return cast(RunnableConfig, config)
 
 
+def _without_interrupts(values: Any) -> Any:
+    if isinstance(values, dict) and "__interrupt__" in values:
+        return {k: v for k, v in values.items() if k != "__interrupt__"}
+    return values
+
+
 def _event_data(mode: object, chunk: Any) -> Any:
     """What a run's event stream holds for one streamed chunk: LangGraph's
     ``messages`` mode yields (message chunk, metadata) pairs, kept as a list."""
@@ -283,7 +289,9 @@ class GraphExecution:
                     if mode == "updates" and isinstance(chunk, dict):
                         interrupted = interrupted or "__interrupt__" in chunk
                     elif mode == "values" and from_stream:
-                        final = chunk
+                        # at an interrupt() the chunk also lists the pending
+                        # interrupts: they are not part of the thread's values
+                        final = _without_interrupts(chunk)
                 if mode in recorded:
                     kind = "|".join((str(mode), *namespace))
                     await self.store.add_event(run_id, kind, _event_data(mode, chunk))

@@ -45,7 +45,9 @@ async def test_a_command_in_the_options_resumes_an_interrupted_thread(
 ) -> None:
     start_worker()
     first = await queue.enqueue(ref("asking"), {"question": "tea?"}, thread_id="t-c")
-    assert (await queue.wait(first, timeout=20)).status is RunStatus.INTERRUPTED
+    asked = await queue.wait(first, timeout=20)
+    assert asked.status is RunStatus.INTERRUPTED
+    assert asked.result == {"question": "tea?"}  # the thread's values, as they are
     interrupt = [d for k, d in await _events(queue, first) if k == "updates"][-1]
     assert interrupt["__interrupt__"][0]["value"] == {"question": "tea?"}
 
