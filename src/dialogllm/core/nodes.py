@@ -484,16 +484,20 @@ def decision_node(
     async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
         chat = await aresolve_chat_model(config, role, model)
         messages = prompt(state)
-        value, entry = await _ask_entry(
-            chat,
-            messages,
-            schema,
-            speaker=speaker,
-            kind=kind,
-            max_tokens=max_tokens,
-            text_field=text_field,
-            config=config,
-        )
+
+        async def decide(asked: list[BaseMessage]) -> tuple[M, TranscriptEntry]:
+            return await _ask_entry(
+                chat,
+                asked,
+                schema,
+                speaker=speaker,
+                kind=kind,
+                max_tokens=max_tokens,
+                text_field=text_field,
+                config=config,
+            )
+
+        value, entry = await decide(messages)
         problems = list(check(state, value)) if check is not None else []
         reasks = 0
         while problems and reasks < get_guard_settings().decision_budget:
@@ -511,16 +515,7 @@ def decision_node(
                     + ". Answer again, grounded in the transcript."
                 ),
             ]
-            again_value, again = await _ask_entry(
-                chat,
-                retry,
-                schema,
-                speaker=speaker,
-                kind=kind,
-                max_tokens=max_tokens,
-                text_field=text_field,
-                config=config,
-            )
+            again_value, again = await decide(retry)
             entry = again.model_copy(update=_merged(entry, again))
             found = list(check(state, again_value)) if check is not None else []
             if len(found) <= len(problems):

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from dialogllm.errors import RunNotFoundError, ThreadBusyError
@@ -292,24 +292,33 @@ async def create(
     return JSONResponse(run_json(record), headers=headers)
 
 
-@router.post("/threads/{thread_id}/runs/stream")
-async def create_and_stream(
-    thread_id: str,
-    body: RunCreate,
-    ctx: RequestContext = Context,
-) -> EventSourceResponse:
-    """Create a run and stream its events."""
-    return await _stream_new(ctx, thread_id, body, stateless=False)
+def _create_and(
+    follow: Callable[..., Awaitable[Response]], doc: str
+) -> Callable[..., Awaitable[Response]]:
+    """The route that creates a run on a thread and then ``follow``s it (streams
+    it, or waits for it): the two differ in nothing else."""
+
+    async def route(
+        thread_id: str, body: RunCreate, ctx: RequestContext = Context
+    ) -> Response:
+        return await follow(ctx, thread_id, body, stateless=False)
+
+    route.__doc__ = doc
+    return route
 
 
-@router.post("/threads/{thread_id}/runs/wait")
-async def create_and_wait(
-    thread_id: str,
-    body: RunCreate,
-    ctx: RequestContext = Context,
-) -> JSONResponse:
-    """Create a run, wait for it, answer the thread's values."""
-    return await _wait_new(ctx, thread_id, body, stateless=False)
+router.add_api_route(
+    "/threads/{thread_id}/runs/stream",
+    _create_and(_stream_new, "Create a run and stream its events."),
+    methods=["POST"],
+    name="create_and_stream",
+)
+router.add_api_route(
+    "/threads/{thread_id}/runs/wait",
+    _create_and(_wait_new, "Create a run, wait for it, answer the thread's values."),
+    methods=["POST"],
+    name="create_and_wait",
+)
 
 
 @router.get("/threads/{thread_id}/runs")
