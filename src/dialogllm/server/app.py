@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from langgraph_sdk.auth import Auth
 
 from dialogllm.checkpoint import AsyncRedisSaver
@@ -41,13 +40,13 @@ from dialogllm.queue.fleet import FleetExporter
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, runs, threads
-from dialogllm.server.auth import OPEN_PATHS, Authorizer
+from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
-from dialogllm.server.errors import ApiError, install_error_handlers
+from dialogllm.server.errors import install_error_handlers
 from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
+from dialogllm.server.middleware import ApiMiddleware
 from dialogllm.server.storage import ServerStore, now_ms
-from dialogllm.server.wire import JSONResponse
 
 __all__ = ["create_app"]
 
@@ -133,41 +132,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    _authenticate(app, api_key)
-    install_metrics(app, _refresh_fleet(app))
+    metrics = install_metrics(app, _refresh_fleet(app))
+    app.add_middleware(
+        ApiMiddleware,
+        api_key=api_key,
+        authorizer=lambda: app.state.context.authorizer,
+        metrics=metrics,
+    )
     _add_health(app)
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
     return app
-
-
-def _authenticate(app: FastAPI, api_key: str | None) -> None:
-    """Every request but the open paths: the static API key (when set), then the
-    ``langgraph.json``'s ``Auth`` (when it has one); the caller goes to
-    ``request.state.user``."""
-    expected = api_key.encode() if api_key else None
-
-    @app.middleware("http")
-    async def authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path in OPEN_PATHS:
-            return await call_next(request)
-        if expected is not None:
-            given = request.headers.get("x-api-key", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
-                    {"detail": "Missing or invalid API key (header x-api-key)"},
-                    status_code=401,
-                )
-        context: ServerContext = request.app.state.context
-        if context.authorizer.enabled:
-            try:
-                request.state.user = await context.authorizer.authenticate(request)
-            except ApiError as exc:
-                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        return await call_next(request)
 
 
 def _authorizer(config_path: Path) -> Authorizer:

@@ -42,6 +42,8 @@ class ServerContext:
     async def assistant(self, assistant_id: str, *, by_graph: bool) -> AssistantRecord:
         """The assistant ``assistant_id`` names; with ``by_graph`` a graph id names
         its system assistant. 404 when none does."""
+        if by_graph and assistant_id in self.graphs.references:
+            return self.graphs.system_assistant(assistant_id)  # ids of stored: UUIDs
         stored = await self.store.assistant(assistant_id)
         if stored is not None:
             return stored

@@ -12,17 +12,15 @@ Names: ``dialogllm_http_requests_total`` (``method``, ``route``, ``status``),
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import prometheus_client as prom
-from fastapi import FastAPI, Request, Response
-from starlette.routing import Match
+from fastapi import FastAPI, Response
 
 from dialogllm.queue.fleet import FleetExporter
 
-__all__ = ["ServerMetrics", "install_metrics"]
+__all__ = ["ServerMetrics", "install_metrics", "metrics_for"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
@@ -64,45 +62,13 @@ def metrics_for(registry: prom.CollectorRegistry = prom.REGISTRY) -> ServerMetri
         return found
 
 
-def _route(request: Request) -> str:
-    """The route template (``/threads/{thread_id}``), never the raw path: ids must
-    not become label values."""
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
-
-
 def install_metrics(
     app: FastAPI, refresh: Callable[[FleetExporter], Awaitable[Any]]
-) -> None:
-    """Count ``app``'s requests and serve ``/metrics`` (``refresh`` updates the
-    queue's gauges before each scrape)."""
+) -> ServerMetrics:
+    """Serve ``/metrics`` on ``app`` (``refresh`` updates the queue's gauges before
+    each scrape); the collectors requests are counted in (by
+    :class:`~dialogllm.server.middleware.ApiMiddleware`)."""
     metrics = metrics_for()
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = _route(request)
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
-            metrics.open_streams.inc()
-            inner = response.background
-
-            async def closed() -> None:
-                metrics.open_streams.dec()
-                if inner is not None:
-                    await inner()
-
-            from starlette.background import BackgroundTask
-
-            response.background = BackgroundTask(closed)
-        return response
 
     @app.get("/metrics", tags=["meta"])
     async def scrape() -> Response:
@@ -111,3 +77,5 @@ def install_metrics(
         return Response(
             prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST
         )
+
+    return metrics

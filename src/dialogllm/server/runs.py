@@ -121,7 +121,11 @@ async def create_run(
             f"Thread {target} is already running a run; use multitask_strategy "
             "'enqueue', 'interrupt' or 'rollback' to run this one too"
         ) from None
-    await ctx.store.update_thread(target, metadata=owner, last_run=run_id)
+    known = existing.metadata if existing is not None else {}
+    changed = any(known.get(k) != v for k, v in owner.items())
+    await ctx.store.update_thread(
+        target, metadata=owner if changed else None, last_run=run_id
+    )
     if webhook is not None:
         _in_background(ctx, _send_webhook(ctx, webhook, run_id))
     return await ctx.queue.get(run_id)
