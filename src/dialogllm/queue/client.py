@@ -523,6 +523,23 @@ class Queue:
             return RunStatus.RUNNING
         return RunStatus(reply)
 
+    async def delete(self, run_id: str) -> None:
+        """Forget a finished run (its record and events) before its retention ends.
+
+        Raises :class:`~dialogllm.errors.RunNotFoundError` for an unknown run and
+        :class:`~dialogllm.errors.ThreadBusyError` for one still pending or running
+        (cancel it first).
+
+        >>> await queue.delete(run_id)
+        """
+        verdict = await self._call("deleting a run", lambda: self.store.delete(run_id))
+        if verdict == "gone":
+            raise RunNotFoundError(f"run {run_id!r} not found (or expired)")
+        if verdict != "deleted":
+            raise ThreadBusyError(
+                f"run {run_id} is {verdict}; cancel it before deleting it"
+            )
+
     async def dlq_list(self, limit: int = 100) -> builtins.list[DeadLetter]:
         """The newest ``limit`` dead letters, newest first.
 

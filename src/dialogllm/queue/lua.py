@@ -463,6 +463,22 @@ return 'cancelled'
 """
 )
 
+DELETE: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, run_id.  Forgets a finished run now (record and events): 'deleted',
+-- 'gone', or the status of a run that has not finished (nothing is changed).
+local id = ARGV[2]
+local status = redis.call('HGET', k_run(id), 'status')
+if not status then return 'gone' end
+if status == 'pending' or status == 'running' then return status end
+redis.call('ZREM', K_EXPIRY, id)
+redis.call('ZREM', K_RUNS, id)
+redis.call('DEL', k_run(id), k_ev(id))
+return 'deleted'
+"""
+)
+
 PROMOTE: Final = (
     _PRELUDE
     + r"""

@@ -333,6 +333,7 @@ class QueueStore:
         register = client.register_script
         self._enqueue = register(lua.ENQUEUE)
         self._cancel = register(lua.CANCEL)
+        self._delete = register(lua.DELETE)
         self._dlq_retry = register(lua.DLQ_RETRY)
         self._prune = register(lua.PRUNE)
         self._promote = register(lua.PROMOTE)
@@ -394,6 +395,12 @@ class QueueStore:
         reply = await self._cancel(
             keys=[self.stream], args=[self.base, run_id, retention_ms, reason]
         )
+        return str(reply)
+
+    async def delete(self, run_id: str) -> str:
+        """Forget a finished run now: ``deleted``, ``gone``, or the status of a run
+        that has not finished (left as it is)."""
+        reply = await self._delete(keys=[self.stream], args=[self.base, run_id])
         return str(reply)
 
     async def dlq_retry(self, run_id: str) -> str:

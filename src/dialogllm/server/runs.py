@@ -405,6 +405,13 @@ async def cancel(
     return JSONResponse(None, status_code=202 if not wait else 200)
 
 
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete(thread_id: str, run_id: str, ctx: RequestContext = Context) -> None:
+    """Forget a finished run (409 while it is pending or running: cancel it)."""
+    await _run_of(ctx, thread_id, run_id, "update")
+    await ctx.queue.delete(run_id)
+
+
 @router.get("/threads/{thread_id}/stream")
 async def thread_stream(
     thread_id: str,

@@ -343,3 +343,64 @@ async def test_a_thread_stream_follows_every_run_of_the_thread(server: Server) -
 
     updates = [data["count"]["n"] for event, data in seen if event == "updates"]
     assert updates == [1, 2, 3]  # both runs, in order, nothing twice
+
+
+async def test_a_run_is_cancelled_rolled_back_and_deleted(server: Server) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    await client.runs.wait(tid, "count", input={"steps": 1})
+    slow = await client.runs.create(tid, "count", input={"steps": 5, "sleep": 0.5})
+    await asyncio.sleep(1.0)
+    await client.runs.cancel(tid, slow["run_id"], wait=True, action="rollback")
+
+    cancelled = await client.runs.get(tid, slow["run_id"])
+    assert cancelled["status"] == "interrupted"
+    # rolled back: the thread is as the first run left it
+    assert (await client.threads.get_state(tid))["values"]["n"] == 1
+    with pytest.raises(ConflictError):
+        busy = await client.runs.create(tid, "count", input={"sleep": 2.0})
+        await client.runs.delete(tid, busy["run_id"])
+    await client.runs.delete(tid, slow["run_id"])
+    with pytest.raises(NotFoundError):
+        await client.runs.get(tid, slow["run_id"])
+
+
+async def test_double_texting_interrupt_and_rollback_take_the_thread_over(
+    server: Server,
+) -> None:
+    client = get_client(url=server.url)
+    for strategy, expected_n in (("interrupt", None), ("rollback", 1)):
+        thread = await client.threads.create()
+        tid = thread["thread_id"]
+        first = await client.runs.create(tid, "count", input={"steps": 6, "sleep": 0.4})
+        await asyncio.sleep(1.0)  # it took a step or two
+        second = await client.runs.create(
+            tid, "count", input={"steps": 1}, multitask_strategy=strategy
+        )
+        await client.runs.join(tid, second["run_id"])
+        old = await client.runs.get(tid, first["run_id"])
+        state = await client.threads.get_state(tid)
+
+        assert old["status"] == "interrupted", strategy
+        steps_kept = len(state["values"]["log"])
+        if expected_n is None:  # interrupt: the first run's steps are kept
+            assert steps_kept >= 2 and state["values"]["n"] == steps_kept
+        else:  # rollback: the first run's steps are gone
+            assert (steps_kept, state["values"]["n"]) == (1, expected_n)
+
+
+async def test_after_seconds_holds_a_run_back(server: Server) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "count", input={"steps": 1}, after_seconds=2
+    )
+    await asyncio.sleep(0.5)
+    assert (await client.runs.get(thread["thread_id"], run["run_id"]))[
+        "status"
+    ] == "pending"
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    assert (await client.runs.get(thread["thread_id"], run["run_id"]))[
+        "status"
+    ] == "success"
