@@ -6,7 +6,8 @@ the API knows (a thread's metadata and times, the assistants a client created an
 their versions) is kept here. Key schema (``P`` is the key prefix, ``T`` an escaped
 thread id, ``A`` an assistant id)::
 
-    P:srv:th:{T}            HASH  created, updated (ms), metadata (JSON), last_run
+    P:srv:th:{T}            HASH  created, updated (ms), metadata (JSON), last_run,
+                                  ttl_ms (a TTL, refreshed by every update)
     P:srv:threads           ZSET  thread ids, scored by creation ms
     P:srv:as:{A}            HASH  the assistant's latest version (JSON fields)
     P:srv:as:{A}:versions   LIST  every version as JSON, oldest first
@@ -207,7 +208,19 @@ class ServerStore:
             fields["metadata"] = dumps({**current, **metadata})
         if last_run is not None:
             fields["last_run"] = last_run
-        await self.client.hset(key, mapping=fields)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping=fields)
+        pipe.hget(key, "ttl_ms")
+        _, ttl_ms = await pipe.execute()
+        if ttl_ms:  # a write keeps a thread with a TTL alive, as its checkpoints
+            await self.client.pexpire(key, int(ttl_ms))
+
+    async def expire_thread(self, thread_id: str, seconds: float) -> None:
+        """Let the thread's record expire ``seconds`` from now (its index entry is
+        skipped once the record is gone)."""
+        key, ttl_ms = self._thread_key(thread_id), int(seconds * 1000)
+        await self.client.hset(key, "ttl_ms", ttl_ms)
+        await self.client.pexpire(key, ttl_ms)
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete the thread's record; whether it existed."""

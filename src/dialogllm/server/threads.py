@@ -21,7 +21,7 @@ from langgraph.types import StateSnapshot
 
 from dialogllm.errors import RunNotFoundError
 from dialogllm.server.context import RequestContext, ServerContext, request_context
-from dialogllm.server.errors import conflict, not_found
+from dialogllm.server.errors import conflict, not_found, unprocessable
 from dialogllm.server.schemas import (
     HistoryRequest,
     StateUpdate,
@@ -164,6 +164,30 @@ async def _search(ctx: RequestContext, body: ThreadSearch) -> list[dict[str, Any
     return found
 
 
+def ttl_seconds(ttl: Any) -> float | None:
+    """A thread TTL as the API sends it (minutes, or ``{"ttl": minutes,
+    "strategy": "delete"}``) in seconds; ``None`` for none. 422 when it is not a
+    positive number of minutes."""
+    minutes = ttl.get("ttl") if isinstance(ttl, dict) else ttl
+    if minutes is None:
+        return None
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or minutes <= 0
+    ):
+        raise unprocessable("ttl must be a positive number of minutes")
+    return float(minutes) * 60
+
+
+async def _apply_ttl(ctx: RequestContext, thread_id: str, ttl: Any) -> None:
+    """The thread's checkpoints and record expire after ``ttl`` of no writes."""
+    seconds = ttl_seconds(ttl)
+    if seconds is not None:
+        await ctx.saver.aset_thread_ttl(thread_id, seconds)
+        await ctx.store.expire_thread(thread_id, seconds)
+
+
 @router.post("")
 async def create(body: ThreadCreate, ctx: RequestContext = Context) -> JSONResponse:
     """Create a thread (``if_exists="do_nothing"`` returns an existing one)."""
@@ -177,6 +201,7 @@ async def create(body: ThreadCreate, ctx: RequestContext = Context) -> JSONRespo
             view = await load_thread(ctx, thread_id)
             return JSONResponse(await view.to_json())
         raise conflict(f"Thread {thread_id} already exists")
+    await _apply_ttl(ctx, thread_id, body.ttl)
     return JSONResponse(thread_json(record, "idle", None))
 
 
@@ -226,6 +251,7 @@ async def update(
     value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
     view = await load_thread(ctx, thread_id, "update", value)
     await ctx.store.update_thread(thread_id, metadata=value["metadata"])
+    await _apply_ttl(ctx, thread_id, body.ttl)
     view.record = await ctx.store.thread(thread_id) or view.record
     return JSONResponse(await view.to_json())
 

@@ -404,3 +404,32 @@ async def test_after_seconds_holds_a_run_back(server: Server) -> None:
     assert (await client.runs.get(thread["thread_id"], run["run_id"]))[
         "status"
     ] == "success"
+
+
+async def test_a_thread_ttl_covers_its_record_and_its_checkpoints(
+    server: Server, module_prefix: str
+) -> None:
+    import redis.asyncio as aredis
+
+    from tests.conftest import REDIS_URL
+
+    client = get_client(url=server.url)
+    thread = await client.threads.create(ttl=30)  # minutes
+    tid = thread["thread_id"]
+    await client.runs.wait(tid, "count", input={"steps": 1})
+    redis = aredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        # the thread's keys: its record and checkpoints (the queue's keys that
+        # name it keep the queue's retention, the lease's fence counter its own)
+        ttls = [
+            await redis.pttl(key)
+            async for key in redis.scan_iter(match=f"{module_prefix}:*{tid}*")
+            if ":q:" not in key and not key.endswith(":fence")
+        ]
+    finally:
+        await redis.aclose()
+    assert len(ttls) >= 3  # the record and the checkpointer's keys
+    assert all(25 * 60_000 < ttl <= 30 * 60_000 for ttl in ttls), ttls
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.post("/threads", json={"ttl": -5})
+    assert refused.status_code == 422
