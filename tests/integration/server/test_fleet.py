@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.schema import Command, StreamPart
@@ -165,8 +166,12 @@ async def test_hitl_interrupt_inspect_and_resume_from_another_api_process(
         {"id": pending["id"], "value": {"approve?": "a draft on tea"}}
     ]
     assert state["tasks"][0]["interrupts"][0]["id"] == pending["id"]
+    assert state["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint_id"] == state["parent_checkpoint"]["checkpoint_id"]
     assert (await client_b.threads.get(tid))["status"] == "interrupted"
 
+    with pytest.raises(httpx.HTTPStatusError, match="provide a thread_id"):
+        await client_b.runs.wait(None, "review", command=Command(resume="yes"))
     final = await client_b.runs.wait(tid, "review", command=Command(resume="yes"))
     assert final == {"topic": "tea", "draft": "a draft on tea", "verdict": "yes"}
     assert (await client_a.threads.get(tid))["status"] == "idle"
