@@ -2,8 +2,8 @@
 and agent UIs speak) on the queue, workers and checkpointer, on plain Redis.
 
 - :func:`create_app` builds the ASGI app; ``dialogllm.server:app`` is one built from
-  the environment (``DIALOGLLM_SERVER_CONFIG``, default ``./langgraph.json``), for
-  ``uvicorn dialogllm.server:app``.
+  the environment (``DIALOGLLM_SERVER_CONFIG``, default ``./langgraph.json``;
+  ``DIALOGLLM_SERVER_API_KEY``), for ``uvicorn dialogllm.server:app``.
 - :mod:`~dialogllm.server.assistants`, :mod:`~dialogllm.server.threads`,
   :mod:`~dialogllm.server.runs`: the routes; :mod:`~dialogllm.server.storage`: the
   server's own Redis records; :mod:`~dialogllm.server.wire`: LangGraph's JSON shapes.
@@ -20,12 +20,22 @@ from typing import Any
 
 from dialogllm.server.app import create_app
 
+# Importing the submodule ``app`` bound it here as ``app``, which hid the
+# module-level ``__getattr__`` below: ``uvicorn dialogllm.server:app`` got a module
+# ("'module' object is not callable"). The name is the ASGI app's; the submodule
+# stays importable from ``sys.modules`` (``from dialogllm.server.app import …``).
+del globals()["app"]
+
 __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
     """``app``: an app built from the environment, made on first access (importing
-    this package has no side effects)."""
+    this package has no side effects); ``DIALOGLLM_SERVER_API_KEY`` requires the key,
+    as it does for ``dialogllm serve``."""
     if name == "app":
-        return create_app(os.environ.get("DIALOGLLM_SERVER_CONFIG", "langgraph.json"))
+        return create_app(
+            os.environ.get("DIALOGLLM_SERVER_CONFIG", "langgraph.json"),
+            api_key=os.environ.get("DIALOGLLM_SERVER_API_KEY") or None,
+        )
     raise AttributeError(name)
