@@ -1,20 +1,25 @@
-"""``dialogllm serve`` with nothing configured: the graphs of ``./langgraph.json`` on
-the embedded Redis (a Unix socket in ``./.dialogllm``), which outlives the server
-(the dialogue survives it) until ``dialogllm redis stop``; and a busy port is one
-``error:`` line naming ``--port`` and exit 2, not a traceback."""
+"""How the server is run: ``dialogllm serve`` with nothing configured (the graphs of
+``./langgraph.json`` on the embedded Redis, a Unix socket in ``./.dialogllm``, which
+outlives the server, so the dialogue survives it, until ``dialogllm redis stop``); a
+busy port (one ``error:`` line naming ``--port``, exit 2, not a traceback); and the
+ASGI app under uvicorn (``DIALOGLLM_SERVER_API_KEY`` required when set)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
-from langgraph_sdk import get_client
+from langgraph_sdk import get_client, get_sync_client
 
-from tests.integration.server.conftest import DIALOGLLM, start_server
+from tests.conftest import REDIS_URL
+from tests.integration.server.conftest import DIALOGLLM, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +124,45 @@ def test_a_busy_port_is_one_error_line_naming_port_and_exit_2(tmp_path: Path) ->
     assert "--port" in errors[0] and str(port) in errors[0], result.stderr
     assert lines == errors, result.stderr  # nothing else: no traceback
     assert result.stdout == ""
+
+
+def test_the_asgi_app_under_uvicorn_requires_the_api_key_when_set(
+    tmp_path: Path, module_prefix: str
+) -> None:
+    config = _app(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DIALOGLLM_SERVER_CONFIG": str(config),
+        "DIALOGLLM_SERVER_API_KEY": "s3cret",
+        "DIALOGLLM_REDIS_URL": REDIS_URL,
+        "DIALOGLLM_KEY_PREFIX": module_prefix,
+    }
+    uvicorn = str(Path(DIALOGLLM).with_name("uvicorn"))
+    process = subprocess.Popen(
+        [uvicorn, "dialogllm.server:app", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "uvicorn exited"
+            assert time.monotonic() < deadline, "uvicorn did not answer /ok"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        refused = httpx.post(f"{url}/threads", json={}, timeout=10)
+        client = get_sync_client(url=url, api_key="s3cret")
+        thread = client.threads.create()
+        values = client.runs.wait(thread["thread_id"], "echo", input={"text": "ok"})
+    finally:
+        process.terminate()
+        process.wait(30)
+
+    assert refused.status_code == 401
+    assert values == {"text": "ok", "said": "OK"}
