@@ -2,8 +2,8 @@
 and agent UIs speak) on the queue, workers and checkpointer, on plain Redis.
 
 - :func:`create_app` builds the ASGI app; ``dialogllm.server:app`` is one built from
-  the environment (``DIALOGLLM_SERVER_CONFIG``, default ``./langgraph.json``), for
-  ``uvicorn dialogllm.server:app``.
+  the environment (``DIALOGLLM_SERVER_CONFIG``, default ``./langgraph.json``;
+  ``DIALOGLLM_SERVER_API_KEY``), for ``uvicorn dialogllm.server:app``.
 - :mod:`~dialogllm.server.assistants`, :mod:`~dialogllm.server.threads`,
   :mod:`~dialogllm.server.runs`: the routes; :mod:`~dialogllm.server.storage`: the
   server's own Redis records; :mod:`~dialogllm.server.wire`: LangGraph's JSON shapes.
@@ -18,14 +18,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dialogllm.server.app import create_app
+# the module is ``application``, not ``app``: ``app`` is the ASGI app's name here
+# (a submodule called ``app`` would be bound to it on import and hide it)
+from dialogllm.server.application import create_app
 
 __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
     """``app``: an app built from the environment, made on first access (importing
-    this package has no side effects)."""
+    this package has no side effects); ``DIALOGLLM_SERVER_API_KEY`` requires the key,
+    as it does for ``dialogllm serve``."""
     if name == "app":
-        return create_app(os.environ.get("DIALOGLLM_SERVER_CONFIG", "langgraph.json"))
+        return create_app(
+            os.environ.get("DIALOGLLM_SERVER_CONFIG", "langgraph.json"),
+            api_key=os.environ.get("DIALOGLLM_SERVER_API_KEY") or None,
+        )
     raise AttributeError(name)

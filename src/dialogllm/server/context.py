@@ -1,8 +1,9 @@
 """What every route of one server process shares: its Redis clients, the queue, the
 checkpointer, the server's records and the graph table.
 
-Built once at start-up (:func:`dialogllm.server.app.create_app`'s lifespan) and read
-by the routes with :func:`context_of`. Assistant resolution lives here because runs,
+Built once at start-up (the lifespan of
+:func:`dialogllm.server.application.create_app`) and read by the routes with
+:func:`request_context` (the context with the request's caller). Assistant resolution lives here because runs,
 threads and assistants all need it: an assistant id is a stored assistant, a
 system assistant, or (for runs, as LangGraph's server allows) a graph id.
 """

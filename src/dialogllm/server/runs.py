@@ -29,7 +29,7 @@ from dialogllm.logging import get_logger
 from dialogllm.queue import RunOptions, RunRecord
 from dialogllm.queue.models import dumps
 from dialogllm.server.context import RequestContext, ServerContext, request_context
-from dialogllm.server.errors import conflict, not_found, unprocessable
+from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
@@ -65,6 +65,9 @@ async def create_run(
     asked), enqueue the run."""
     if body.input is not None and body.command is not None:
         raise unprocessable("input and command cannot both be given")
+    if thread_id is None and (body.command or {}).get("resume") is not None:
+        # a new thread has nothing to resume: LangGraph's server refuses it so
+        raise ApiError(400, "You must provide a thread_id when resuming.")
     webhook = check_webhook(body.webhook) if body.webhook else None
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     modes = recorded_modes(body.modes())

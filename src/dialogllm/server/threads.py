@@ -292,6 +292,8 @@ def _empty_state(thread_id: str) -> dict[str, Any]:
         },
         "parent_checkpoint": None,
         "interrupts": [],
+        "checkpoint_id": None,
+        "parent_checkpoint_id": None,
     }
 
 

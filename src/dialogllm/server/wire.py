@@ -89,15 +89,20 @@ def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
         }
         for task in snapshot.tasks
     ]
+    checkpoint = checkpoint_json(snapshot.config)
+    parent = checkpoint_json(snapshot.parent_config)
     return {
         "values": snapshot.values,
         "next": list(snapshot.next),
         "tasks": tasks,
         "metadata": snapshot.metadata or {},
         "created_at": snapshot.created_at,
-        "checkpoint": checkpoint_json(snapshot.config),
-        "parent_checkpoint": checkpoint_json(snapshot.parent_config),
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
         "interrupts": _interrupts(snapshot.interrupts),
+        # LangGraph's server still sends the flat ids older clients read
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+        "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
     }
 
 
