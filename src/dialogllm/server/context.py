@@ -4,8 +4,9 @@ checkpointer, the server's records and the graph table.
 Built once at start-up (the lifespan of
 :func:`dialogllm.server.application.create_app`) and read by the routes with
 :func:`request_context` (the context with the request's caller). Assistant
-resolution lives here because runs, threads and assistants all need it: an assistant id is a stored assistant, a
-system assistant, or (for runs, as LangGraph's server allows) a graph id.
+resolution lives here because runs, threads and assistants all need it: an
+assistant id is a stored assistant, a system assistant, or (for runs, as
+LangGraph's server allows) a graph id.
 """
 
 from __future__ import annotations
