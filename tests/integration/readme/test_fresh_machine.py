@@ -46,6 +46,7 @@ COVERS = {
     "dialogllm threads list",
     "dialogllm transcript THREAD --format md",
     "dialogllm redis stop",
+    "dialogllm serve",
     "export DIALOGLLM_REDIS_URL=rediss://app:secret@redis.internal:6380/0",
     "dialogllm worker --concurrency 8 --metrics-port 9100",
     f'dialogllm submit debate --topic "{DEBATE}" --wait',
@@ -88,7 +89,13 @@ def test_the_test_runs_every_command_the_readme_shows() -> None:
 def test_readme_commands_on_a_fresh_checkout(tmp_path: Path) -> None:
     project = tmp_path / "project"
     _copy_project(project)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALOGLLM_")}
+    # a new user's machine: none of our settings, none of the test run's coverage
+    # (its processes would report the copy's files as this checkout's)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DIALOGLLM_", "COVERAGE_"))
+    }
     env["PYTHON"] = sys.executable  # the interpreter running the tests (3.11+)
     env.pop("VIRTUAL_ENV", None)
     dialogllm = ".venv/bin/dialogllm"
@@ -133,6 +140,10 @@ def test_readme_commands_on_a_fresh_checkout(tmp_path: Path) -> None:
         assert "*Director (director):* " in md.stdout  # the scene, not a turn
         assert re.search(r"^\*\*[^*]+:\*\* \S", md.stdout, re.M), md.stdout
 
+        # "dialogllm serve": the same graphs over LangGraph's HTTP API, on the same
+        # embedded Redis, with nothing configured
+        _serve(project, env, dialogllm)
+
         # "Stop the embedded Redis with .venv/bin/dialogllm redis stop"
         stopped = sh(dialogllm, "redis", "stop")
         assert stopped.returncode == 0, stopped.stderr[-2000:]
@@ -150,6 +161,38 @@ def test_readme_commands_on_a_fresh_checkout(tmp_path: Path) -> None:
         assert " passed" in tested.stdout
     finally:
         sh(dialogllm, "redis", "stop", timeout=60)
+
+
+def _serve(project: Path, env: dict[str, str], dialogllm: str) -> None:
+    """``dialogllm serve`` on the fresh install: the shipped graphs' assistants, the
+    first dialogue's thread on the same embedded Redis; Ctrl-C ends it with 0."""
+    import httpx
+
+    port = _free_port()  # 2024 may be taken on this machine
+    server = subprocess.Popen(
+        [dialogllm, "serve", "--port", str(port)], cwd=project, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        found = httpx.post(f"{url}/assistants/search", json={}, timeout=30).json()
+        assert {a["graph_id"] for a in found} == {
+            "debate", "directed_dialogue", "interview"
+        }, found  # fmt: skip
+        made = httpx.post(f"{url}/threads", json={"metadata": {"by": "readme"}})
+        assert made.status_code == 200, made.text
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=120)
+    assert server.returncode == 0, err[-2000:]
+    assert f"at {url}" in err
 
 
 def _running_at_scale(project: Path, base: dict[str, str], dialogllm: str) -> None:
