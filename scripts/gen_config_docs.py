@@ -82,7 +82,7 @@ def render() -> str:
         )
         for name, field in cls.model_fields.items():
             var = f"{prefix}{name}".upper()
-            meaning = (field.description or "").replace("|", "\\|")
+            meaning = " ".join((field.description or "").split()).replace("|", "\\|")
             parts.append(
                 f"| `{var}` | {_type(field)} | {_default(field)} | {meaning} |"
             )

@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Final
 
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import AfterValidator, Field
@@ -57,6 +57,18 @@ __all__ = [
 ]
 
 
+#: How many times a guard may ask again (0 switches the re-ask off).
+ReaskBudget = Annotated[int, Field(ge=0, le=10)]
+
+#: The repetition controls of a re-ask, by default (stronger than a turn's own).
+REASK_SAMPLING: Final = {
+    "repeat_penalty": 1.3,
+    "presence_penalty": 0.8,
+    "frequency_penalty": 0.8,
+    "dry_multiplier": 1.5,
+}
+
+
 class GuardSettings(BaseSettings):
     """Settings of the dialogue guards (``DIALOGLLM_GUARD_<NAME>``).
 
@@ -65,72 +77,39 @@ class GuardSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="DIALOGLLM_GUARD_", extra="ignore", frozen=True
+        env_prefix="DIALOGLLM_GUARD_",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,  # each field's docstring is its description
     )
 
-    echo: bool = Field(
-        default=True, description="Ask again a turn that echoes an earlier turn."
-    )
-    loop: bool = Field(
-        default=True, description="Ask again a turn that repeats its own phrase."
-    )
-    junk: bool = Field(
-        default=True,
-        description="Ask again a turn that is junk (digits, placeholders, no words).",
-    )
-    reask_budget: int = Field(
-        default=2, ge=0, le=10, description="Re-asks of an echoing or looping turn."
-    )
-    side_budget: int = Field(
-        default=1,
-        ge=0,
-        le=10,
-        description="Re-asks of a turn a node's own check refuses (debate sides).",
-    )
-    decision_budget: int = Field(
-        default=1,
-        ge=0,
-        le=10,
-        description=(
-            "Re-asks of a typed decision (cast, verdict, analysis) that is empty, "
-            "junk or not grounded in the transcript, before its defaults."
-        ),
-    )
+    echo: bool = True
+    """Ask again a turn that echoes an earlier turn."""
+    loop: bool = True
+    """Ask again a turn that repeats its own phrase."""
+    junk: bool = True
+    """Ask again a turn that is junk (digits, placeholders, no words)."""
+    reask_budget: ReaskBudget = 2
+    """Re-asks of an echoing or looping turn."""
+    side_budget: ReaskBudget = 1
+    """Re-asks of a turn a node's own check refuses (debate sides)."""
+    decision_budget: ReaskBudget = 1
+    """Re-asks of a typed decision (cast, verdict, analysis) that is empty, junk or
+    not grounded in the transcript, before its defaults."""
     reask_sampling: dict[str, float] = Field(
-        default_factory=lambda: {
-            "repeat_penalty": 1.3,
-            "presence_penalty": 0.8,
-            "frequency_penalty": 0.8,
-            "dry_multiplier": 1.5,
-        },
-        description=(
-            "Repetition controls of a re-ask (JSON; llama.cpp's own only reach the "
-            "local model)."
-        ),
+        default_factory=lambda: dict(REASK_SAMPLING)
     )
-    cast_check: bool = Field(
-        default=True,
-        description=(
-            "Check a director's cast: exact size, distinct first names, roles tied "
-            "to the topic (asked again, then defaults)."
-        ),
-    )
-    director_min_rounds: int = Field(
-        default=2,
-        ge=0,
-        description=(
-            "Rounds (every persona spoke once) before a director's review may "
-            "conclude a directed dialogue early."
-        ),
-    )
-    persona_end_min_turns: int | None = Field(
-        default=None,
-        ge=0,
-        description=(
-            "Turns before a persona may end a directed dialogue (unset: the "
-            "requested turns; the director may still conclude)."
-        ),
-    )
+    """Repetition controls of a re-ask (JSON; llama.cpp's own only reach the local
+    model)."""
+    cast_check: bool = True
+    """Check a director's cast: exact size, distinct first names, roles tied to the
+    topic (asked again, then defaults)."""
+    director_min_rounds: int = Field(default=2, ge=0)
+    """Rounds (every persona spoke once) before a director's review may conclude a
+    directed dialogue early."""
+    persona_end_min_turns: int | None = Field(default=None, ge=0)
+    """Turns before a persona may end a directed dialogue (unset: the requested
+    turns; the director may still conclude)."""
 
 
 @lru_cache(maxsize=1)
