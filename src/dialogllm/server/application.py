@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -51,6 +52,48 @@ from dialogllm.server.storage import ServerStore, now_ms
 __all__ = ["create_app"]
 
 _log = get_logger("dialogllm.server")
+
+
+class WorkerThread:
+    """The in-process worker (``dialogllm serve`` without ``--no-worker``), on an
+    event loop of its own in a thread, so graph steps never hold up the API's loop
+    (requests and streams answer while a run computes).
+
+    >>> in_process = WorkerThread(Worker(url)); in_process.start()   # doctest: +SKIP
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, name="dialogllm-worker", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the worker's thread and wait until its loop runs."""
+        self._thread.start()
+        self._started.wait(10)
+
+    def _main(self) -> None:
+        async def work() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._started.set()
+            await self.worker.run(install_signal_handlers=False)
+
+        try:
+            asyncio.run(work())
+        except Exception:
+            _log.exception("in-process worker stopped")
+        finally:
+            self._started.set()
+
+    async def stop(self, *, timeout: float) -> None:
+        """Stop taking runs, give running ones the worker's grace, then return."""
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                self._loop.call_soon_threadsafe(self.worker.stop)
+        await asyncio.to_thread(self._thread.join, timeout)
 
 
 def _version() -> str:
@@ -98,14 +141,13 @@ def create_app(
             authorizer=authorizer,
         )
         app.state.context = context
-        worker_task: asyncio.Task[None] | None = None
+        in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
                 url, key_prefix=prefix, queue=queue, concurrency=concurrency
             )
-            worker_task = asyncio.create_task(
-                context.worker.run(install_signal_handlers=False)
-            )
+            in_process = WorkerThread(context.worker)
+            in_process.start()
         _log.info(
             "server started",
             redis=mask_url(url),
@@ -116,10 +158,8 @@ def create_app(
             with using(url):
                 yield
         finally:
-            if context.worker is not None and worker_task is not None:
-                context.worker.stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(worker_task, 60)
+            if in_process is not None:
+                await in_process.stop(timeout=60)
             for task in list(context.background):
                 task.cancel()
             await text_client.aclose()
