@@ -22,7 +22,8 @@ embedded Redis); ``cluster=None`` means "as that target says" for the default UR
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import redis
 import redis.asyncio as aredis
@@ -41,6 +42,7 @@ from dialogllm.redis.url import current_target
 __all__ = [
     "RETRIES",
     "AsyncClient",
+    "ClientOptions",
     "SyncClient",
     "async_client",
     "connection_kwargs",
@@ -54,6 +56,9 @@ AsyncClient = aredis.Redis | AsyncRedisCluster
 """What :func:`async_client` returns."""
 SyncClient = redis.Redis | RedisCluster
 """What :func:`sync_client` returns."""
+
+C = TypeVar("C")
+K = TypeVar("K")
 
 RETRIES = 6
 """How often a command is resent after a broken connection (with backoff)."""
@@ -86,45 +91,53 @@ def _options(url: str, decode: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+class ClientOptions(TypedDict, total=False):
+    """What a caller sets on a client; the rest is this module's policy."""
+
+    decode: bool
+    """``decode_responses`` (default ``False``: replies are bytes)."""
+    cluster: bool | None
+    """A Redis Cluster client (default: as the target says, see the module)."""
+    retries: int
+    """Resends after a broken connection (default :data:`RETRIES`)."""
+    socket_timeout: float
+    """Seconds a command may take (redis-py's; default: no limit)."""
+    socket_connect_timeout: float
+    """Seconds connecting may take (redis-py's)."""
+
+
+def _build(
+    url: str | None,
+    options: ClientOptions,
+    retry_type: Callable[[ExponentialWithJitterBackoff, int], Any],
+    single: Callable[..., C],
+    clustered: Callable[..., K],
+) -> C | K:
+    """A client of either flavour with the one policy: ``retry_type``, ``single``
+    and ``clustered`` are redis-py's sync or asyncio ``Retry`` and ``from_url``."""
+    extra: dict[str, Any] = dict(options)
+    decode = bool(extra.pop("decode", False))
+    target, cluster = _target(url, extra.pop("cluster", None))
+    retry = retry_type(_backoff(), int(extra.pop("retries", RETRIES)))
+    if cluster:
+        return clustered(target, decode_responses=decode, retry=retry, **extra)
+    return single(target, retry=retry, **_options(target, decode, extra))
+
+
 def async_client(
-    url: str | None = None,
-    *,
-    decode: bool = False,
-    cluster: bool | None = None,
-    retries: int = RETRIES,
-    **extra: Any,
+    url: str | None = None, **options: Unpack[ClientOptions]
 ) -> AsyncClient:
-    """A pooled asyncio client (see the module docstring for the policy); ``extra``
-    goes to redis-py (e.g. ``socket_timeout``)."""
-    url, cluster = _target(url, cluster)
-    retry = AsyncRetry(_backoff(), retries)
-    if cluster:
-        return AsyncRedisCluster.from_url(
-            url, decode_responses=decode, retry=retry, **extra
-        )
-    client: aredis.Redis = aredis.Redis.from_url(
-        url, retry=retry, **_options(url, decode, extra)
-    )
-    return client
+    """A pooled asyncio client (see the module docstring for the policy).
+
+    >>> client = async_client("redis://127.0.0.1:6379/0", decode=True, retries=0)
+    """
+    clients = (aredis.Redis.from_url, AsyncRedisCluster.from_url)
+    return _build(url, options, AsyncRetry, *clients)
 
 
-def sync_client(
-    url: str | None = None,
-    *,
-    decode: bool = False,
-    cluster: bool | None = None,
-    retries: int = RETRIES,
-    **extra: Any,
-) -> SyncClient:
+def sync_client(url: str | None = None, **options: Unpack[ClientOptions]) -> SyncClient:
     """A pooled blocking client, same policy as :func:`async_client`."""
-    url, cluster = _target(url, cluster)
-    retry = Retry(_backoff(), retries)
-    if cluster:
-        return RedisCluster.from_url(url, decode_responses=decode, retry=retry, **extra)
-    client: redis.Redis = redis.Redis.from_url(
-        url, retry=retry, **_options(url, decode, extra)
-    )
-    return client
+    return _build(url, options, Retry, redis.Redis.from_url, RedisCluster.from_url)
 
 
 def is_cluster(client: object) -> bool:
