@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -34,28 +34,37 @@ def free_port() -> int:
 
 
 @dataclass
-class Server:
-    """A ``dialogllm serve`` process."""
+class Process:
+    """A ``dialogllm`` process a test started, with its log."""
 
     process: subprocess.Popen[bytes]
-    url: str
     log: Path
+    #: what stops it gracefully (``serve``: Ctrl-C; ``worker``: SIGTERM)
+    stop_signal: signal.Signals = field(default=signal.SIGINT, kw_only=True)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def kill(self) -> None:
-        """kill -9: no shutdown, no goodbye."""
+        """kill -9: no shutdown, no goodbye (a worker's leases stay until they
+        expire)."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@dataclass
+class Server(Process):
+    """A ``dialogllm serve`` process."""
+
+    url: str = field(kw_only=True)
 
 
 def start_server(
@@ -81,7 +90,7 @@ def start_server(
             env=environment,
             cwd=config.parent,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, log, url=f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

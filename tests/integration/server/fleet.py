@@ -18,33 +18,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REDIS_URL, delete_prefix
-from tests.integration.server.conftest import DIALOGLLM, Server, start_server
+from tests.integration.server.conftest import (
+    DIALOGLLM,
+    Process,
+    Server,
+    start_server,
+)
 
 PROOF_APP = Path(__file__).with_name("proof_app") / "langgraph.json"
 
 
 @dataclass
-class WorkerProcess:
-    """A ``dialogllm worker`` process."""
+class WorkerProcess(Process):
+    """A ``dialogllm worker`` process (stopped gracefully with SIGTERM)."""
 
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """kill -9: its leases stay until they expire."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    stop_signal: signal.Signals = field(default=signal.SIGTERM, kw_only=True)
 
 
 def start_worker(prefix: str, *args: str, config: Path = PROOF_APP) -> WorkerProcess:
