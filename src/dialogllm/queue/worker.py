@@ -519,6 +519,11 @@ class Worker:
     def _stop_now(self, active: _Active, reason: str) -> None:
         if active.stop_reason is None:
             active.stop_reason = reason
+        # LangGraph can absorb a task's cancellation while a sync node runs in its
+        # executor (the node's future takes it); the run then still stops at its
+        # next step
+        if active.stop_at_step is None:
+            active.stop_at_step = reason
         if active.inner is not None and not active.inner.done():
             active.inner.cancel()
 
