@@ -128,8 +128,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = resolve_url(redis_url)
         prefix = key_prefix or get_settings().key_prefix
-        graphs = GraphTable.from_file(config_path, started_ms=now_ms())
-        authorizer = _authorizer(config_path)
+        config_file = LangGraphConfig.read(config_path)  # read once: graphs, auth
+        graphs = GraphTable.from_config(config_file, started_ms=now_ms())
+        authorizer = _authorizer(config_file)
         text_client = async_client(url, decode=True)
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
         context = ServerContext(
@@ -186,15 +187,14 @@ def create_app(
     return app
 
 
-def _authorizer(config_path: Path) -> Authorizer:
+def _authorizer(config: LangGraphConfig) -> Authorizer:
     """The ``Auth`` object a ``langgraph.json`` names (``"auth": {"path": ...}``)."""
-    config = LangGraphConfig.read(config_path)
     if config.auth is None:
         return Authorizer(None)
     found = load_object(config.auth, base=config.folder)
     if not isinstance(found, Auth):
         raise ConfigError(
-            f"{config_path}: auth.path {config.auth!r} is a {type(found).__name__}, "
+            f"{config.path}: auth.path {config.auth!r} is a {type(found).__name__}, "
             "not a langgraph_sdk.Auth"
         )
     return Authorizer(found)

@@ -6,7 +6,7 @@ a *system* assistant from the start, as LangGraph's server does, whose id is der
 from the graph id (UUID 5 in LangGraph's namespace), so assistant ids are the same
 on our server and on LangGraph's.
 
->>> table = GraphTable.from_file(Path("langgraph.json"))         # doctest: +SKIP
+>>> table = GraphTable.from_config(LangGraphConfig.read(Path("langgraph.json")))
 >>> table.system_assistant("debate").assistant_id                 # doctest: +SKIP
 '…'
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from langgraph.pregel import Pregel
@@ -43,9 +42,8 @@ class GraphTable:
     started_ms: int = 0
 
     @classmethod
-    def from_file(cls, path: Path, *, started_ms: int = 0) -> GraphTable:
+    def from_config(cls, config: LangGraphConfig, *, started_ms: int = 0) -> GraphTable:
         """The graphs of a ``langgraph.json`` (its dependencies and env applied)."""
-        config = LangGraphConfig.read(path)
         config.apply()
         refs = {name: config.reference(name) for name in config.graphs}
         return cls({k: v for k, v in refs.items() if v}, started_ms)

@@ -27,14 +27,14 @@ from sse_starlette import EventSourceResponse
 from dialogllm.errors import RunNotFoundError, ThreadBusyError
 from dialogllm.logging import get_logger
 from dialogllm.queue import RunOptions, RunRecord
-from dialogllm.queue.models import dumps
+from dialogllm.queue.models import dumps, node_names
 from dialogllm.server.context import RequestContext, ServerContext, request_context
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
 from dialogllm.server.webhooks import check_webhook, deliver
-from dialogllm.server.wire import JSONResponse, run_json
+from dialogllm.server.wire import JSONResponse, interrupts_json, run_json
 
 __all__ = ["router"]
 
@@ -105,8 +105,8 @@ async def create_run(
         checkpoint_id=checkpoint_id,
         stream_modes=modes,
         subgraphs=body.stream_subgraphs,
-        interrupt_before=_nodes(body.interrupt_before),
-        interrupt_after=_nodes(body.interrupt_after),
+        interrupt_before=node_names(body.interrupt_before),
+        interrupt_after=node_names(body.interrupt_after),
         durability=body.durability,
     )
     try:
@@ -149,10 +149,6 @@ async def _send_webhook(ctx: ServerContext, url: str, run_id: str) -> None:
     await deliver(url, ended, run_id=run_id)
 
 
-def _nodes(value: str | list[str] | None) -> str | tuple[str, ...] | None:
-    return tuple(value) if isinstance(value, list) else value
-
-
 async def _run_of(
     ctx: RequestContext,
     thread_id: str,
@@ -182,12 +178,7 @@ async def _final_values(ctx: ServerContext, record: RunRecord) -> Any:
         return record.result
     values: Any = snapshot.values
     if snapshot.interrupts and isinstance(values, dict):
-        values = {
-            **values,
-            "__interrupt__": [
-                {"value": i.value, "id": i.id} for i in snapshot.interrupts
-            ],
-        }
+        values = {**values, "__interrupt__": interrupts_json(snapshot.interrupts)}
     return values
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "JSONResponse",
     "assistant_json",
     "checkpoint_json",
+    "interrupts_json",
     "iso",
     "run_json",
     "run_status",
@@ -66,7 +67,8 @@ def checkpoint_json(config: Any) -> dict[str, Any] | None:
     }
 
 
-def _interrupts(interrupts: Any) -> list[dict[str, Any]]:
+def interrupts_json(interrupts: Any) -> list[dict[str, Any]]:
+    """Interrupts as the API shows them: ``[{"id": ..., "value": ...}]``."""
     return [{"id": i.id, "value": i.value} for i in interrupts or ()]
 
 
@@ -78,7 +80,7 @@ def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
             "name": task.name,
             "path": list(task.path),
             "error": None if task.error is None else repr(task.error),
-            "interrupts": _interrupts(task.interrupts),
+            "interrupts": interrupts_json(task.interrupts),
             "checkpoint": checkpoint_json(task.state)
             if isinstance(task.state, dict)
             else None,
@@ -99,7 +101,7 @@ def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
         "created_at": snapshot.created_at,
         "checkpoint": checkpoint,
         "parent_checkpoint": parent,
-        "interrupts": _interrupts(snapshot.interrupts),
+        "interrupts": interrupts_json(snapshot.interrupts),
         # LangGraph's server still sends the flat ids older clients read
         "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
         "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
@@ -111,7 +113,7 @@ def thread_interrupts(snapshot: StateSnapshot | None) -> dict[str, list[Any]]:
     if snapshot is None:
         return {}
     return {
-        task.id: _interrupts(task.interrupts)
+        task.id: interrupts_json(task.interrupts)
         for task in snapshot.tasks
         if task.interrupts
     }
