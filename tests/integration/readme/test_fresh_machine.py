@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -234,9 +235,23 @@ def _running_at_scale(project: Path, base: dict[str, str], dialogllm: str) -> No
             [dialogllm, "status", "--watch"], cwd=project, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(5)
+        seen: list[str] = []
+
+        def read_screens() -> None:
+            assert watch.stdout is not None
+            seen.extend(watch.stdout)
+
+        reader = threading.Thread(target=read_screens, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60  # a whole screen, however slow the start
+        while not any(line.startswith("  alerts") for line in seen):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         watch.send_signal(signal.SIGINT)
-        screens, _ = watch.communicate(timeout=30)
+        watch.wait(timeout=30)
+        reader.join(timeout=10)
+        screens = "".join(seen)
         assert "depth" in screens and "workers (1 alive)" in screens, screens[-2000:]
         checked = subprocess.run(
             [dialogllm, "status", "--check"],
