@@ -26,7 +26,7 @@ import inspect
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -161,6 +161,26 @@ def _event_data(mode: object, chunk: Any) -> Any:
     return chunk
 
 
+async def _with_events(
+    graph: Pregel[Any, Any, Any, Any],
+    graph_input: Any,
+    config: RunnableConfig,
+    arguments: dict[str, Any],
+    run_id: str,
+) -> AsyncIterator[tuple[str, Any]]:
+    """The run streamed with LangChain's ``astream_events`` (v2), as LangGraph
+    API's ``events`` stream mode does: the root run's ``on_chain_stream`` events
+    carry the graph's stream chunks (yielded as ``("chunk", item)``, ``item`` as
+    ``astream`` yields it); every other event is yielded as ``("events", event)``."""
+    stream: Any = graph.astream_events(graph_input, config, version="v2", **arguments)
+    async with contextlib.aclosing(stream):
+        async for event in stream:
+            if event["event"] == "on_chain_stream" and event["run_id"] == run_id:
+                yield "chunk", event["data"]["chunk"]
+            else:
+                yield "events", event
+
+
 class StopAtStep(Exception):
     """Raised inside a run to stop it at a step boundary."""
 
@@ -258,7 +278,10 @@ class GraphExecution:
             graph_input = None
         elif opts.command is not None:
             graph_input = Command(**opts.command)
-        extra = [m for m in opts.stream_modes if m not in ("updates", "custom")]
+        events = "events" in opts.stream_modes
+        extra = [
+            m for m in opts.stream_modes if m not in ("updates", "custom", "events")
+        ]
         modes: Any = ["updates", "custom", *extra]
         # The last root ``values`` chunk is the thread's final values when the
         # graph's output channels are the channels its state shows, and nothing
@@ -272,18 +295,26 @@ class GraphExecution:
             modes.append("values")
         final: Any = _UNSET
         interrupted = False
-        stream: Any = graph.astream(
-            graph_input,
-            config,
-            context=opts.context,
-            stream_mode=modes,
-            interrupt_before=_nodes(opts.interrupt_before),
-            interrupt_after=_nodes(opts.interrupt_after),
-            durability=opts.durability or "sync",
-            subgraphs=opts.subgraphs,
+        arguments: dict[str, Any] = {
+            "context": opts.context,
+            "stream_mode": modes,
+            "interrupt_before": _nodes(opts.interrupt_before),
+            "interrupt_after": _nodes(opts.interrupt_after),
+            "durability": opts.durability or "sync",
+            "subgraphs": opts.subgraphs,
+        }
+        stream: Any = (
+            _with_events(graph, graph_input, config, arguments, run_id)
+            if events
+            else graph.astream(graph_input, config, **arguments)
         )
         async with contextlib.aclosing(stream):
             async for item in stream:
+                if events and item[0] == "events":
+                    await self.store.add_event(run_id, "events", item[1])
+                    continue
+                if events:
+                    item = item[1]
                 namespace, mode, chunk = item if opts.subgraphs else ((), *item)
                 if not namespace:
                     if mode == "updates" and isinstance(chunk, dict):

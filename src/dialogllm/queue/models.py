@@ -300,7 +300,8 @@ class RunRecord:
 
 
 #: The LangGraph stream modes a run can record (every run records ``updates`` and
-#: ``custom``).
+#: ``custom``); ``events`` streams the run with LangChain's ``astream_events`` (v2)
+#: and records every event, as LangGraph API's ``events`` mode does.
 STREAM_MODES: Final = (
     "values",
     "updates",
@@ -309,6 +310,7 @@ STREAM_MODES: Final = (
     "debug",
     "tasks",
     "checkpoints",
+    "events",
 )
 
 

@@ -2,8 +2,8 @@
 
 A run records LangGraph's stream modes as its events (``values``, ``updates``,
 ``custom``, ``messages``, ``debug``, ``tasks``, ``checkpoints``; ``mode|namespace``
-for subgraphs). A client asks in LangGraph API's names; this module maps one to the
-other:
+for subgraphs; ``events``, LangChain's ``astream_events`` v2 events, when asked).
+A client asks in LangGraph API's names; this module maps one to the other:
 
 - ``messages-tuple`` is LangGraph's ``messages`` as it is: an event ``messages``
   with ``[message chunk, metadata]`` per token;
@@ -37,6 +37,7 @@ RECORDED = {
     "debug": "debug",
     "tasks": "tasks",
     "checkpoints": "checkpoints",
+    "events": "events",
 }
 
 

@@ -322,6 +322,40 @@ async def test_llm_tokens_stream_as_messages_tuples_and_as_messages(
     assert complete and complete[-1]["content"] == text
 
 
+async def test_events_mode_streams_langchains_run_events_beside_other_modes(
+    server: Server,
+) -> None:
+    client = get_client(url=server.url)
+    thread = await client.threads.create()
+    parts = [
+        p
+        async for p in client.runs.stream(
+            thread["thread_id"],
+            "chat",
+            input={"prompt": "Write one sentence about tea."},
+            stream_mode=["events", "values"],
+        )
+    ]
+    events = [p.data for p in parts if p.event == "events"]
+    names = [e["event"] for e in events]
+    final = [p.data for p in parts if p.event == "values"][-1]
+    run_id = parts[0].data["run_id"]
+
+    assert names[0] == "on_chain_start" and events[0]["run_id"] == run_id
+    assert names[-1] == "on_chain_end" and events[-1]["run_id"] == run_id
+    # the root run's stream chunks became the values events, not events events
+    assert not any(
+        e["event"] == "on_chain_stream" and e["run_id"] == run_id for e in events
+    )
+    streamed = [e for e in events if e["event"] == "on_chat_model_stream"]
+    tokens = [e["data"]["chunk"]["content"] for e in streamed]
+    assert len(tokens) >= 2 and "".join(tokens) == final["reply"]
+    starts = [e for e in events if e["event"] == "on_chain_start"]
+    node = next(e for e in starts if e["name"] == "reply")
+    assert node["metadata"]["langgraph_node"] == "reply"
+    assert node["metadata"]["thread_id"] == thread["thread_id"]
+
+
 async def test_a_thread_stream_follows_every_run_of_the_thread(server: Server) -> None:
     client = get_client(url=server.url)
     thread = await client.threads.create()

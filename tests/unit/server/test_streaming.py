@@ -27,9 +27,10 @@ def test_modes_map_to_what_a_run_records_and_unknown_ones_are_refused() -> None:
         "messages",
     )
     with pytest.raises(ApiError) as refused:
-        recorded_modes(["events"])
+        recorded_modes(["values", "bogus"])
     assert refused.value.status_code == 422
-    assert "events" in str(refused.value.detail)
+    assert "bogus" in str(refused.value.detail)
+    assert recorded_modes(["events", "updates"]) == ("events", "updates")
 
 
 def test_only_the_asked_modes_pass_and_keep_their_event_ids() -> None:
