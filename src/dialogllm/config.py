@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Expire a thread's checkpoints this long after its last write.",
     )
+    followup_claim_seconds: float = Field(
+        default=30,
+        gt=0,
+        description=(
+            "How long an API process's claim on a run's webhook or stateless "
+            "clean-up lasts unrenewed; another process takes it over after that."
+        ),
+    )
 
     alert_error_rate: float = Field(
         default=0.2, ge=0, le=1, description="Alert above this share of failed runs."

@@ -44,6 +44,7 @@ from dialogllm.server import assistants, runs, threads
 from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
 from dialogllm.server.errors import install_error_handlers
+from dialogllm.server.followups import Followup, Followups
 from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
@@ -133,15 +134,26 @@ def create_app(
         authorizer = _authorizer(config_file)
         text_client = async_client(url, decode=True)
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
+
+        async def follow_up(followup: Followup) -> None:
+            await runs.follow_up(context, followup)
+
         context = ServerContext(
             queue=Queue(text_client, key_prefix=prefix, queue=queue, url=mask_url(url)),
             saver=saver,
             store=ServerStore(text_client, prefix=prefix),
             graphs=graphs,
             url=url,
+            followups=Followups(
+                text_client,
+                prefix=prefix,
+                act=follow_up,
+                claim_ms=int(get_settings().followup_claim_seconds * 1000),
+            ),
             authorizer=authorizer,
         )
         app.state.context = context
+        context.followups.start()
         in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
@@ -161,8 +173,7 @@ def create_app(
         finally:
             if in_process is not None:
                 await in_process.stop(timeout=60)
-            for task in list(context.background):
-                task.cancel()
+            await context.followups.stop()
             await text_client.aclose()
             await saver.client.aclose()
 

@@ -11,7 +11,6 @@ LangGraph's server allows) a graph id.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -22,6 +21,7 @@ from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.queue import Queue
 from dialogllm.server.auth import ANONYMOUS, Authorizer, User, matches
 from dialogllm.server.errors import not_found
+from dialogllm.server.followups import Followups
 from dialogllm.server.graphs import GraphTable, system_assistant_id
 from dialogllm.server.storage import AssistantRecord, ServerStore
 
@@ -37,9 +37,9 @@ class ServerContext:
     store: ServerStore
     graphs: GraphTable
     url: str
+    followups: Followups
     authorizer: Authorizer = field(default_factory=lambda: Authorizer(None))
     worker: Any = None  # the in-process Worker, when this process runs one
-    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def assistant(self, assistant_id: str, *, by_graph: bool) -> AssistantRecord:
         """The assistant ``assistant_id`` names; with ``by_graph`` a graph id names

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -30,6 +30,7 @@ from dialogllm.queue import RunOptions, RunRecord
 from dialogllm.queue.models import dumps, node_names
 from dialogllm.server.context import RequestContext, ServerContext, request_context
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
+from dialogllm.server.followups import Followup
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
@@ -59,10 +60,15 @@ def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any
 
 
 async def create_run(
-    ctx: RequestContext, thread_id: str | None, body: RunCreate
+    ctx: RequestContext,
+    thread_id: str | None,
+    body: RunCreate,
+    *,
+    followed: bool = False,
 ) -> RunRecord:
     """Validate ``body``, check the caller may run on the thread (creating it when
-    asked), enqueue the run."""
+    asked), enqueue the run. ``followed``: the request waits for or streams the
+    run, and does its follow-up itself (then releases it)."""
     if body.input is not None and body.command is not None:
         raise unprocessable("input and command cannot both be given")
     if thread_id is None and (body.command or {}).get("resume") is not None:
@@ -129,24 +135,29 @@ async def create_run(
     await ctx.store.update_thread(
         target, metadata=owner if changed else None, last_run=run_id
     )
-    if webhook is not None:
-        _in_background(ctx, _send_webhook(ctx, webhook, run_id))
+    # a stateless run's thread goes when the run ends, unless the client keeps it
+    delete = thread_id is None and (body.on_completion or "delete") == "delete"
+    if webhook is not None or delete:
+        held = followed and webhook is None  # a request cannot send a webhook
+        await ctx.followups.add(Followup(run_id, target, webhook, delete), held=held)
     return await ctx.queue.get(run_id)
 
 
-def _in_background(ctx: ServerContext, work: Coroutine[Any, Any, Any]) -> None:
-    """Run ``work`` in this process after the request (cancelled at shutdown)."""
-    task = asyncio.create_task(work)
-    ctx.background.add(task)
-    task.add_done_callback(ctx.background.discard)
+async def follow_up(ctx: ServerContext, followup: Followup) -> None:
+    """What a run's :class:`~dialogllm.server.followups.Followup` asks for, once the
+    run ended: POST its webhook, then delete its thread (a stateless run's)."""
+    try:
+        record = await ctx.queue.wait(followup.run_id)
+    except RunNotFoundError:
+        return  # deleted, or past the queue's retention: nothing to report
+    if followup.webhook:
 
+        async def ended() -> dict[str, Any]:
+            return {**run_json(record), "values": await _final_values(ctx, record)}
 
-async def _send_webhook(ctx: ServerContext, url: str, run_id: str) -> None:
-    async def ended() -> dict[str, Any]:
-        record = await ctx.queue.wait(run_id)
-        return {**run_json(record), "values": await _final_values(ctx, record)}
-
-    await deliver(url, ended, run_id=run_id)
+        await deliver(followup.webhook, ended, run_id=followup.run_id)
+    if followup.delete_thread:
+        await _delete_thread(ctx, followup.thread_id)
 
 
 async def _run_of(
@@ -194,7 +205,6 @@ def run_stream(
     *,
     last_event_id: str | None,
     cancel_on_disconnect: bool = False,
-    delete_thread_after: bool = False,
 ) -> EventSourceResponse:
     """The run's events as Server-Sent Events, from ``last_event_id`` on."""
     run_id, thread_id = record.run_id, record.thread_id
@@ -216,9 +226,6 @@ def run_stream(
             if not finished and cancel_on_disconnect:
                 with contextlib.suppress(Exception):
                     await ctx.queue.cancel(run_id, "client disconnected")
-            if finished and delete_thread_after:
-                await ctx.queue.wait(run_id)
-                await _delete_thread(ctx, thread_id)
 
     headers = {
         "Location": f"/threads/{thread_id}/runs/{run_id}/stream",
@@ -244,7 +251,6 @@ async def _stream_new(
         modes,
         last_event_id=None,
         cancel_on_disconnect=on_disconnect == "cancel",
-        delete_thread_after=stateless and (body.on_completion or "delete") == "delete",
     )
 
 
@@ -254,25 +260,25 @@ async def _wait_new(
     body: RunCreate,
     stateless: bool,
 ) -> JSONResponse:
-    record = await create_run(ctx, thread_id, body)
-    done = await ctx.queue.wait(record.run_id)
-    values = await _final_values(ctx, done)
-    if stateless and (body.on_completion or "delete") == "delete":
-        await _delete_thread(ctx, done.thread_id)
+    record = await create_run(ctx, thread_id, body, followed=True)
+    deleted = False
+    try:
+        done = await ctx.queue.wait(record.run_id)
+        values = await _final_values(ctx, done)
+        if (
+            stateless
+            and not body.webhook
+            and (body.on_completion or "delete") == "delete"
+        ):
+            # the thread goes after its values are read (a webhook's follow-up
+            # deletes it after the webhook read them)
+            await _delete_thread(ctx, done.thread_id)
+            deleted = True
+    finally:
+        # a client that left before the end leaves the deletion to the follow-up
+        await ctx.followups.release(record.run_id, done=deleted)
     headers = {"Content-Location": f"/threads/{done.thread_id}/runs/{done.run_id}"}
     return JSONResponse(values, headers=headers)
-
-
-def _clean_up_later(ctx: ServerContext, record: RunRecord) -> None:
-    """Delete a background stateless run's thread once the run ends (in this
-    process: a restart leaves the thread, which the checkpointer's TTL expires)."""
-
-    async def clean() -> None:
-        with contextlib.suppress(Exception):
-            await ctx.queue.wait(record.run_id)
-            await _delete_thread(ctx, record.thread_id)
-
-    _in_background(ctx, clean())
 
 
 # --- threaded runs ------------------------------------------------------------------
@@ -476,8 +482,6 @@ async def create_stateless(
 ) -> JSONResponse:
     """A run on a new thread, in the background (deleted after it, by default)."""
     record = await create_run(ctx, None, body)
-    if (body.on_completion or "delete") == "delete":
-        _clean_up_later(ctx, record)
     return JSONResponse(run_json(record))
 
 

@@ -6,9 +6,8 @@ delivery that fails (connection error, timeout, 5xx, 429) is retried with the
 project's backoff (:mod:`dialogllm.backoff`) up to :data:`ATTEMPTS` times; a 4xx other
 than 429 is the receiver's answer and is not retried.
 
-Known limit: the API process that created the run sends its webhook; when that
-process ends before the run does, the webhook is not sent (a restart does not
-resume deliveries).
+Who sends it: the API process that created the run, or, when that process died,
+another one (:mod:`dialogllm.server.followups`): at least once.
 """
 
 from __future__ import annotations

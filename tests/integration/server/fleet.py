@@ -63,9 +63,11 @@ class Fleet:
     apis: list[Server] = field(default_factory=list)
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def api(self, *args: str) -> Server:
+    def api(self, *args: str, env: dict[str, str] | None = None) -> Server:
         """One more ``dialogllm serve --no-worker``."""
-        server = start_server(self.prefix, "--no-worker", *args, config=PROOF_APP)
+        server = start_server(
+            self.prefix, "--no-worker", *args, env=env, config=PROOF_APP
+        )
         self.apis.append(server)
         return server
 

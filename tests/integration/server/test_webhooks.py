@@ -3,18 +3,26 @@ receiver fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from langgraph_sdk import get_client
+from langgraph_sdk.errors import NotFoundError
 
+from tests.conftest import REDIS_URL
 from tests.integration.server.conftest import Server
+from tests.integration.server.fleet import Fleet, fleet
+
+__all__ = ["fleet"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +91,40 @@ async def test_a_webhook_that_is_not_an_http_url_is_refused(server: Server) -> N
         )
     assert refused.status_code == 422
     assert "webhook" in refused.json()["detail"]
+
+
+async def test_a_killed_api_process_leaves_its_webhook_and_clean_up_to_another(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    quick = {"DIALOGLLM_FOLLOWUP_CLAIM_SECONDS": "1"}
+    first, second = fleet.api(env=quick), fleet.api(env=quick)
+    fleet.worker()
+    receiver = Receiver()
+    gate = tmp_path / "gate"
+    try:
+        run = await get_client(url=first.url).runs.create(
+            None,
+            "slow",
+            input={"steps": 3, "gate": str(gate), "hold_after": 1},
+            webhook=receiver.url,
+        )  # stateless: its thread is deleted once it ends
+        first.kill()  # kill -9: the process that created the run and its follow-up
+        gate.touch()
+        [body] = receiver.wait(1, timeout=60)
+        assert body["run_id"] == run["run_id"] and body["status"] == "success"
+        assert body["values"]["n"] == 3
+        client = get_client(url=second.url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await client.threads.get(run["thread_id"])
+            except NotFoundError:
+                break
+            assert time.monotonic() < deadline, "the stateless thread was kept"
+            await asyncio.sleep(0.1)
+        time.sleep(3)  # three more claim periods: nobody sends it again
+        assert len(receiver.bodies) == 1, fleet.logs()
+        pending = redis.Redis.from_url(REDIS_URL).zcard(f"{fleet.prefix}:srv:followups")
+        assert pending == 0  # done, and recorded done
+    finally:
+        receiver.http.shutdown()
