@@ -132,15 +132,19 @@ async def create_run(
         ) from None
     known = existing.metadata if existing is not None else {}
     changed = any(known.get(k) != v for k, v in owner.items())
-    await ctx.store.update_thread(
-        target, metadata=owner if changed else None, last_run=run_id
-    )
     # a stateless run's thread goes when the run ends, unless the client keeps it
     delete = thread_id is None and (body.on_completion or "delete") == "delete"
     if webhook is not None or delete:
         held = followed and webhook is None  # a request cannot send a webhook
         await ctx.followups.add(Followup(run_id, target, webhook, delete), held=held)
-    return await ctx.queue.get(run_id)
+    # independent once the run exists: sent together, one wait for both
+    _, record = await asyncio.gather(
+        ctx.store.update_thread(
+            target, metadata=owner if changed else None, last_run=run_id
+        ),
+        ctx.queue.get(run_id),
+    )
+    return record
 
 
 async def follow_up(ctx: ServerContext, followup: Followup) -> None:
