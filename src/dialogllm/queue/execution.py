@@ -138,6 +138,9 @@ def _run_config(
         configurable.pop("checkpoint_id", None)
     config["configurable"] = configurable
     config["run_id"] = uuid.UUID(run_id)
+    graph_id = (opts.metadata or {}).get("graph_id")
+    if graph_id and "run_name" not in config:
+        config["run_name"] = graph_id  # the root run's name, as LangGraph's API
     config["metadata"] = {
         **(config.get("metadata") or {}),
         **(opts.metadata or {}),

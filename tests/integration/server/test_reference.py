@@ -68,7 +68,12 @@ def _langgraph_dev() -> str | None:
     if "LANGGRAPH_DEV" in os.environ:
         candidates = [os.environ["LANGGRAPH_DEV"]]
     else:
-        candidates = ["/work/lgdev/.venv/bin/langgraph", shutil.which("langgraph")]
+        peers = Path(__file__).parents[3] / "benchmarks" / ".peers"  # server_bench's
+        candidates = [
+            "/work/lgdev/.venv/bin/langgraph",
+            str(peers / "lgdev" / "bin" / "langgraph"),
+            shutil.which("langgraph"),
+        ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
@@ -164,6 +169,20 @@ async def observe(url: str) -> dict[str, Any]:
         )
     ]
     seen["join_stream.finished_run"] = joined
+
+    events = [
+        p
+        async for p in client.runs.stream(
+            None, "slow", input={"steps": 2}, stream_mode=["events", "updates"]
+        )
+    ]
+    seen["events.names"] = [p.event for p in events]
+    seen["events.kinds"] = [
+        (p.data["event"], p.data["name"]) for p in events if p.event == "events"
+    ]
+    seen["events.keys"] = sorted(
+        {k for p in events if p.event == "events" for k in p.data}
+    )
 
     busy = await client.threads.create()
     slow = await client.runs.create(
