@@ -19,8 +19,11 @@ __all__ = ["DELETE", "GET", "PUT", "REFRESH", "SWEEP"]
 _PRELUDE = r"""
 local function header(rec)
   local nl = string.find(rec, '\n', 1, true)
-  local c, u, s, e, t = string.match(string.sub(rec, 1, nl - 1),
-    '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
+  local c, u, s, e, t
+  if nl then
+    c, u, s, e, t = string.match(string.sub(rec, 1, nl - 1),
+      '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
+  end
   if not c then error('DIALOGLLM_CORRUPT malformed store record') end
   return c, u, s, tonumber(e), tonumber(t), string.sub(rec, nl)
 end
