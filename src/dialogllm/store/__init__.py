@@ -21,7 +21,11 @@ from dialogllm.errors import (
     StoreValueError,
 )
 from dialogllm.store.aio import AsyncRedisStore
-from dialogllm.store.base import DEFAULT_MAX_SEARCH_CANDIDATES, resolve_embeddings
+from dialogllm.store.base import (
+    DEFAULT_MAX_SEARCH_CANDIDATES,
+    resolve_embeddings,
+    store_options,
+)
 from dialogllm.store.sync import RedisStore
 
 __all__ = [
@@ -33,4 +37,5 @@ __all__ = [
     "StoreSearchTooLargeError",
     "StoreValueError",
     "resolve_embeddings",
+    "store_options",
 ]

@@ -8,7 +8,7 @@ The rule a reader must not break: the client is one from :mod:`dialogllm.redis`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_SEARCH_CANDIDATES",
     "RedisStoreBase",
     "resolve_embeddings",
+    "store_options",
 ]
 
 ClientT = TypeVar("ClientT")
@@ -49,6 +50,35 @@ def resolve_embeddings(embed: Any, *, base: Path | None = None) -> Embeddings:
     if embed is None:
         raise ConfigError('an index needs "embed": a function, Embeddings or reference')
     return ensure_embeddings(embed)
+
+
+def store_options(
+    config: Mapping[str, Any] | None, *, base: Path | None = None
+) -> dict[str, Any]:
+    """A ``langgraph.json`` ``"store"`` section as store options: ``index`` (its
+    ``embed`` reference resolved relative to ``base``) and ``ttl``.
+
+    >>> store_options({"ttl": {"default_ttl": 60}})
+    {'ttl': {'default_ttl': 60}}
+    """
+    if not config:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ConfigError('"store" in langgraph.json must be an object')
+    options: dict[str, Any] = {}
+    index = config.get("index")
+    if index is not None:
+        if not isinstance(index, Mapping):
+            raise ConfigError('"store.index" in langgraph.json must be an object')
+        resolved = dict(index)
+        resolved["embed"] = resolve_embeddings(index.get("embed"), base=base)
+        options["index"] = resolved
+    ttl = config.get("ttl")
+    if ttl is not None:
+        if not isinstance(ttl, Mapping):
+            raise ConfigError('"store.ttl" in langgraph.json must be an object')
+        options["ttl"] = dict(ttl)
+    return options
 
 
 class RedisStoreBase(BaseStore, Generic[ClientT]):
