@@ -40,7 +40,7 @@ from dialogllm.queue import Queue, Worker
 from dialogllm.queue.fleet import FleetExporter
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
-from dialogllm.server import assistants, runs, threads
+from dialogllm.server import assistants, runs, store, threads
 from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
 from dialogllm.server.errors import install_error_handlers
@@ -48,6 +48,7 @@ from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
 from dialogllm.server.storage import ServerStore, now_ms
+from dialogllm.store import AsyncRedisStore, store_options
 
 __all__ = ["create_app"]
 
@@ -133,6 +134,8 @@ def create_app(
         authorizer = _authorizer(config_file)
         text_client = async_client(url, decode=True)
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
+        memory_options = store_options(config_file.store, base=config_file.folder)
+        memory = AsyncRedisStore(saver.client, key_prefix=prefix, **memory_options)
         context = ServerContext(
             queue=Queue(text_client, key_prefix=prefix, queue=queue, url=mask_url(url)),
             saver=saver,
@@ -140,12 +143,18 @@ def create_app(
             graphs=graphs,
             url=url,
             authorizer=authorizer,
+            memory=memory,
         )
         app.state.context = context
         in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
-                url, key_prefix=prefix, queue=queue, concurrency=concurrency
+                url,
+                key_prefix=prefix,
+                queue=queue,
+                concurrency=concurrency,
+                memory_config=config_file.store,
+                memory_base=config_file.folder,
             )
             in_process = WorkerThread(context.worker)
             in_process.start()
@@ -184,6 +193,7 @@ def create_app(
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    app.include_router(store.router)
     return app
 
 

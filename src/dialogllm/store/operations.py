@@ -47,6 +47,7 @@ from dialogllm.errors import (
 from dialogllm.store import keys, lua
 from dialogllm.store.records import (
     Record,
+    check_filter,
     cosine_scores,
     decode_record,
     decode_vectors,
@@ -138,6 +139,8 @@ class StoreOperations:
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
+            if isinstance(op, SearchOp):
+                check_filter(op.filter)
             if isinstance(op, SearchOp) and op.query and not self.settings.semantic:
                 raise SemanticSearchNotConfiguredError(
                     f"search(query={op.query!r}) needs a store built with "

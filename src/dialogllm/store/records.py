@@ -10,7 +10,8 @@ Filters behave as LangGraph's ``InMemoryStore`` evaluates them: a plain value is
 equality (nested dicts and lists compared element by element), ``$eq $ne $gt $gte
 $lt $lte`` compare; ordering compares numbers as numbers and strings as strings, and
 an item whose field is missing or of another type does not match (where
-``InMemoryStore`` would raise).
+``InMemoryStore`` would raise). A top-level ``{"$and": [filter, ...]}`` (what the
+server sends when an auth handler adds a filter) needs every filter to match.
 
 The rule a reader must not break: a value is written only after
 :func:`encode_value` accepted it, so every stored record decodes.
@@ -34,6 +35,7 @@ from dialogllm.errors import CorruptCheckpointError, StoreValueError
 __all__ = [
     "FILTER_OPERATORS",
     "Record",
+    "check_filter",
     "cosine_scores",
     "decode_record",
     "decode_vectors",
@@ -140,7 +142,42 @@ def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -
     """
     if not filter:
         return True
-    return all(_compare(value.get(k), want) for k, want in filter.items())
+    return all(
+        all(matches_filter(value, f) for f in want)
+        if k == "$and" and isinstance(want, list)
+        else _compare(value.get(k), want)
+        for k, want in filter.items()
+    )
+
+
+def check_filter(filter: Mapping[str, Any] | None) -> None:
+    """Refuse (:class:`StoreValueError`) a filter with an operator the store does
+    not know, before any item is read (so an empty namespace refuses it too).
+
+    >>> check_filter({"n": {"$gt": 2}, "tag": "a"})  # {"$regex": ...} would raise
+    """
+    for key, want in (filter or {}).items():
+        if key == "$and" and isinstance(want, list):
+            for part in want:
+                check_filter(part)
+        else:
+            _check_condition(want)
+
+
+def _check_condition(want: Any) -> None:
+    if isinstance(want, dict):
+        for key, value in want.items():
+            if isinstance(key, str) and key.startswith("$"):
+                if key not in FILTER_OPERATORS:
+                    raise StoreValueError(_unsupported(key))
+            else:
+                _check_condition(value)
+
+
+def _unsupported(op: str) -> str:
+    return f"unsupported filter operator {op!r}; use one of " + ", ".join(
+        sorted(FILTER_OPERATORS)
+    )
 
 
 def _compare(have: Any, want: Any) -> bool:
@@ -170,10 +207,7 @@ def _operator(have: Any, op: str, arg: Any) -> bool:
         return bool(have != arg)
     compare = _ORDER.get(op)
     if compare is None:
-        raise StoreValueError(
-            f"unsupported filter operator {op!r}; use one of "
-            + ", ".join(sorted(FILTER_OPERATORS))
-        )
+        raise StoreValueError(_unsupported(op))
     left, right = _number(have), _number(arg)
     if left is not None and right is not None:
         return compare(left, right)
@@ -214,8 +248,8 @@ def encode_vectors(vectors: Iterable[tuple[str, Sequence[float]]], dims: int) ->
     """An item's vectors (path, vector) as stored: each path length-prefixed, then
     the vector as ``dims`` float32 of unit length (cosine becomes a dot product).
 
-    >>> len(encode_vectors([("text", [3.0, 4.0])], 2))
-    15
+    >>> len(encode_vectors([("text", [3.0, 4.0])], 2))  # b"4:text" + 2 float32
+    14
     """
     out = bytearray()
     for path, vector in vectors:
