@@ -9,8 +9,8 @@ the sync store with blocking calls, so both behave the same.
 Order within one batch is ``InMemoryStore``'s: every read sees the store as it was
 before the batch's writes, and of several puts to one item the last wins. Round
 trips: all gets of a batch together are one; a put batch is one (plus the
-embeddings call); a search of one root is three (namespaces, items, and a TTL
-refresh only when a returned item has a TTL), a search of the whole store four.
+embeddings call); a search of one root is two (namespaces, items), plus a TTL
+refresh only when a returned item has a TTL; a search of the whole store one more.
 
 The rule a reader must not break: a search reads at most ``max_search_candidates``
 items; beyond that it refuses (:class:`~dialogllm.errors.StoreSearchTooLargeError`)
