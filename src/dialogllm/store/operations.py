@@ -19,6 +19,7 @@ rather than reading an unbounded namespace into memory.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ from dialogllm.store.records import (
     encode_vectors,
     matches_condition,
     matches_filter,
+    record_expired,
+    record_seq,
+    unit_vector,
 )
 
 __all__ = ["Embed", "StoreOperations", "StoreRequest", "StoreSettings"]
@@ -70,6 +74,10 @@ class Embed:
 
 
 StoreRequest: TypeAlias = Eval | Command | Batch | Embed
+#: A search candidate: namespace, key, raw record, the record once decoded, vectors.
+Candidate: TypeAlias = tuple[
+    tuple[str, ...], bytes, bytes, "Record | None", "bytes | None"
+]
 StoreOp: TypeAlias = Generator[StoreRequest, Any, Any]
 
 
@@ -368,24 +376,41 @@ class StoreOperations:
                 )
         replies = yield Batch(requests)
         step = 2 if semantic else 1
-        candidates: list[tuple[tuple[str, ...], Record, bytes | None]] = []
+        # Records are taken in creation order (the header's seq orders them without
+        # decoding JSON); without a query the scan stops once a page is full, and a
+        # query without a filter decodes only the records it returns.
+        wanted = None if semantic else max(op.offset + op.limit, 0)
+        lazy = semantic and not op.filter
+        candidates: list[Candidate] = []
         for index, (ns, _, _) in enumerate(chosen):
             raw_items: dict[bytes, bytes] = replies[index * step]
             raw_vecs: dict[bytes, bytes] = replies[index * step + 1] if semantic else {}
-            records = [decode_record(k, v) for k, v in raw_items.items()]
-            records.sort(key=lambda r: r.seq)
-            for record in records:
+            for _, key, raw in sorted(
+                (record_seq(k, v), k, v) for k, v in raw_items.items()
+            ):
+                if lazy:
+                    if not record_expired(key, raw, now_ms):
+                        candidates.append((ns, key, raw, None, raw_vecs.get(key)))
+                    continue
+                record = decode_record(key, raw)
                 if record.expired(now_ms) or not matches_filter(
                     record.value, op.filter
                 ):
                     continue
-                candidates.append((ns, record, raw_vecs.get(record.key.encode())))
+                candidates.append((ns, key, raw, record, raw_vecs.get(key)))
+                if wanted is not None and len(candidates) >= wanted:
+                    break
+            if wanted is not None and len(candidates) >= wanted:
+                break
+        kept: list[tuple[tuple[str, ...], Record, float | None]]
         if semantic:
             kept = yield from self._rank(op, candidates)
         else:
             kept = [
-                (ns, r, None)
-                for ns, r, _ in candidates[op.offset : op.offset + op.limit]
+                (ns, _decoded(key, raw, record), None)
+                for ns, key, raw, record, _ in candidates[
+                    op.offset : op.offset + op.limit
+                ]
             ]
         if op.refresh_ttl:
             yield from self._refresh([(ns, r) for ns, r, _ in kept], now_ms)
@@ -401,31 +426,28 @@ class StoreOperations:
             for ns, record, score in kept
         ]
 
-    def _rank(
-        self,
-        op: SearchOp,
-        candidates: Sequence[tuple[tuple[str, ...], Record, bytes | None]],
-    ) -> StoreOp:
+    def _rank(self, op: SearchOp, candidates: Sequence[Candidate]) -> StoreOp:
         """Exact cosine ranking, best first; unindexed items follow unscored when
         fewer than ``limit`` scored ones are left (as ``InMemoryStore``)."""
         dims = self.settings.dims or 0
         (query_vector,) = yield Embed([op.query or ""], query=True)
-        scored: list[tuple[float, int, tuple[str, ...], Record]] = []
-        unscored: list[tuple[tuple[str, ...], Record]] = []
-        for index, (ns, record, raw) in enumerate(candidates):
-            vectors = decode_vectors(raw, dims) if raw else []
+        query = unit_vector(query_vector)
+        scored: list[tuple[float, int]] = []
+        unscored: list[int] = []
+        for index, (_, _, _, _, raw_vecs) in enumerate(candidates):
+            vectors = decode_vectors(raw_vecs, dims) if raw_vecs else []
             if vectors:
-                score = cosine_scores(query_vector, vectors)
-                scored.append((score, index, ns, record))
+                scored.append((-cosine_scores(query, vectors), index))
             else:
-                unscored.append((ns, record))
-        scored.sort(key=lambda s: (-s[0], s[1]))
-        window = scored[op.offset : op.offset + op.limit]
-        kept: list[tuple[tuple[str, ...], Record, float | None]] = [
-            (ns, r, float(s)) for s, _, ns, r in window
-        ]
-        if unscored and len(kept) < op.limit:
-            kept += [(ns, r, None) for ns, r in unscored[: op.limit - len(kept)]]
+                unscored.append(index)
+        best = heapq.nsmallest(max(op.offset + op.limit, 0), scored)
+        chosen: list[tuple[int, float | None]] = [(i, -s) for s, i in best[op.offset :]]
+        if unscored and len(chosen) < op.limit:
+            chosen += [(i, None) for i in unscored[: op.limit - len(chosen)]]
+        kept: list[tuple[tuple[str, ...], Record, float | None]] = []
+        for index, score in chosen:
+            ns, key, raw, record, _ = candidates[index]
+            kept.append((ns, _decoded(key, raw, record), score))
         return kept
 
     def _refresh(
@@ -493,6 +515,10 @@ class StoreOperations:
                 if len(members) < self.settings.sweep_batch or not removed:
                     break
         return deleted
+
+
+def _decoded(key: bytes, raw: bytes, record: Record | None) -> Record:
+    return record if record is not None else decode_record(key, raw)
 
 
 def _pairs(reply: Any) -> list[tuple[bytes, float]]:

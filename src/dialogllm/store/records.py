@@ -43,6 +43,9 @@ __all__ = [
     "encode_vectors",
     "matches_condition",
     "matches_filter",
+    "record_expired",
+    "record_seq",
+    "unit_vector",
 ]
 
 #: The comparison operators a filter may use.
@@ -129,6 +132,31 @@ def decode_record(key: str | bytes, raw: bytes) -> Record:
             f"store item {name!r} is corrupt ({exc}); delete it and put it again"
         ) from exc
     return Record(name, value, created, updated, seq, expires, ttl)
+
+
+def record_seq(key: bytes, raw: bytes) -> int:
+    """The item's place in its root, read from the header alone (no JSON decoded).
+
+    >>> record_seq(b"k", b"1 2 7 0 0\\n{}")
+    7
+    """
+    try:
+        return int(raw.split(b" ", 3)[2])
+    except (IndexError, ValueError):
+        return decode_record(key, raw).seq  # raises CorruptCheckpointError
+
+
+def record_expired(key: bytes, raw: bytes, now_ms: int) -> bool:
+    """Whether a record's TTL has run out, read from the header alone.
+
+    >>> record_expired(b"k", b"1 2 7 5 1\\n{}", 10)
+    True
+    """
+    try:
+        expires = int(raw.split(b" ", 4)[3])
+    except (IndexError, ValueError):
+        return decode_record(key, raw).expired(now_ms)  # raises: corrupt
+    return 0 < expires <= now_ms
 
 
 # --- filters ---------------------------------------------------------------------
@@ -277,13 +305,19 @@ def decode_vectors(raw: bytes, dims: int) -> list[array[float]]:
     return out
 
 
-def cosine_scores(query: Sequence[float], vectors: Sequence[array[float]]) -> float:
-    """The best cosine similarity of ``query`` to any of an item's unit vectors
+def unit_vector(vector: Sequence[float]) -> array[float]:
+    """``vector`` scaled to length 1 (the zero vector stays zero): normalize a query
+    once, then score it against many items with :func:`cosine_scores`."""
+    return _unit(vector)
+
+
+def cosine_scores(unit_query: array[float], vectors: Sequence[array[float]]) -> float:
+    """The best cosine similarity of a unit query to any of an item's unit vectors
     (LangGraph's max pooling).
 
     >>> stored = decode_vectors(encode_vectors([("a", [2.0, 0.0])], 2), 2)
-    >>> round(cosine_scores([1.0, 0.0], stored), 3)
+    >>> round(cosine_scores(unit_vector([1.0, 0.0]), stored), 3)
     1.0
     """
-    unit = _unit(query)
-    return max(float(sum(map(operator.mul, unit, v))) for v in vectors)
+    mul = operator.mul
+    return max(float(sum(map(mul, unit_query, v))) for v in vectors)
