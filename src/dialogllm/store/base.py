@@ -8,6 +8,7 @@ The rule a reader must not break: the client is one from :mod:`dialogllm.redis`
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -44,12 +45,26 @@ def resolve_embeddings(embed: Any, *, base: Path | None = None) -> Embeddings:
     [1.0, 0.0]
     """
     if isinstance(embed, str):
-        target = embed.rpartition(":")[0]
-        if is_file_reference(target) or "." in target:
+        target, _, attr = embed.rpartition(":")
+        module_ref = attr.isidentifier() and ("." in target or _is_module(target))
+        if is_file_reference(target) or module_ref:
             embed = load_object(embed, base=base)
     if embed is None:
         raise ConfigError('an index needs "embed": a function, Embeddings or reference')
-    return ensure_embeddings(embed)
+    try:
+        return ensure_embeddings(embed)
+    except ValueError as exc:
+        raise ConfigError(f"the store index's embed {embed!r}: {exc}") from exc
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module: ``"mymod:embed"`` is a reference,
+    ``"openai:text-embedding-3-small"`` (no identifier after the colon) a provider
+    string even though ``openai`` is importable."""
+    try:
+        return bool(name) and importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def store_options(
