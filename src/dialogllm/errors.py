@@ -37,6 +37,10 @@ __all__ = [
     "RedisUnavailableError",
     "ResumeError",
     "RunNotFoundError",
+    "SemanticSearchNotConfiguredError",
+    "StoreError",
+    "StoreSearchTooLargeError",
+    "StoreValueError",
     "StructuredOutputError",
     "ThreadBusyError",
     "ThreadNotFoundError",
@@ -130,6 +134,27 @@ class FencedWriteError(CheckpointError):
 
 class ThreadNotFoundError(CheckpointError):
     """The thread has no checkpoints."""
+
+
+# --- store (long-term memory) -------------------------------------------------------
+
+
+class StoreError(DialogueLLMError):
+    """Base of the long-term memory store's errors (:mod:`dialogllm.store`)."""
+
+
+class StoreValueError(StoreError, ValueError):
+    """An item's value is not a JSON object (or is too large); nothing was written."""
+
+
+class SemanticSearchNotConfiguredError(StoreError, ValueError):
+    """``search(query=...)`` on a store built without ``index={"dims", "embed"}``:
+    configure embeddings, or search with ``filter`` only."""
+
+
+class StoreSearchTooLargeError(StoreError):
+    """A search would read more items than the store's ``max_search_candidates``:
+    search a narrower namespace prefix, or raise the bound."""
 
 
 # --- graphs and runs ----------------------------------------------------------------

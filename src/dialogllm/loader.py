@@ -115,6 +115,7 @@ class LangGraphConfig:
     dependencies: tuple[str, ...] = ()
     env: str | dict[str, str] | None = None
     auth: str | None = None  # "auth": {"path": "./auth.py:auth"}: the server's Auth
+    store: dict[str, Any] | None = None  # "store": {"index": {...}, "ttl": {...}}
 
     @classmethod
     def read(cls, path: Path) -> LangGraphConfig:
@@ -149,7 +150,9 @@ class LangGraphConfig:
         raw_auth = data.get("auth")
         auth_path = raw_auth.get("path") if isinstance(raw_auth, dict) else None
         auth = auth_path if isinstance(auth_path, str) else None
-        return cls(path, graphs, dependencies, env, auth)
+        raw_store = data.get("store")
+        store = dict(raw_store) if isinstance(raw_store, dict) else None
+        return cls(path, graphs, dependencies, env, auth, store)
 
     @property
     def folder(self) -> Path:

@@ -15,6 +15,7 @@ LAYERS: list[set[str]] = [
     {"server"},
     {"core"},
     {"queue"},
+    {"store"},
     {"loader"},
     {"checkpoint"},
     {"leases"},

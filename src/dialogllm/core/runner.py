@@ -23,6 +23,7 @@ import structlog
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import BaseModel, PydanticUserError, RootModel, ValidationError
 
@@ -204,6 +205,10 @@ class DialogueRunner:
         checkpointer: any LangGraph ``BaseCheckpointSaver``; ``None`` opens the Redis
             saver at ``DIALOGLLM_REDIS_URL`` (unset: the embedded Redis; key prefix
             ``DIALOGLLM_KEY_PREFIX``) when the runner is entered with ``async with``.
+        store: the long-term memory graphs get (compile's ``store=``, nodes'
+            ``store`` argument, ``get_store()``): any LangGraph ``BaseStore``;
+            ``None`` with ``checkpointer=None`` opens a
+            :class:`~dialogllm.store.AsyncRedisStore` on the same Redis and prefix.
         chat_model: the model every LLM node uses (or a ``role -> model`` function);
             ``None`` lets nodes ask :func:`dialogllm.llm.get_chat_model`.
         registry: resolves graph references (default: the process-wide one).
@@ -222,11 +227,14 @@ class DialogueRunner:
         self,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         *,
+        store: BaseStore | None = None,
         chat_model: ChatModelSource | None = None,
         registry: GraphRegistry | None = None,
         durability: Durability = "async",
     ) -> None:
         self._checkpointer = checkpointer
+        self.store = store
+        self._own_store = False
         self.chat_model = chat_model
         self.registry = registry or default_registry
         self.durability: Durability = durability
@@ -247,12 +255,19 @@ class DialogueRunner:
                 key_prefix=settings.key_prefix,
                 ttl=settings.checkpoint_ttl_seconds,
             )
+            if self.store is None:
+                from dialogllm.store import AsyncRedisStore
+
+                self.store = AsyncRedisStore(client, key_prefix=settings.key_prefix)
+                self._own_store = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             self._checkpointer = None
+            if self._own_store:
+                self.store, self._own_store = None, False
             await stack.aclose()
 
     @property
@@ -438,7 +453,10 @@ class DialogueRunner:
         return found
 
     def _bind(self, resolved: ResolvedGraph) -> Pregel[Any, Any, Any, Any]:
-        return resolved.graph.copy(update={"checkpointer": self.checkpointer})
+        update: dict[str, Any] = {"checkpointer": self.checkpointer}
+        if self.store is not None:
+            update["store"] = self.store
+        return resolved.graph.copy(update=update)
 
     def _config(self, resolved: ResolvedGraph, thread_id: str) -> RunnableConfig:
         configurable: dict[str, Any] = {"thread_id": thread_id}

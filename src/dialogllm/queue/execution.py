@@ -32,6 +32,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError, InvalidUpdateError
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
 from dialogllm.checkpoint import AsyncRedisSaver
@@ -195,14 +196,21 @@ class GraphExecution:
         resolve: turns a run's graph reference into a graph or a function.
         saver: the checkpointer the graphs run with.
         store: the queue's store, where the run's events go.
+        memory: the long-term memory store graphs get (``store=`` of LangGraph,
+            nodes' ``store`` argument); ``None``: none.
     """
 
     def __init__(
-        self, resolve: Resolver, saver: AsyncRedisSaver, store: QueueStore
+        self,
+        resolve: Resolver,
+        saver: AsyncRedisSaver,
+        store: QueueStore,
+        memory: BaseStore | None = None,
     ) -> None:
         self.resolve = resolve
         self.saver = saver
         self.store = store
+        self.memory = memory
         # per graph reference: the resolved target and its copy with the saver, and
         # the checkpoint metadata naming it (a path resolved once, not per run)
         self._graphs: dict[str, tuple[Any, Pregel[Any, Any, Any, Any]]] = {}
@@ -211,11 +219,15 @@ class GraphExecution:
     def _with_saver(
         self, graph_ref: str, target: Pregel[Any, Any, Any, Any]
     ) -> Pregel[Any, Any, Any, Any]:
-        """``target`` with this worker's checkpointer, copied once per target."""
+        """``target`` with this worker's checkpointer (and memory store), copied once
+        per target."""
         cached = self._graphs.get(graph_ref)
         if cached is not None and cached[0] is target:
             return cached[1]
-        graph = target.copy(update={"checkpointer": self.saver})
+        update: dict[str, Any] = {"checkpointer": self.saver}
+        if self.memory is not None:
+            update["store"] = self.memory
+        graph = target.copy(update=update)
         if len(self._graphs) >= _CACHED_GRAPHS:
             self._graphs.clear()
         self._graphs[graph_ref] = (target, graph)

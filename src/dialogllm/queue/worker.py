@@ -30,10 +30,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+from langgraph.store.base import BaseStore
 from redis.exceptions import RedisError, ResponseError
 
 from dialogllm.backoff import backoff_delay as shared_backoff
@@ -68,6 +70,7 @@ from dialogllm.queue.store import (
 from dialogllm.redis.clients import async_client, sync_client
 from dialogllm.redis.errors import OUTAGE_ERRORS, REDIS_FAILURES
 from dialogllm.redis.url import resolve_url, using
+from dialogllm.store import AsyncRedisStore, store_options
 
 __all__ = ["Worker", "backoff_delay"]
 
@@ -162,6 +165,12 @@ class Worker:
         retention / dead_retention: seconds finished / dead runs stay readable.
         backoff_base / backoff_max: retry delays (seconds).
         checkpoint_ttl: expire threads' checkpoints (seconds after the last write).
+        memory: the long-term memory store the graphs get (LangGraph's ``store``);
+            default: an :class:`~dialogllm.store.AsyncRedisStore` on the worker's
+            Redis and key prefix, with ``memory_config``.
+        memory_config: a ``langgraph.json`` ``"store"`` section (``index``,
+            ``ttl``) for the default store; references resolve from
+            ``memory_base``.
         name: this consumer's name (default: host-pid-random).
         cluster: connect to a Redis Cluster (default: ``DIALOGLLM_REDIS_CLUSTER``).
             A queue lives in one slot and a thread's lease in the thread's slot, so
@@ -186,6 +195,9 @@ class Worker:
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
         checkpoint_ttl: float | None = None,
+        memory: BaseStore | None = None,
+        memory_config: Mapping[str, Any] | None = None,
+        memory_base: Path | None = None,
         name: str | None = None,
         cluster: bool | None = None,
     ) -> None:
@@ -220,7 +232,14 @@ class Worker:
         self.saver = AsyncRedisSaver(
             self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
         )
-        self.execution = GraphExecution(self.resolve, self.saver, self.store)
+        self.memory: BaseStore = memory or AsyncRedisStore(
+            self.bclient,
+            key_prefix=self.prefix,
+            **store_options(memory_config, base=memory_base),
+        )
+        self.execution = GraphExecution(
+            self.resolve, self.saver, self.store, self.memory
+        )
         # The heartbeat's client and thread exist while run() runs: a Cluster client
         # connects when built, and the thread needs the running loop.
         self._hb_client: Any = None

@@ -40,7 +40,7 @@ from dialogllm.queue import Queue, Worker
 from dialogllm.queue.fleet import FleetExporter
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
-from dialogllm.server import assistants, runs, threads
+from dialogllm.server import assistants, runs, store, threads
 from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
 from dialogllm.server.errors import install_error_handlers
@@ -49,6 +49,7 @@ from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
 from dialogllm.server.storage import ServerStore, now_ms
+from dialogllm.store import AsyncRedisStore, store_options
 
 __all__ = ["create_app"]
 
@@ -134,6 +135,8 @@ def create_app(
         authorizer = _authorizer(config_file)
         text_client = async_client(url, decode=True)
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
+        memory_options = store_options(config_file.store, base=config_file.folder)
+        memory = AsyncRedisStore(saver.client, key_prefix=prefix, **memory_options)
 
         async def follow_up(followup: Followup) -> None:
             await runs.follow_up(context, followup)
@@ -151,13 +154,19 @@ def create_app(
                 claim_ms=int(get_settings().followup_claim_seconds * 1000),
             ),
             authorizer=authorizer,
+            memory=memory,
         )
         app.state.context = context
         context.followups.start()
         in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
-                url, key_prefix=prefix, queue=queue, concurrency=concurrency
+                url,
+                key_prefix=prefix,
+                queue=queue,
+                concurrency=concurrency,
+                memory_config=config_file.store,
+                memory_base=config_file.folder,
             )
             in_process = WorkerThread(context.worker)
             in_process.start()
@@ -195,6 +204,7 @@ def create_app(
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    app.include_router(store.router)
     return app
 
 

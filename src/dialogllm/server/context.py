@@ -1,5 +1,5 @@
 """What every route of one server process shares: its Redis clients, the queue, the
-checkpointer, the server's records and the graph table.
+checkpointer, the long-term memory store, the server's records and the graph table.
 
 Built once at start-up (the lifespan of
 :func:`dialogllm.server.application.create_app`) and read by the routes with
@@ -40,6 +40,7 @@ class ServerContext:
     followups: Followups
     authorizer: Authorizer = field(default_factory=lambda: Authorizer(None))
     worker: Any = None  # the in-process Worker, when this process runs one
+    memory: Any = None  # the long-term memory store (an AsyncRedisStore)
 
     async def assistant(self, assistant_id: str, *, by_graph: bool) -> AssistantRecord:
         """The assistant ``assistant_id`` names; with ``by_graph`` a graph id names

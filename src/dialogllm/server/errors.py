@@ -22,6 +22,9 @@ from dialogllm.errors import (
     RedisAuthError,
     RedisUnavailableError,
     RunNotFoundError,
+    SemanticSearchNotConfiguredError,
+    StoreSearchTooLargeError,
+    StoreValueError,
     ThreadBusyError,
     ThreadNotFoundError,
 )
@@ -66,6 +69,9 @@ _STATUS: tuple[tuple[type[DialogueLLMError], int], ...] = (
     (GraphNotFoundError, 404),
     (PayloadTooLargeError, 413),
     (InputValidationError, 422),
+    (StoreValueError, 422),
+    (SemanticSearchNotConfiguredError, 422),
+    (StoreSearchTooLargeError, 422),
     (RedisAuthError, 503),
     (RedisUnavailableError, 503),
 )

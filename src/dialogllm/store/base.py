@@ -1,0 +1,178 @@
+"""What the async and the sync store shells share: options, embeddings, the blocking
+API. :mod:`dialogllm.store.aio` and :mod:`dialogllm.store.sync` add only how requests
+are sent (``await`` or blocking calls), as the checkpointer's shells do.
+
+The rule a reader must not break: the client is one from :mod:`dialogllm.redis`
+(or the caller's) with ``decode_responses=False``; records are bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import BaseStore, IndexConfig, TTLConfig, ensure_embeddings
+
+from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
+from dialogllm.errors import ConfigError, StoreError
+from dialogllm.loader import is_file_reference, load_object
+from dialogllm.redis.clients import decodes_responses, describe, is_cluster
+from dialogllm.store.operations import StoreOperations, StoreSettings, tokenized_fields
+
+__all__ = [
+    "DEFAULT_MAX_SEARCH_CANDIDATES",
+    "RedisStoreBase",
+    "resolve_embeddings",
+    "store_options",
+]
+
+ClientT = TypeVar("ClientT")
+
+DEFAULT_MAX_SEARCH_CANDIDATES = 100_000
+"""How many items one search may read at most (see ``max_search_candidates``)."""
+
+
+def resolve_embeddings(embed: Any, *, base: Path | None = None) -> Embeddings:
+    """``IndexConfig["embed"]`` as LangChain ``Embeddings``: an ``Embeddings``, a sync
+    or async function of a list of texts, a reference ``"pkg.mod:attr"`` /
+    ``"path/file.py:attr"`` to one of those (as ``langgraph.json`` names it), or a
+    provider string LangChain's ``init_embeddings`` knows (``"openai:..."``).
+
+    >>> resolve_embeddings(lambda texts: [[1.0, 0.0] for _ in texts]).embed_query("a")
+    [1.0, 0.0]
+    """
+    if isinstance(embed, str):
+        target, _, attr = embed.rpartition(":")
+        module_ref = attr.isidentifier() and ("." in target or _is_module(target))
+        if is_file_reference(target) or module_ref:
+            embed = load_object(embed, base=base)
+    if embed is None:
+        raise ConfigError('an index needs "embed": a function, Embeddings or reference')
+    try:
+        return ensure_embeddings(embed)
+    except ValueError as exc:
+        raise ConfigError(f"the store index's embed {embed!r}: {exc}") from exc
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module: ``"mymod:embed"`` is a reference,
+    ``"openai:text-embedding-3-small"`` (no identifier after the colon) a provider
+    string even though ``openai`` is importable."""
+    try:
+        return bool(name) and importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def store_options(
+    config: Mapping[str, Any] | None, *, base: Path | None = None
+) -> dict[str, Any]:
+    """A ``langgraph.json`` ``"store"`` section as store options: ``index`` (its
+    ``embed`` reference resolved relative to ``base``) and ``ttl``.
+
+    >>> store_options({"ttl": {"default_ttl": 60}})
+    {'ttl': {'default_ttl': 60}}
+    """
+    if not config:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ConfigError('"store" in langgraph.json must be an object')
+    options: dict[str, Any] = {}
+    index = config.get("index")
+    if index is not None:
+        if not isinstance(index, Mapping):
+            raise ConfigError('"store.index" in langgraph.json must be an object')
+        resolved = dict(index)
+        resolved["embed"] = resolve_embeddings(index.get("embed"), base=base)
+        options["index"] = resolved
+    ttl = config.get("ttl")
+    if ttl is not None:
+        if not isinstance(ttl, Mapping):
+            raise ConfigError('"store.ttl" in langgraph.json must be an object')
+        options["ttl"] = dict(ttl)
+    return options
+
+
+class RedisStoreBase(BaseStore, Generic[ClientT]):
+    """The part of a Redis store that does no I/O (see ``AsyncRedisStore`` for the
+    meaning of each option)."""
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        client: ClientT,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        max_search_candidates: int = DEFAULT_MAX_SEARCH_CANDIDATES,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        if decodes_responses(client):
+            raise StoreError(
+                "the Redis client must be created with decode_responses=False: "
+                "store records are raw bytes"
+            )
+        self.client = client
+        self.is_cluster = is_cluster(client)
+        self.url = describe(client)
+        self.index_config: IndexConfig | None = dict(index) if index else None  # type: ignore[assignment]
+        self.embeddings: Embeddings | None = None
+        dims: int | None = None
+        fields = tokenized_fields(None)
+        if index:
+            if not isinstance(index.get("dims"), int) or index["dims"] <= 0:
+                raise ConfigError('an index needs "dims": a positive number')
+            dims = index["dims"]
+            self.embeddings = resolve_embeddings(index.get("embed"))
+            fields = tokenized_fields(index.get("fields"))
+        self.ttl_config = ttl
+        self.settings = StoreSettings(
+            key_prefix=key_prefix,
+            dims=dims,
+            fields=fields,
+            max_search_candidates=max_search_candidates,
+            max_payload_bytes=max_payload_bytes,
+        )
+        self.ops = StoreOperations(self.settings)
+        self._created()
+
+    def _created(self) -> None:
+        """Hook for a shell to finish its own set-up (the async one notes its loop)."""
+
+    @property
+    def sweep_interval_s(self) -> float | None:
+        """Seconds between sweeps of ``ttl["sweep_interval_minutes"]`` (``None``:
+        the sweeper does not start by itself)."""
+        minutes = (self.ttl_config or {}).get("sweep_interval_minutes")
+        return float(minutes) * 60 if minutes else None
+
+    def _embed_sync(self, texts: Sequence[str], query: bool) -> list[list[float]]:
+        embeddings = self._embeddings()
+        if query:
+            return [embeddings.embed_query(t) for t in texts]
+        return embeddings.embed_documents(list(texts))
+
+    async def _embed_async(
+        self, texts: Sequence[str], query: bool
+    ) -> list[list[float]]:
+        embeddings = self._embeddings()
+        if query:
+            return [await embeddings.aembed_query(t) for t in texts]
+        return await embeddings.aembed_documents(list(texts))
+
+    def _embeddings(self) -> Embeddings:
+        if self.embeddings is None:  # pragma: no cover - operations check first
+            raise StoreError("this store has no embeddings")
+        return self.embeddings
+
+
+def interval(value: float | None, fallback: Callable[[], float | None]) -> float:
+    """Sweep interval in seconds: ``value`` minutes, else the store's, else 5 min."""
+    if value is not None:
+        return float(value) * 60
+    return fallback() or 300.0
