@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from dialogllm.config import check_id, get_settings
 from dialogllm.errors import CronNotFoundError, InputValidationError
 from dialogllm.logging import get_logger
-from dialogllm.queue.client import Queue, encode_input
+from dialogllm.queue.client import Queue, _location_independent, encode_input
 from dialogllm.queue.cron_store import (
     CronFire,
     CronRecord,
@@ -188,7 +188,7 @@ class Crons:
         if cron_id is not None:
             check_id(cron_id, "cron id", settings)
         spec = CronSpec(
-            graph=graph,
+            graph=_location_independent(graph),
             schedule=schedule,
             timezone=timezone,
             thread_id=thread_id,
