@@ -22,6 +22,7 @@ from dialogllm.queue import keys, lua
 from dialogllm.queue.models import dumps, loads
 
 __all__ = [
+    "OVERDUE_MS",
     "CronFire",
     "CronRecord",
     "CronSpec",
@@ -29,6 +30,9 @@ __all__ = [
     "CronStore",
     "OnRunCompleted",
 ]
+
+#: How late a due cron must be to count as overdue (a scheduler sleeps up to 1 s).
+OVERDUE_MS = 10_000
 
 #: What happens to the thread of a stateless firing once its run ends.
 OnRunCompleted = Literal["delete", "keep"]
@@ -157,8 +161,9 @@ class CronFire:
 @dataclass(frozen=True, slots=True)
 class CronStats:
     """Counters of one queue's crons: how many exist and are scheduled, how many
-    are overdue by more than a second now; ticks fired, passed over because the
-    thread was busy (``multitask="reject"``), and skipped after downtime."""
+    are overdue by more than :data:`OVERDUE_MS` now (no scheduler fires them);
+    ticks fired, passed over because the thread was busy (``multitask="reject"``),
+    and skipped after downtime."""
 
     crons: int = 0
     scheduled: int = 0
@@ -311,7 +316,7 @@ class CronStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(self._crons)
         pipe.zcard(self._due)
-        pipe.zcount(self._due, "-inf", now_ms - 1000)
+        pipe.zcount(self._due, "-inf", now_ms - OVERDUE_MS)
         pipe.hgetall(self._stats)
         crons, scheduled, overdue, counters = await pipe.execute()
 

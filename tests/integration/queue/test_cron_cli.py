@@ -50,6 +50,10 @@ def test_cron_add_list_and_delete(key_prefix: str) -> None:
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.startswith("cron ") and "next run" in plain.stdout
 
+    status = cli(key_prefix, "status")
+    assert status.returncode == 0, status.stderr
+    assert "crons" in status.stdout and "2 (2 scheduled, 0 overdue)" in status.stdout
+
     listed = cli(key_prefix, "cron", "list")
     assert listed.returncode == 0, listed.stderr
     assert cron["cron_id"] in listed.stdout

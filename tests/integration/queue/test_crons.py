@@ -12,11 +12,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import prometheus_client as prom
 import pytest
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.errors import CronNotFoundError, InputValidationError
 from dialogllm.queue import Crons, CronScheduler, Queue, RunRecord, RunStatus
+from dialogllm.queue.fleet import FleetExporter, fleet_status
 from dialogllm.redis.clients import async_client
 from tests.conftest import REDIS_URL
 from tests.integration.queue.conftest import (
@@ -96,17 +98,28 @@ async def test_after_downtime_catch_up_fires_every_missed_tick_and_skip_the_late
     crons = Crons(queue)
     catching = await crons.create(ref("noop"), EVERY_SECOND, catch_up=True)
     skipping = await crons.create(ref("noop"), EVERY_SECOND)
-    await asyncio.sleep(4.5)  # no scheduler runs: four or five ticks are missed
+    await asyncio.sleep(11.5)  # no scheduler runs: eleven or twelve ticks are missed
+    down = await fleet_status(queue.client, queue)
+    assert "crons_overdue" in {a.name for a in down.alerts}
+    assert down.crons.overdue == 2
     await CronScheduler(queue, saver).tick()
     runs = await queue.list(limit=1000)
     caught, skipped = ticks_of(runs, catching.cron_id), ticks_of(runs, skipping.cron_id)
-    assert_each_tick_once(caught, 4)
+    assert_each_tick_once(caught, 11)
     assert min(caught) == catching.next_ms  # from the first missed tick on
     assert len(skipped) == 1  # only the latest missed tick
     assert max(skipped) == max(caught)
-    stats = await crons.stats()
-    assert stats.skipped == len(caught) - 1
-    assert stats.overdue == 0
+    up = await fleet_status(queue.client, queue)
+    assert up.crons.skipped == len(caught) - 1
+    assert up.crons.fired == len(caught) + 1
+    assert up.crons.overdue == 0
+    assert "crons_overdue" not in {a.name for a in up.alerts}
+    registry = prom.CollectorRegistry()
+    await FleetExporter(registry).refresh(queue.client, queue)
+    labels = {"queue": "default", "outcome": "fired"}
+    assert registry.get_sample_value("dialogllm_cron_ticks", labels) == len(caught) + 1
+    scheduled = {"queue": "default", "state": "scheduled"}
+    assert registry.get_sample_value("dialogllm_crons", scheduled) == 2
 
 
 async def test_end_time_ends_a_cron_and_past_end_times_are_refused(
