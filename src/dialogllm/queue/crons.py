@@ -40,7 +40,11 @@ from croniter import CroniterError, croniter
 from redis.exceptions import RedisError
 
 from dialogllm.config import check_id, get_settings
-from dialogllm.errors import CronNotFoundError, InputValidationError
+from dialogllm.errors import (
+    CronNotFoundError,
+    InputValidationError,
+    PayloadTooLargeError,
+)
 from dialogllm.logging import get_logger
 from dialogllm.queue.client import Queue, _location_independent, encode_input
 from dialogllm.queue.cron_store import (
@@ -187,12 +191,20 @@ class Crons:
             check_id(thread_id, "thread id", settings)
         if cron_id is not None:
             check_id(cron_id, "cron id", settings)
+        payload_json = encode_input(input)
+        size = len(payload_json.encode())
+        if size > settings.max_input_bytes:
+            raise PayloadTooLargeError(
+                f"cron input is {size} bytes, over the limit of "
+                f"{settings.max_input_bytes} (DIALOGLLM_MAX_INPUT_BYTES); no cron was "
+                "created"
+            )
         spec = CronSpec(
             graph=_location_independent(graph),
             schedule=schedule,
             timezone=timezone,
             thread_id=thread_id,
-            input=encode_input(input),
+            input=payload_json,
             options=(options or RunOptions()).to_json(),
             metadata=dict(metadata or {}),
             end_ms=_end_ms(end_time),
@@ -534,10 +546,12 @@ class CronScheduler:
         tick, skipped = due_ms, 0
         nxt = next_tick(spec.schedule, spec.timezone, tick)
         if not spec.catch_up:
-            while nxt <= now_ms and skipped < _COUNT_LIMIT:
+            # the latest tick up to now (and up to the cron's end) fires
+            last = now_ms if end is None else min(now_ms, end)
+            while nxt <= last and skipped < _COUNT_LIMIT:
                 tick, skipped = nxt, skipped + 1
                 nxt = next_tick(spec.schedule, spec.timezone, tick)
-            if nxt <= now_ms:  # a very long downtime: jump to now
+            if nxt <= now_ms:  # a very long downtime, or ended meanwhile: jump
                 nxt = next_tick(spec.schedule, spec.timezone, now_ms)
         if end is not None and tick > end:
             return self._claim_end(record, due_ms)

@@ -111,6 +111,19 @@ async def test_crons_are_created_searched_counted_updated_and_deleted(
     assert updated["next_run_date"] != stateless["next_run_date"]
     cleared = await client.crons.update(stateless["cron_id"], end_time=None)
     assert cleared["end_time"] is None
+    reconfigured = await client.crons.update(
+        stateless["cron_id"],
+        metadata={"team": "b"},
+        config={"configurable": {"tone": "dry"}},
+        stream_mode="updates",
+    )
+    assert reconfigured["metadata"] == {"team": "b"}
+    assert reconfigured["payload"]["config"] == {"configurable": {"tone": "dry"}}
+    with pytest.raises(UnprocessableEntityError, match="in the past"):
+        await client.crons.update(
+            stateless["cron_id"], end_time=datetime.now(UTC) - timedelta(1)
+        )
+    assert await client.crons.search(assistant_id="no-such-assistant") == []
     disabled = await client.crons.update(threaded["cron_id"], enabled=False)
     assert disabled["enabled"] is False and disabled["next_run_date"] is None
 
