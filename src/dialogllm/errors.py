@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "CorruptCheckpointError",
+    "CronNotFoundError",
     "DialogueLLMError",
     "DuplicateRunError",
     "FencedWriteError",
@@ -181,6 +182,10 @@ class QueueError(DialogueLLMError):
 
 class RunNotFoundError(QueueError):
     """No run record exists for the run id (it never existed or has expired)."""
+
+
+class CronNotFoundError(QueueError):
+    """No cron exists with the cron id (it never existed or was deleted)."""
 
 
 class ThreadBusyError(QueueError):

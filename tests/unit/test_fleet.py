@@ -188,11 +188,13 @@ def test_every_exported_metric_keeps_its_documented_name_and_labels() -> None:
         (Path(__file__).parents[2] / "docs" / page).read_text()
         for page in ("operations.md", "llm.md")
     )
-    assert len(declared) == 22
+    assert len(declared) == 24
     assert [name for name in declared if name not in docs] == []
     assert declared["dialogllm_queue_depth"] == ("queue",)
     assert declared["dialogllm_runs"] == ("queue", "status")
     assert declared["dialogllm_recovery_seconds"] == ("queue", "quantile")
+    assert declared["dialogllm_crons"] == ("queue", "state")
+    assert declared["dialogllm_cron_ticks"] == ("queue", "outcome")
     assert declared["dialogllm_llm_errors"] == ("model", "kind")
     assert declared["dialogllm_llm_latency_seconds"] == ("model",)
     assert declared["dialogllm_redis_rtt_seconds"] == ()

@@ -2,8 +2,9 @@
 
 The commands live in :mod:`dialogllm.cli.dialogue` (run, resume, transcript, graphs,
 threads), :mod:`dialogllm.cli.operations` (submit, worker, status, cancel, runs, dlq,
-redis) and :mod:`dialogllm.cli.doctor`; this module only puts them on one app, so it
-is the command's table of contents (``dialogllm --help`` lists them in this order).
+redis), :mod:`dialogllm.cli.crons` (cron) and :mod:`dialogllm.cli.doctor`; this
+module only puts them on one app, so it is the command's table of contents
+(``dialogllm --help`` lists them in this order).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from dialogllm import __version__
-from dialogllm.cli import dialogue, doctor, help, operations, serve
+from dialogllm.cli import crons, dialogue, doctor, help, operations, serve
 
 __all__ = ["app", "main"]
 
@@ -51,6 +52,7 @@ for _command in (
 app.add_typer(operations.runs_app, name="runs")
 app.add_typer(dialogue.threads_app, name="threads")
 app.add_typer(operations.dlq_app, name="dlq")
+app.add_typer(crons.cron_app, name="cron")
 app.add_typer(operations.redis_app, name="redis")
 help.use_plain_help(app)  # plain help, whole sentences; usage errors on one line
 

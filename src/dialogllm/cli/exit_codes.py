@@ -2,7 +2,7 @@
 
 0 done; 1 failed (or a run ended in error/dead/cancelled); 2 bad input, unknown
 graph or bad settings (a ``DIALOGLLM_*`` variable, an option out of range); 3
-unknown thread or run, or a resume that cannot happen; 4 Redis unavailable (or
+unknown thread, run or cron, or a resume that cannot happen; 4 Redis unavailable (or
 refusing the credentials);
 5 LLM failure; 6 ``status --check`` found an alert (or ``doctor`` a failed check);
 10 paused waiting for a person; 130 stopped with Ctrl-C.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dialogllm.errors import (
     ConfigError,
+    CronNotFoundError,
     GraphNotFoundError,
     InputValidationError,
     LLMError,
@@ -64,7 +65,9 @@ def exit_code_for(exc: BaseException) -> int:
     )
     if isinstance(exc, bad_input):
         return EXIT_BAD_INPUT
-    if isinstance(exc, ThreadNotFoundError | ResumeError | RunNotFoundError):
+    if isinstance(
+        exc, ThreadNotFoundError | ResumeError | RunNotFoundError | CronNotFoundError
+    ):
         return EXIT_THREAD
     if isinstance(exc, RedisUnavailableError | RedisAuthError):
         return EXIT_REDIS

@@ -404,6 +404,11 @@ def _render_status(s: FleetStatus) -> Table:
                      f"death to resume {down}")  # fmt: skip
     else:
         grid.add_row("recovery", "no reclaims")
+    c = s.crons
+    if c.crons:
+        grid.add_row("crons", f"{c.crons} ({c.scheduled} scheduled, {c.overdue} "
+                     f"overdue); ticks fired {c.fired}, busy {c.busy}, "
+                     f"skipped {c.skipped}")  # fmt: skip
     workers = Table(
         "worker", "host", "pid", "queue", "conc.", "heartbeat", "alive", "ready"
     )

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dialogllm.loader import Resolver, Runnable, import_resolver, load_target
 from dialogllm.queue.client import Queue, decode_input, encode_input
+from dialogllm.queue.cron_store import CronRecord, CronSpec, CronStats
+from dialogllm.queue.crons import Crons, CronScheduler
 from dialogllm.queue.models import (
     TERMINAL_STATUSES,
     DeadLetter,
@@ -34,6 +36,11 @@ from dialogllm.queue.worker import Worker, backoff_delay
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CronRecord",
+    "CronScheduler",
+    "CronSpec",
+    "CronStats",
+    "Crons",
     "DeadLetter",
     "Multitask",
     "Queue",

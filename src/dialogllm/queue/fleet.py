@@ -37,6 +37,8 @@ from dialogllm.llm import ModelMetrics, read_llm_metrics
 from dialogllm.logging import get_logger
 from dialogllm.queue import keys
 from dialogllm.queue.client import Queue
+from dialogllm.queue.cron_store import CronStats
+from dialogllm.queue.crons import Crons
 from dialogllm.queue.keys import fleet_workers as workers_key
 from dialogllm.queue.models import RunStatus
 
@@ -228,6 +230,7 @@ class FleetStatus:
     recovery_max_s: float | None = None
     last_reclaim_at: float | None = None
     bad_records: list[BadRecord] = field(default_factory=list)
+    crons: CronStats = field(default_factory=CronStats)
     alerts: list[Alert] = field(default_factory=list)
 
     @property
@@ -341,6 +344,7 @@ async def fleet_status(
         recovery_max_s=downtimes[-1] if downtimes else None,
         last_reclaim_at=recovery.recent[0].at if recovery.recent else None,
         bad_records=bad,
+        crons=await Crons(queue).stats(),
     )
     status.alerts = evaluate_alerts(status, settings)
     return status
@@ -395,6 +399,14 @@ def evaluate_alerts(status: FleetStatus, settings: Settings) -> list[Alert]:
                 f"{len(status.bad_records)} stored record(s) cannot be decoded "
                 f"(written by something other than DialogueLLM?), e.g. {first.key}: "
                 f"{first.reason}",
+            )
+        )
+    if status.crons.overdue:
+        alerts.append(
+            Alert(
+                "crons_overdue",
+                f"{status.crons.overdue} cron(s) overdue by over 10 s: no worker or "
+                "API process is firing them",
             )
         )
     if (
@@ -453,6 +465,13 @@ class FleetExporter:
         self.ready = gauge(
             "worker_ready", "1 when this worker is connected and reading"
         )
+        self.crons = gauge("crons", "Crons of the queue, by state", q, "state")
+        self.cron_ticks = gauge(
+            "cron_ticks",
+            "Cron ticks, ever, by outcome (fired, busy, skipped)",
+            q,
+            "outcome",
+        )
 
     async def refresh(self, redis: Any, queue: Queue, *, ready: bool = True) -> None:
         """Read the figures once and set the gauges; ``ready`` is this worker's
@@ -481,6 +500,13 @@ class FleetExporter:
         )
         for state, count in status.runs_by_status.items():
             self.runs.labels(name, state).set(count)
+        c = status.crons
+        self.crons.labels(name, "all").set(c.crons)
+        self.crons.labels(name, "scheduled").set(c.scheduled)
+        self.crons.labels(name, "overdue").set(c.overdue)
+        self.cron_ticks.labels(name, "fired").set(c.fired)
+        self.cron_ticks.labels(name, "busy").set(c.busy)
+        self.cron_ticks.labels(name, "skipped").set(c.skipped)
         self.memory.set(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         self.ready.set(1 if ready else 0)
 

@@ -25,6 +25,13 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
     P:q:{Q}:th:T:active  STRING  the run that holds thread T in this queue
     P:q:{Q}:th:T:wait    LIST    runs waiting for thread T, in order
     P:q:{Q}:idem:K       STRING  idempotency key -> run id
+    P:q:{Q}:crons        ZSET    every cron id, scored by creation ms
+    P:q:{Q}:crondue      ZSET    enabled crons, scored by their next tick (ms): the
+                                 one claim of a tick is a compare-and-set of it
+    P:q:{Q}:cronstats    HASH    ``fired``, ``busy``, ``skipped``: ticks, ever
+    P:q:{Q}:croncleanup  HASH    run id -> thread id: stateless firings whose thread
+                                 is deleted once the run ends
+    P:q:{Q}:cron:C       HASH    a cron (``C`` its id; see ``CronRecord``)
 
 Per key prefix (every queue's workers; no hash tag, touched alone)::
 
@@ -45,6 +52,7 @@ from dialogllm.leases import escape_tag
 __all__ = [
     "CONSUMER_GROUP",
     "QueueKey",
+    "cron_record",
     "fleet_workers",
     "idempotency",
     "queue_base",
@@ -79,6 +87,10 @@ class QueueKey(StrEnum):
     SIGNALS = "signals"  #: pub/sub: ``cancel``/``interrupt``/``rollback`` a run
     RECOVERY = "recovery"  #: recovery counters (``reclaims``)
     RECLAIMS = "reclaims"  #: the latest reclaims, newest first (``AT DOWN RUN``)
+    CRONS = "crons"  #: every cron id, scored by creation time (ms)
+    CRON_DUE = "crondue"  #: enabled cron ids, scored by their next tick (ms)
+    CRON_STATS = "cronstats"  #: counters of ticks: fired, busy, skipped
+    CRON_CLEANUP = "croncleanup"  #: run id -> thread to delete when the run ends
 
 
 def queue_key(prefix: str, queue: str, key: QueueKey) -> str:
@@ -117,6 +129,15 @@ def thread_waiting(prefix: str, queue: str, thread_id: str) -> str:
 def idempotency(prefix: str, queue: str, key: str) -> str:
     """STRING: the run id an idempotency key was first used for."""
     return f"{queue_base(prefix, queue)}:idem:{escape_tag(key)}"
+
+
+def cron_record(prefix: str, queue: str, cron_id: str) -> str:
+    """HASH: one cron's definition (``spec``, JSON) and its firing state.
+
+    >>> cron_record("app", "default", "c-1")
+    'app:q:{default}:cron:c-1'
+    """
+    return f"{queue_base(prefix, queue)}:cron:{cron_id}"
 
 
 def fleet_workers(prefix: str) -> str:

@@ -26,6 +26,9 @@ __all__ = [
     "BEAT",
     "CANCEL",
     "CLAIM",
+    "CRON_DELETE",
+    "CRON_FIRE",
+    "CRON_PUT",
     "DLQ_RETRY",
     "END",
     "ENQUEUE",
@@ -53,6 +56,11 @@ local K_DLQ = BASE .. ':dlq'
 local K_SIGNALS = BASE .. ':signals'
 local K_RECOVERY = BASE .. ':recovery'
 local K_RECLAIMS = BASE .. ':reclaims'
+local K_CRONS = BASE .. ':crons'
+local K_CRON_DUE = BASE .. ':crondue'
+local K_CRON_STATS = BASE .. ':cronstats'
+local K_CRON_CLEANUP = BASE .. ':croncleanup'
+local function k_cron(id) return BASE .. ':cron:' .. id end
 local RECLAIMS_KEPT = 200
 local GROUP = 'workers'
 local EVENTS_MAXLEN = 10000
@@ -228,14 +236,10 @@ local function poison(id, why, dead_retention)
 end
 """
 
-ENQUEUE: Final = (
-    _PRELUDE
-    + r"""
--- ARGV: base, run_id, graph, thread, input, max_attempts, multitask, idem_key,
---       idem, delay_ms, fingerprint, retention_ms, options ('' = none)
-local id, graph, th, input = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local max_attempts, multitask, idem_key, idem = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local delay, fp = tonumber(ARGV[10]), ARGV[11]
+_ENQUEUE_FUNC = r"""
+-- create run `id` (see ENQUEUE for the arguments); returns {verdict, run id, status}
+local function enqueue_run(id, graph, th, input, max_attempts, multitask, idem_key,
+    idem, delay, fp, retention_ms, options)
 local rec = k_run(id)
 if redis.call('EXISTS', rec) == 1 then
   return {'exists', id, redis.call('HGET', rec, 'status')}
@@ -265,7 +269,7 @@ redis.call('HSET', rec, 'graph', graph, 'thread', th, 'status', 'pending',
   'input', input, 'attempts', 0, 'max_attempts', max_attempts,
   'multitask', multitask, 'idem', idem, 'idem_key', idem_key, 'created', NOW,
   'due', NOW + delay, 'fp', fp)
-if ARGV[13] and ARGV[13] ~= '' then redis.call('HSET', rec, 'options', ARGV[13]) end
+if options and options ~= '' then redis.call('HSET', rec, 'options', options) end
 redis.call('ZADD', K_RUNS, NOW, id)
 if idem_key ~= '' then redis.call('SET', idem_key, id) end
 status_event(id, 'pending', '')
@@ -286,13 +290,24 @@ else
       redis.call('XDEL', K_STREAM, entry)
     end
     terminate(active, st, multitask .. ' by run ' .. id, '',
-      tonumber(ARGV[12]), 10000)
+      tonumber(retention_ms), 10000)
   else
     redis.call('HSET', k_run(active), 'signal', multitask, 'signal_by', id)
     redis.call('PUBLISH', K_SIGNALS, multitask .. ' ' .. active .. ' ' .. id)
   end
 end
 return {'ok', id, 'pending'}
+end
+"""
+
+ENQUEUE: Final = (
+    _PRELUDE
+    + _ENQUEUE_FUNC
+    + r"""
+-- ARGV: base, run_id, graph, thread, input, max_attempts, multitask, idem_key,
+--       idem, delay_ms, fingerprint, retention_ms, options ('' = none)
+return enqueue_run(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+  ARGV[9], tonumber(ARGV[10]), ARGV[11], ARGV[12], ARGV[13])
 """
 )
 
@@ -601,5 +616,89 @@ END: Final = (
 lease_release(KEYS[2], ARGV[3])
 return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
   tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
+"""
+)
+
+CRON_PUT: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, cron_id, mode ('create' | 'update'), spec (JSON), next tick ms
+--       ('' = none: disabled or ended), expected version ('' = any)
+-- returns {'ok', version} | {'exists'} | {'gone'} | {'stale', version}
+local id, mode, spec, nxt = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local rec = k_cron(id)
+local exists = redis.call('EXISTS', rec) == 1
+if mode == 'create' then
+  if exists then return {'exists'} end
+  redis.call('HSET', rec, 'spec', spec, 'created', NOW, 'updated', NOW,
+    'version', 1, 'next', nxt, 'fired', 0)
+  redis.call('ZADD', K_CRONS, NOW, id)
+else
+  if not exists then return {'gone'} end
+  local v = redis.call('HGET', rec, 'version') or ''
+  if ARGV[6] ~= '' and v ~= ARGV[6] then return {'stale', v} end
+  redis.call('HSET', rec, 'spec', spec, 'updated', NOW, 'next', nxt)
+  redis.call('HINCRBY', rec, 'version', 1)
+end
+if nxt == '' then
+  redis.call('ZREM', K_CRON_DUE, id)
+else
+  redis.call('ZADD', K_CRON_DUE, nxt, id)
+end
+return {'ok', redis.call('HGET', rec, 'version')}
+"""
+)
+
+CRON_DELETE: Final = (
+    _PRELUDE
+    + r"""
+-- ARGV: base, cron_id; returns 1 when the cron existed
+local id = ARGV[2]
+redis.call('ZREM', K_CRON_DUE, id)
+redis.call('ZREM', K_CRONS, id)
+return redis.call('DEL', k_cron(id))
+"""
+)
+
+CRON_FIRE: Final = (
+    _PRELUDE
+    + _ENQUEUE_FUNC
+    + r"""
+-- The one claim of a cron's tick: whoever finds the cron still due at `expected`
+-- (its score in the due set) and at the version it read fires it, in this call.
+-- ARGV: base, cron_id, version, expected ms, tick ms, next ms ('' = none),
+--       skipped (ticks passed over), fire ('1' enqueue | '0' only advance),
+--       run_id, graph, thread, input, max_attempts, multitask, retention_ms,
+--       options, cleanup ('1': delete the thread when the run ends)
+-- returns {'lost'} | {'stale'} | {verdict of the enqueue, run id, status}
+local id, version, expected = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local tick, nxt, skipped, fire = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local rec = k_cron(id)
+local score = redis.call('ZSCORE', K_CRON_DUE, id)
+if not score or tonumber(score) ~= expected then return {'lost'} end
+if redis.call('HGET', rec, 'version') ~= version then return {'stale'} end
+local reply = {'ended', '', ''}
+if fire == '1' then
+  local run_id, th = ARGV[9], ARGV[11]
+  reply = enqueue_run(run_id, ARGV[10], th, ARGV[12], ARGV[13], ARGV[14], '', '',
+    0, '', ARGV[15], ARGV[16])
+  if reply[1] == 'ok' then
+    redis.call('HSET', rec, 'last_run', run_id, 'last_tick', tick)
+    redis.call('HINCRBY', rec, 'fired', 1)
+    redis.call('HINCRBY', K_CRON_STATS, 'fired', 1)
+    if ARGV[17] == '1' then redis.call('HSET', K_CRON_CLEANUP, run_id, th) end
+  else
+    redis.call('HSET', rec, 'last_tick', tick)
+    redis.call('HINCRBY', K_CRON_STATS, 'busy', 1)
+  end
+end
+if skipped > 0 then redis.call('HINCRBY', K_CRON_STATS, 'skipped', skipped) end
+redis.call('HSET', rec, 'next', nxt)
+if nxt == '' then
+  redis.call('ZREM', K_CRON_DUE, id)
+else
+  redis.call('ZADD', K_CRON_DUE, nxt, id)
+end
+return reply
 """
 )

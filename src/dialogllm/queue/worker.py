@@ -49,7 +49,9 @@ from dialogllm.queue.client import (
     DEFAULT_DEAD_RETENTION,
     DEFAULT_QUEUE,
     DEFAULT_RETENTION,
+    Queue,
 )
+from dialogllm.queue.crons import CronScheduler
 from dialogllm.queue.execution import (
     NON_RETRYABLE,
     POISON,
@@ -172,6 +174,8 @@ class Worker:
             ``ttl``) for the default store; references resolve from
             ``memory_base``.
         name: this consumer's name (default: host-pid-random).
+        crons: fire the queue's due crons too (a :class:`CronScheduler`; every
+            worker may: each tick fires once however many race for it).
         cluster: connect to a Redis Cluster (default: ``DIALOGLLM_REDIS_CLUSTER``).
             A queue lives in one slot and a thread's lease in the thread's slot, so
             on a Cluster the worker takes the lease and claims the run in two
@@ -200,6 +204,7 @@ class Worker:
         memory_base: Path | None = None,
         name: str | None = None,
         cluster: bool | None = None,
+        crons: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -240,6 +245,16 @@ class Worker:
         self.execution = GraphExecution(
             self.resolve, self.saver, self.store, self.memory
         )
+        self.crons: CronScheduler | None = None
+        if crons:
+            producer = Queue(
+                self.client,
+                key_prefix=self.prefix,
+                queue=queue,
+                retention=retention,
+                dead_retention=dead_retention,
+            )
+            self.crons = CronScheduler(producer, self.saver, name=self.name)
         # The heartbeat's client and thread exist while run() runs: a Cluster client
         # connects when built, and the thread needs the running loop.
         self._hb_client: Any = None
@@ -314,6 +329,8 @@ class Worker:
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._signal_loop(), name="signals"),
         ]
+        if self.crons is not None:
+            loops.append(asyncio.create_task(self.crons.run(), name="crons"))
         self.log.info("worker started", concurrency=self.concurrency)
         try:
             await self._stopping.wait()

@@ -36,11 +36,11 @@ from dialogllm.config import get_settings
 from dialogllm.errors import ConfigError
 from dialogllm.loader import LangGraphConfig, load_object
 from dialogllm.logging import get_logger, mask_url
-from dialogllm.queue import Queue, Worker
+from dialogllm.queue import CronScheduler, Queue, Worker
 from dialogllm.queue.fleet import FleetExporter
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
-from dialogllm.server import assistants, runs, store, threads
+from dialogllm.server import assistants, crons, runs, store, threads
 from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
 from dialogllm.server.errors import install_error_handlers
@@ -158,6 +158,9 @@ def create_app(
         )
         app.state.context = context
         context.followups.start()
+        # every API process fires due crons too: each tick fires once, whoever wins
+        scheduler = CronScheduler(context.queue, saver, name="api")
+        scheduling = asyncio.create_task(scheduler.run(), name="crons")
         in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
@@ -180,6 +183,9 @@ def create_app(
             with using(url):
                 yield
         finally:
+            scheduler.stop()
+            scheduling.cancel()
+            await asyncio.gather(scheduling, return_exceptions=True)
             if in_process is not None:
                 await in_process.stop(timeout=60)
             await context.followups.stop()
@@ -205,6 +211,7 @@ def create_app(
     app.include_router(threads.router)
     app.include_router(runs.router)
     app.include_router(store.router)
+    app.include_router(crons.router)
     return app
 
 
@@ -235,7 +242,7 @@ def _add_health(app: FastAPI) -> None:
         return {
             "version": _version(),
             "langgraph_py_version": _langgraph_version(),
-            "flags": {"assistants": True, "crons": False, "langsmith": False},
+            "flags": {"assistants": True, "crons": True, "langsmith": False},
             "host": {"kind": "dialogllm", "uptime_s": round(time.time() - started)},
         }
 

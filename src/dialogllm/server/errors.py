@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from dialogllm.errors import (
+    CronNotFoundError,
     DialogueLLMError,
     DuplicateRunError,
     GraphNotFoundError,
@@ -65,6 +66,7 @@ _STATUS: tuple[tuple[type[DialogueLLMError], int], ...] = (
     (ThreadBusyError, 409),
     (DuplicateRunError, 409),
     (RunNotFoundError, 404),
+    (CronNotFoundError, 404),
     (ThreadNotFoundError, 404),
     (GraphNotFoundError, 404),
     (PayloadTooLargeError, 413),

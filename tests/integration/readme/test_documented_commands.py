@@ -145,6 +145,38 @@ def _cancel(docs: Docs, command: str) -> None:
     assert shown["run"]["status"] == "cancelled", shown
 
 
+def _cron_add(docs: Docs, command: str) -> None:
+    # "Add a cron: a run of a graph at every tick of a schedule."
+    done = docs.doc(command)
+    assert done.returncode == 0, done.stderr
+    cron_id = done.stdout.split()[1].rstrip(":")
+    [cron] = [c for c in docs.json("cron", "list") if c["cron_id"] == cron_id]
+    assert (cron["spec"]["graph"], cron["spec"]["schedule"]) == ("debate", "0 9 * * *")
+    assert cron["spec"]["input"] == '{"motion":"Tea?"}'
+    assert docs.cli("cron", "delete", cron_id).returncode == 0
+
+
+def _cron_list(docs: Docs, command: str) -> None:
+    # "List the crons, newest first."
+    added = docs.json("cron", "add", "debate", "30 8 * * 1", "--input",
+                      '{"motion": "Tabs?"}')  # fmt: skip
+    done = docs.doc(command)
+    assert done.returncode == 0, done.stderr
+    assert added["cron_id"] in done.stdout and "30 8 * * 1" in done.stdout
+    assert docs.cli("cron", "delete", added["cron_id"]).returncode == 0
+
+
+def _cron_delete(docs: Docs, command: str) -> None:
+    # "Delete a cron; runs it queued already go on."
+    added = docs.json("cron", "add", "debate", "30 8 * * 1", "--input",
+                      '{"motion": "Tabs?"}')  # fmt: skip
+    done = docs.doc(command, CRON_ID=added["cron_id"])
+    assert done.returncode == 0, done.stderr
+    assert added["cron_id"] not in [c["cron_id"] for c in docs.json("cron", "list")]
+    again = docs.doc(command, CRON_ID=added["cron_id"])
+    assert again.returncode == 3, again.stderr
+
+
 def _dlq_list(docs: Docs, command: str) -> None:
     # "Dead-lettered runs with their reason."
     run_id = docs.dead_run()
@@ -338,6 +370,9 @@ def _version(docs: Docs, command: str) -> None:
 
 CHECKS: dict[str, Callable[[Docs, str], None]] = {
     "dialogllm cancel RUN_ID": _cancel,
+    'dialogllm cron add debate "0 9 * * *" --input \'{"motion": "Tea?"}\'': _cron_add,
+    "dialogllm cron delete CRON_ID": _cron_delete,
+    "dialogllm cron list": _cron_list,
     "dialogllm dlq list": _dlq_list,
     "dialogllm dlq purge --yes": _dlq_purge,
     "dialogllm dlq retry RUN_ID": _dlq_retry,

@@ -1,0 +1,340 @@
+"""The crons' storage boundary: every Redis command and script crons send.
+
+A cron lives in its queue's slot (``P:q:{Q}:cron:C``, the ``crons`` and ``crondue``
+sorted sets of :mod:`dialogllm.queue.keys`), so the claim of a tick and the enqueue of
+its run are one Lua call (``CRON_FIRE``): the script fires the tick only while the
+cron's score in the due set is still the tick the caller read, and moves the score to
+the next tick in the same call. Any number of schedulers may race for a tick; one
+wins, the others read ``lost``. :class:`CronStore` takes and returns typed records
+(:class:`CronSpec`, :class:`CronRecord`, :class:`CronFire`), never script arguments.
+
+The rule a reader must not break: a cron's due score changes only inside a script
+call made here, and a tick is fired only by the call that moved its score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dialogllm.queue import keys, lua
+from dialogllm.queue.models import dumps, loads
+
+__all__ = [
+    "OVERDUE_MS",
+    "CronFire",
+    "CronRecord",
+    "CronSpec",
+    "CronStats",
+    "CronStore",
+    "OnRunCompleted",
+]
+
+#: How late a due cron must be to count as overdue (a scheduler sleeps up to 1 s).
+OVERDUE_MS = 10_000
+
+#: What happens to the thread of a stateless firing once its run ends.
+OnRunCompleted = Literal["delete", "keep"]
+
+
+@dataclass(frozen=True, slots=True)
+class CronSpec:
+    """What a cron runs and when: stored as JSON in the cron's record.
+
+    ``graph`` is the graph reference a worker loads; ``thread_id`` ``None`` makes
+    every firing a run on a new thread (stateless), whose thread is deleted after
+    the run when ``on_run_completed`` is ``"delete"``. ``input`` is the run input as
+    JSON text; ``options`` the :class:`~dialogllm.queue.RunOptions` as JSON. Times
+    are ms since the epoch. ``catch_up``: after downtime, fire every missed tick
+    (``True``) or only the latest one (``False``). ``payload`` is what the API
+    shows as the cron's run payload; ``assistant_id``/``user_id`` who the cron is
+    for, as the API knows them.
+    """
+
+    graph: str
+    schedule: str
+    timezone: str | None = None
+    thread_id: str | None = None
+    input: str = "null"
+    options: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    end_ms: int | None = None
+    on_run_completed: OnRunCompleted = "delete"
+    catch_up: bool = False
+    enabled: bool = True
+    multitask: str = "enqueue"
+    assistant_id: str | None = None
+    user_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The spec as stored."""
+        return dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> CronSpec | None:
+        """A stored spec; ``None`` when it cannot be decoded (a field this version
+        does not know is ignored)."""
+        try:
+            data = loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class CronRecord:
+    """A cron as stored: its spec and firing state. ``next_ms`` is the next tick
+    (``None``: disabled or ended); ``last_tick_ms`` the last tick fired (or passed
+    over because the thread was busy); ``fired`` how many runs it enqueued;
+    ``version`` grows with every update (a firing applies only at the version
+    its scheduler read)."""
+
+    cron_id: str
+    spec: CronSpec
+    created_ms: int
+    updated_ms: int
+    version: int
+    next_ms: int | None = None
+    last_tick_ms: int | None = None
+    last_run: str | None = None
+    fired: int = 0
+
+    @classmethod
+    def from_hash(cls, cron_id: str, raw: dict[str, str]) -> CronRecord | None:
+        """The record of ``HGETALL``; ``None`` when it is no cron's."""
+        spec = CronSpec.from_json(raw.get("spec"))
+        if spec is None:
+            return None
+
+        def whole(name: str) -> int | None:
+            try:
+                return int(raw[name]) if raw.get(name) else None
+            except ValueError:
+                return None
+
+        return cls(
+            cron_id=cron_id,
+            spec=spec,
+            created_ms=whole("created") or 0,
+            updated_ms=whole("updated") or 0,
+            version=whole("version") or 0,
+            next_ms=whole("next"),
+            last_tick_ms=whole("last_tick"),
+            last_run=raw.get("last_run") or None,
+            fired=whole("fired") or 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CronFire:
+    """One attempt to claim a tick of a cron read at ``version``: its due score
+    ``expected_ms``, the tick it fires (``tick_ms``), the score it leaves
+    (``next_ms``, ``None`` ends the cron), the ticks passed over (``skipped``), and
+    the run to enqueue (``fire=False``: only advance, the cron has ended)."""
+
+    cron_id: str
+    version: int
+    expected_ms: int
+    tick_ms: int
+    next_ms: int | None
+    run_id: str
+    graph: str
+    thread_id: str
+    input: str
+    options: str
+    multitask: str
+    max_attempts: int
+    retention_ms: int
+    skipped: int = 0
+    fire: bool = True
+    cleanup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CronStats:
+    """Counters of one queue's crons: how many exist and are scheduled, how many
+    are overdue by more than :data:`OVERDUE_MS` now (no scheduler fires them);
+    ticks fired, passed over because the thread was busy (``multitask="reject"``),
+    and skipped after downtime."""
+
+    crons: int = 0
+    scheduled: int = 0
+    overdue: int = 0
+    fired: int = 0
+    busy: int = 0
+    skipped: int = 0
+
+
+class CronStore:
+    """One queue's crons in Redis, behind typed calls.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` or ``RedisCluster`` created with
+            ``decode_responses=True``.
+        prefix: the key prefix shared with the queue.
+        queue: the queue's name.
+
+    >>> store = CronStore(client, prefix="app", queue="default")
+    >>> await store.due(now_ms, limit=10)
+    [('c-1', 1767225600000)]
+    """
+
+    def __init__(self, client: Any, *, prefix: str, queue: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.queue = queue
+        self.base = keys.queue_base(prefix, queue)
+        self._crons = keys.queue_key(prefix, queue, keys.QueueKey.CRONS)
+        self._due = keys.queue_key(prefix, queue, keys.QueueKey.CRON_DUE)
+        self._stats = keys.queue_key(prefix, queue, keys.QueueKey.CRON_STATS)
+        self._cleanup = keys.queue_key(prefix, queue, keys.QueueKey.CRON_CLEANUP)
+        register = client.register_script
+        self._put = register(lua.CRON_PUT)
+        self._delete = register(lua.CRON_DELETE)
+        self._fire = register(lua.CRON_FIRE)
+
+    def _record_key(self, cron_id: str) -> str:
+        return keys.cron_record(self.prefix, self.queue, cron_id)
+
+    async def now_ms(self) -> int:
+        """The Redis server's clock (what ticks are compared with), in ms."""
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def create(self, cron_id: str, spec: CronSpec, next_ms: int | None) -> bool:
+        """Store a new cron; ``False`` when ``cron_id`` exists already."""
+        reply = await self._put(
+            keys=[self._crons],
+            args=[self.base, cron_id, "create", spec.to_json(), _opt(next_ms), ""],
+        )
+        return str(reply[0]) == "ok"
+
+    async def update(
+        self, cron_id: str, spec: CronSpec, next_ms: int | None, version: int
+    ) -> str:
+        """Replace a cron's spec and next tick while it is at ``version``:
+        ``ok``, ``gone`` or ``stale`` (changed meanwhile: read it again)."""
+        reply = await self._put(
+            keys=[self._crons],
+            args=[self.base, cron_id, "update", spec.to_json(), _opt(next_ms), version],
+        )
+        return str(reply[0])
+
+    async def delete(self, cron_id: str) -> bool:
+        """Forget a cron; ``False`` when there was none."""
+        reply = await self._delete(keys=[self._crons], args=[self.base, cron_id])
+        return int(reply) == 1
+
+    async def get(self, cron_id: str) -> CronRecord | None:
+        """The cron's record; ``None`` when unknown."""
+        raw = await self.client.hgetall(self._record_key(cron_id))
+        return CronRecord.from_hash(cron_id, raw) if raw else None
+
+    async def ids(self) -> list[str]:
+        """Every cron id, oldest first."""
+        found: list[str] = await self.client.zrange(self._crons, 0, -1)
+        return found
+
+    async def records(self, cron_ids: list[str]) -> list[CronRecord]:
+        """The records of ``cron_ids`` that exist, in order (one round trip)."""
+        if not cron_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for cron_id in cron_ids:
+            pipe.hgetall(self._record_key(cron_id))
+        raws: list[dict[str, str]] = await pipe.execute()
+        out = []
+        for cron_id, raw in zip(cron_ids, raws, strict=True):
+            record = CronRecord.from_hash(cron_id, raw) if raw else None
+            if record is not None:
+                out.append(record)
+        return out
+
+    async def due(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` crons due at ``now_ms``: (cron id, due tick ms), earliest
+        first."""
+        pairs = await self.client.zrangebyscore(
+            self._due, "-inf", now_ms, start=0, num=limit, withscores=True
+        )
+        return [(str(cron_id), int(score)) for cron_id, score in pairs]
+
+    async def next_due_ms(self) -> int | None:
+        """The earliest next tick of any cron of the queue; ``None`` when none."""
+        pairs = await self.client.zrange(self._due, 0, 0, withscores=True)
+        return int(pairs[0][1]) if pairs else None
+
+    async def fire(self, claim: CronFire) -> tuple[str, str]:
+        """Claim a tick and enqueue its run, in one call: (verdict, run id).
+        ``lost``: another scheduler took the tick (or the cron was deleted or
+        moved); ``stale``: the cron changed since it was read; ``ok`` (enqueued),
+        ``busy`` (the thread's run refused it), ``exists``; ``ended``: advanced
+        without a run."""
+        reply = await self._fire(
+            keys=[self._crons],
+            args=[
+                self.base,
+                claim.cron_id,
+                claim.version,
+                claim.expected_ms,
+                claim.tick_ms,
+                _opt(claim.next_ms),
+                claim.skipped,
+                "1" if claim.fire else "0",
+                claim.run_id,
+                claim.graph,
+                claim.thread_id,
+                claim.input,
+                claim.max_attempts,
+                claim.multitask,
+                claim.retention_ms,
+                claim.options,
+                "1" if claim.cleanup else "",
+            ],
+        )
+        return str(reply[0]), str(reply[1]) if len(reply) > 1 else ""
+
+    async def cleanups(self, count: int) -> dict[str, str]:
+        """Up to about ``count`` stateless firings whose thread waits to be
+        deleted: run id -> thread id."""
+        _, found = await self.client.hscan(self._cleanup, 0, count=count)
+        return dict(found)
+
+    async def cleaned(self, run_id: str) -> None:
+        """Forget a firing whose thread was deleted."""
+        await self.client.hdel(self._cleanup, run_id)
+
+    async def stats(self, now_ms: int) -> CronStats:
+        """The queue's cron counters (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self._crons)
+        pipe.zcard(self._due)
+        pipe.zcount(self._due, "-inf", now_ms - OVERDUE_MS)
+        pipe.hgetall(self._stats)
+        crons, scheduled, overdue, counters = await pipe.execute()
+
+        def counter(name: str) -> int:
+            try:
+                return int(counters.get(name) or 0)
+            except ValueError:
+                return 0
+
+        return CronStats(
+            crons=int(crons),
+            scheduled=int(scheduled),
+            overdue=int(overdue),
+            fired=counter("fired"),
+            busy=counter("busy"),
+            skipped=counter("skipped"),
+        )
+
+
+def _opt(value: int | None) -> str | int:
+    return "" if value is None else value
