@@ -47,6 +47,7 @@ from dialogllm.server.errors import install_error_handlers
 from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
+from dialogllm.server.page import install_page
 from dialogllm.server.storage import ServerStore, now_ms
 
 __all__ = ["create_app"]
@@ -184,6 +185,7 @@ def create_app(
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    install_page(app)  # GET /, /ui/…, /dialogllm/fleet: no API path
     return app
 
 
