@@ -37,7 +37,7 @@ from dialogllm.errors import ConfigError
 from dialogllm.loader import LangGraphConfig, load_object
 from dialogllm.logging import get_logger, mask_url
 from dialogllm.queue import Queue, Worker
-from dialogllm.queue.fleet import FleetExporter
+from dialogllm.queue.fleet import FleetExporter, WorkerPresence
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, runs, threads
@@ -80,7 +80,24 @@ class WorkerThread:
         async def work() -> None:
             self._loop = asyncio.get_running_loop()
             self._started.set()
-            await self.worker.run(install_signal_handlers=False)
+            worker = self.worker
+            # announced like `dialogllm worker`, so `dialogllm status` and the
+            # page's fleet view count it (and do not alert "no live workers")
+            client = async_client(worker.url, decode=True)
+            presence = WorkerPresence(
+                client,
+                prefix=worker.prefix,
+                name=worker.name,
+                queue=worker.queue,
+                concurrency=worker.concurrency,
+                ready=lambda: worker.ready,
+            )
+            presence.start()
+            try:
+                await worker.run(install_signal_handlers=False)
+            finally:
+                await presence.stop()
+                await client.aclose()
 
         try:
             asyncio.run(work())

@@ -63,7 +63,9 @@ async function threadsView(signal) {
       body)));
   graphs().then((names) => graphSelect.append(...names.map((g) => el("option", { value: g }, g)))).catch(failed);
 
+  let asked = 0;
   const load = async () => {
+    const mine = ++asked; // answers may come back out of order: show the latest
     const metadata = {};
     for (const part of search.value.split(",")) {
       const [k, ...v] = part.split("=");
@@ -73,7 +75,7 @@ async function threadsView(signal) {
     const query = { limit: 100, sort_by: "updated_at", sort_order: "desc", metadata };
     if (statusSelect.value) query.status = statusSelect.value;
     const found = await api("POST", "/threads/search", query);
-    if (signal.aborted) return;
+    if (signal.aborted || mine !== asked) return;
     body.replaceChildren(...found.map((t) => {
       const values = t.values || {};
       const turns = (values.transcript || []).filter(isTurn).length;
@@ -183,7 +185,8 @@ class ThreadPage {
     if (changed) {
       this.renderHead();
       await this.renderStatus();
-      if (!this.history.hidden) this.loadHistory().catch(failed);
+      // (not while a fork is being written: it would be redrawn away)
+      if (!this.history.hidden && !this.history.querySelector("form.fork")) this.loadHistory().catch(failed);
     }
   }
 
@@ -372,7 +375,7 @@ class ThreadPage {
           el("span", { class: "node" }, node || "input"),
           wrote ? el("span", { class: "said" }, `${wrote.speaker}: ${wrote.text.slice(0, 60)}`) : null,
           current.has(s.checkpoint_id) ? null : el("span", { class: "badge" }, "other branch"),
-          forks > 1 ? el("span", { class: "badge" }, `⑂ ${forks} branches`) : null),
+          forks > 1 ? el("span", { class: "badge" }, `splits into ${forks} branches`) : null),
         el("div", { class: "do" },
           el("button", { type: "button", class: "secondary", onclick: () => this.viewAt(s) }, "View"),
           el("button", { type: "button", class: "secondary", onclick: (e) => this.forkForm(e.target.closest("li"), s, parent, wrote) }, "Fork from here")));

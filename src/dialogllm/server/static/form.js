@@ -85,7 +85,7 @@ function field(path, name, raw, root, required) {
     };
   }
   const input = scalarInput(id, path, schema, required && !nullable);
-  const label = el("label", { for: id }, title, required && !nullable ? el("span", { class: "req", "aria-hidden": "true" }, " *") : null);
+  const label = el("label", { for: id, class: required && !nullable ? "required" : null }, title);
   const node = schema.type === "boolean"
     ? el("div", { class: "field check" }, input, label, hint)
     : el("div", { class: "field" }, label, input, hint);

@@ -83,6 +83,7 @@ export class TranscriptView {
 
   /** Show ``entries``: the new ones are appended; a changed past is cut and redrawn. */
   update(entries) {
+    const started = performance.now();
     entries = entries || [];
     let same = Math.min(this.ids.length, entries.length);
     for (let i = 0; i < same; i++) {
@@ -102,6 +103,9 @@ export class TranscriptView {
       }
       this.list.append(fragment);
       this.clearTyping();
+      // the cost of showing new entries (read by the browser tests: it must not
+      // grow with the transcript's length)
+      performance.measure("transcript-append", { start: started, detail: { entries: entries.length } });
     }
   }
 
