@@ -30,6 +30,9 @@ DEFAULT_PORT = 2024
 def _port_taken(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: connections of a server that just stopped or crashed
+        # (TIME_WAIT) do not hold the port, a listening server does
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
