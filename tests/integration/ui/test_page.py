@@ -6,16 +6,23 @@ views go to docs/ui/ (docs/ui.md shows them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import subprocess
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.server.conftest import Server, start_server
+from tests.conftest import REDIS_URL, delete_prefix
+from tests.integration.server.conftest import DIALOGLLM, Server, free_port, start_server
+from tests.integration.server.fleet import start_worker
 from tests.integration.ui.conftest import UI_APP, shot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -404,3 +411,69 @@ def test_the_page_works_behind_the_api_key(ui_prefix: str, browser: Any) -> None
         page.context.close()
     finally:
         guarded.stop()
+
+
+def _serve_api(prefix: str, port: int) -> Server:
+    """``dialogllm serve --no-worker`` on ``port`` (a restart takes the same one)."""
+    log = Path(tempfile.mkstemp(prefix="dialogllm-serve-", suffix=".log")[1])
+    env = {
+        **os.environ,
+        "DIALOGLLM_KEY_PREFIX": prefix,
+        "DIALOGLLM_REDIS_URL": REDIS_URL,
+    }
+    command = [DIALOGLLM, "serve", "--no-worker", "--config", str(UI_APP)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=UI_APP.parent,
+        )
+    server = Server(process, log, url=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, server.output()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/ok", timeout=1).status_code == 200:
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"dialogllm serve did not answer: {server.output()}")
+
+
+def test_the_page_rejoins_a_run_after_its_api_process_dies(
+    page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"test-ui-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("UI_TEST_TURN_DELAY", "0.15")
+    port = free_port()
+    first = _serve_api(prefix, port)
+    worker = start_worker(prefix, config=UI_APP)
+    second: Server | None = None
+    joins: list[dict[str, str]] = []
+    page.on(
+        "request",
+        lambda r: (
+            joins.append(r.headers) if re.search(r"/runs/[^/]+/stream", r.url) else None
+        ),
+    )
+    try:
+        tid = start(page, first, "chat", {"Topic": "tea", "Turns": "24"})
+        page.wait_for_selector("li.entry >> nth=2")
+
+        first.kill()  # the API process the page streams from dies mid-run
+        second = _serve_api(prefix, port)
+
+        page.wait_for_function(
+            "document.querySelectorAll('li.entry').length === 24", timeout=60_000
+        )
+        said = [t.split(":")[1].strip() for t in turns(page)]
+        assert said == [f"turn {n}" for n in range(1, 25)]  # none lost, none twice
+        assert any("last-event-id" in h for h in joins), joins
+        assert api(second, "GET", f"/threads/{tid}")["status"] in ("busy", "idle")
+    finally:
+        for process in (first, second, worker):
+            if process is not None:
+                process.stop()
+        delete_prefix(REDIS_URL, prefix)
