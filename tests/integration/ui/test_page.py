@@ -101,11 +101,13 @@ def test_the_page_loads_without_a_key_and_paints_fast(
     page.goto(ui_server.url + "/")
     page.wait_for_selector("h1:has-text('Threads')")
 
-    paint = page.evaluate(
-        "performance.getEntriesByName('first-contentful-paint')[0].startTime"
-    )
-    print(f"\nfirst contentful paint: {paint:.0f} ms")
-    assert paint < 1000
+    fcp = "performance.getEntriesByName('first-contentful-paint')[0].startTime"
+    cold = page.evaluate(fcp)
+    page.reload()
+    page.wait_for_selector("h1:has-text('Threads')")
+    warm = page.evaluate(fcp)
+    print(f"\nfirst contentful paint: {cold:.0f} ms, reloaded {warm:.0f} ms")
+    assert cold < 1000 and warm < 1000  # loose: the machine is shared
     assert page.get_by_role("link", name="New dialogue").first.is_visible()
 
 
@@ -477,3 +479,35 @@ def test_the_page_rejoins_a_run_after_its_api_process_dies(
             if process is not None:
                 process.stop()
         delete_prefix(REDIS_URL, prefix)
+
+
+UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, button, a')]
+  .filter(e => e.offsetParent !== null)
+  .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label')
+                 || (e.tagName !== 'INPUT' && e.textContent.trim())))
+  .map(e => e.outerHTML.slice(0, 80))"""
+
+
+def test_every_control_has_a_name_and_the_keyboard_reaches_them(
+    ui_server: Server, page: Any
+) -> None:
+    tid = start(page, ui_server, "interview", {"Topic": "Running Redis"})
+    page.wait_for_selector("form.answer")
+    views = ["/#/", "/#/new/directed_dialogue", f"/#/thread/{tid}", "/#/fleet"]
+    for view in views:
+        page.goto(ui_server.url + view)
+        page.wait_for_selector("main h1, main h2")
+        page.wait_for_timeout(300)
+        assert page.evaluate(UNNAMED) == [], view
+
+    page.goto(f"{ui_server.url}/#/thread/{tid}")
+    page.wait_for_selector("form.answer")
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(
+            page.evaluate(
+                "document.activeElement.id || document.activeElement.textContent"
+            )
+        )
+    assert "answer" in reached and "Send answer" in reached
