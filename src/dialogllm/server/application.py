@@ -133,8 +133,9 @@ def create_app(
     """The API app for the graphs of ``config`` (a ``langgraph.json``).
 
     ``worker=False`` serves the API only (run ``dialogllm worker`` elsewhere on the
-    same Redis); ``api_key`` makes every request but ``/ok`` and the API docs need
-    the header ``x-api-key``. A ``langgraph.json`` with ``"auth": {"path": ...}``
+    same Redis); ``api_key`` makes every request but ``/ok``, the API docs and the
+    web page's files (``/``, ``/ui/…``: :mod:`dialogllm.server.page`) need the
+    header ``x-api-key``. A ``langgraph.json`` with ``"auth": {"path": ...}``
     authenticates and authorizes requests with that ``langgraph_sdk.Auth``
     (:mod:`dialogllm.server.auth`).
 
