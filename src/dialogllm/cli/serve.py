@@ -91,6 +91,7 @@ def serve(
     )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     output.err.print(f"serving {escape(str(config))} at {url}")
+    output.err.print(f"watch and join dialogues: open {url}/ in a browser")
     output.err.print(f"API docs: {url}/docs")
     output.err.print(
         f'connect: from langgraph_sdk import get_client; get_client(url="{url}")'
