@@ -240,7 +240,9 @@ def test_forking_from_an_earlier_turn_makes_a_branch(
     assert len(turns(page)) == 4
 
 
-def test_stop_ends_a_running_dialogue(ui_server: Server, page: Any) -> None:
+def test_stop_ends_a_running_dialogue_and_continue_runs_it_on(
+    ui_server: Server, page: Any
+) -> None:
     tid = start(page, ui_server, "chat", {"Topic": "tea", "Turns": "60"})
     page.wait_for_selector("li.entry >> nth=1")
     page.get_by_role("button", name="Stop").click()
@@ -253,6 +255,13 @@ def test_stop_ends_a_running_dialogue(ui_server: Server, page: Any) -> None:
     time.sleep(1)
     assert len(turns(page)) == shown < 60
     assert thread["status"] != "busy"
+
+    page.get_by_role("button", name="Continue").click()  # on from where it stopped
+    page.wait_for_function(
+        "document.querySelectorAll('li.entry').length === 60", timeout=30_000
+    )
+    said = [t.split(":")[1].strip() for t in turns(page)]
+    assert said == [f"turn {n}" for n in range(1, 61)]
 
 
 def test_export_as_markdown_and_json(

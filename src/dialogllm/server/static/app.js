@@ -254,6 +254,7 @@ class ThreadPage {
     this.actions.replaceChildren(...[
       status === "busy" ? button("Stop", () => this.cancel().catch(failed), "danger") : null,
       status === "error" ? button("Retry", () => this.retry().catch(failed)) : null,
+      statusLabel(this.thread) === "paused" ? button("Continue", () => this.retry().catch(failed)) : null,
       button(this.history.hidden ? "History" : "Hide history", () => this.toggleHistory().catch(failed), "secondary"),
       button("Export Markdown", () => this.exportMarkdown(), "secondary"),
       button("Export JSON", () => this.exportJson(), "secondary"),
@@ -316,6 +317,7 @@ class ThreadPage {
     await this.refresh();
   }
 
+  /** Run the thread on from its last checkpoint (after a failure or a stop). */
   async retry() {
     this.error.hidden = true;
     this.run({ assistant_id: this.graph, input: null, stream_mode: MODES });
