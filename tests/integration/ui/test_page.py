@@ -520,3 +520,34 @@ def test_every_control_has_a_name_and_the_keyboard_reaches_them(
             )
         )
     assert "answer" in reached and "Send answer" in reached
+
+
+AUTH_APP = Path(__file__).parents[1] / "server" / "auth_app" / "langgraph.json"
+
+
+def test_with_custom_auth_each_person_sees_only_their_own_threads(
+    ui_prefix: str, browser: Any
+) -> None:
+    guarded = start_server(f"{ui_prefix}-auth", config=AUTH_APP)
+    try:
+        ada = browser.new_context().new_page()
+        ada.goto(guarded.url + "/")
+        ada.wait_for_selector(".notice:has-text('API key')")  # 401: unknown token
+        ada.get_by_label("Authorization header (custom auth)").fill("Bearer token-ada")
+        ada.get_by_role("button", name="Save").click()
+        tid = start(ada, guarded, "count", {"Steps": "2"})
+        ada.wait_for_selector(".badge.status-idle")
+        ada.goto(guarded.url + "/")
+        ada.wait_for_selector(f"tr[data-thread='{tid}']")
+
+        bo = browser.new_context().new_page()
+        bo.goto(guarded.url + "/")
+        bo.get_by_label("Authorization header (custom auth)").fill("Bearer token-bo")
+        bo.get_by_role("button", name="Save").click()
+        bo.wait_for_selector("text=0 threads")
+        bo.goto(f"{guarded.url}/#/thread/{tid}")
+        bo.wait_for_selector("h1:has-text('Thread not found')")
+        assert bo.locator("ol.transcript").count() == 0
+    finally:
+        guarded.stop()
+        delete_prefix(REDIS_URL, f"{ui_prefix}-auth")

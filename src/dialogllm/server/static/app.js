@@ -162,7 +162,15 @@ class ThreadPage {
   get graph() { return ((this.thread || {}).metadata || {}).graph_id; }
 
   async open() {
-    await this.refresh();
+    try {
+      await this.refresh();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+      main.replaceChildren(el("h1", {}, "Thread not found"),
+        el("p", {}, "It may have been deleted, or this key may not be allowed to see it."),
+        el("a", { href: "#/" }, "All threads"));
+      return;
+    }
     if (pending && pending.threadId === this.id) {
       const { body } = pending;
       pending = null;
