@@ -65,6 +65,7 @@ export function renderFleet(data) {
       : null,
     el("section", { class: "card" }, el("h3", {}, "Last hour"), chart(data.timeline || []),
       el("p", { class: "legend" }, el("span", { class: "key bars" }), "runs finished per minute ",
+        el("span", { class: "key errors" }), "a minute with failed runs ",
         el("span", { class: "key line" }), "mean LLM latency")),
     el("div", { class: "columns" },
       el("section", { class: "card" }, el("h3", {}, "Runs by status"),
