@@ -449,12 +449,9 @@ class RecordCodec:
                     collected[channel].append((task_id, channel, value))
             for i in range(0, len(seed_pairs), 2):
                 channel = to_str(seed_pairs[i])
-                blob = seed_pairs[i + 1]
-                type_ = _blob_type(blob, f"channel {channel!r} of {where}")
-                value = self._load(
-                    type_,
-                    blob[len(keys.lp(type_)) :],
-                    f"channel {channel!r} of {where}",
+                # a seed is a blob like any other: compressed when large
+                value = self._load_blob(
+                    seed_pairs[i + 1], f"channel {channel!r} of {where}"
                 )
                 if channel not in seeds:
                     seeds[channel] = value

@@ -30,6 +30,9 @@ DEFAULT_PORT = 2024
 def _port_taken(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: connections of a server that just stopped or crashed
+        # (TIME_WAIT) do not hold the port, a listening server does
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -88,6 +91,7 @@ def serve(
     )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     output.err.print(f"serving {escape(str(config))} at {url}")
+    output.err.print(f"watch and join dialogues: open {url}/ in a browser")
     output.err.print(f"API docs: {url}/docs")
     output.err.print(
         f'connect: from langgraph_sdk import get_client; get_client(url="{url}")'

@@ -37,7 +37,7 @@ from dialogllm.errors import ConfigError
 from dialogllm.loader import LangGraphConfig, load_object
 from dialogllm.logging import get_logger, mask_url
 from dialogllm.queue import CronScheduler, Queue, Worker
-from dialogllm.queue.fleet import FleetExporter
+from dialogllm.queue.fleet import FleetExporter, WorkerPresence
 from dialogllm.redis.clients import async_client
 from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, crons, runs, store, threads
@@ -48,6 +48,7 @@ from dialogllm.server.followups import Followup, Followups
 from dialogllm.server.graphs import GraphTable
 from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
+from dialogllm.server.page import install_page
 from dialogllm.server.storage import ServerStore, now_ms
 from dialogllm.store import AsyncRedisStore, store_options
 
@@ -81,7 +82,24 @@ class WorkerThread:
         async def work() -> None:
             self._loop = asyncio.get_running_loop()
             self._started.set()
-            await self.worker.run(install_signal_handlers=False)
+            worker = self.worker
+            # announced like `dialogllm worker`, so `dialogllm status` and the
+            # page's fleet view count it (and do not alert "no live workers")
+            client = async_client(worker.url, decode=True)
+            presence = WorkerPresence(
+                client,
+                prefix=worker.prefix,
+                name=worker.name,
+                queue=worker.queue,
+                concurrency=worker.concurrency,
+                ready=lambda: worker.ready,
+            )
+            presence.start()
+            try:
+                await worker.run(install_signal_handlers=False)
+            finally:
+                await presence.stop()
+                await client.aclose()
 
         try:
             asyncio.run(work())
@@ -117,8 +135,9 @@ def create_app(
     """The API app for the graphs of ``config`` (a ``langgraph.json``).
 
     ``worker=False`` serves the API only (run ``dialogllm worker`` elsewhere on the
-    same Redis); ``api_key`` makes every request but ``/ok`` and the API docs need
-    the header ``x-api-key``. A ``langgraph.json`` with ``"auth": {"path": ...}``
+    same Redis); ``api_key`` makes every request but ``/ok``, the API docs and the
+    web page's files (``/``, ``/ui/…``: :mod:`dialogllm.server.page`) need the
+    header ``x-api-key``. A ``langgraph.json`` with ``"auth": {"path": ...}``
     authenticates and authorizes requests with that ``langgraph_sdk.Auth``
     (:mod:`dialogllm.server.auth`).
 
@@ -212,6 +231,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(store.router)
     app.include_router(crons.router)
+    install_page(app)  # GET /, /ui/…, /dialogllm/fleet: no API path
     return app
 
 

@@ -30,10 +30,22 @@ from langgraph_sdk.auth.types import AuthContext
 
 from dialogllm.server.errors import ApiError
 
-__all__ = ["ANONYMOUS", "Authorizer", "User", "matches"]
+__all__ = ["ANONYMOUS", "Authorizer", "User", "is_open", "matches"]
 
-#: Paths answered without authentication (liveness and the API's own docs).
-OPEN_PATHS = frozenset({"/ok", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+#: Paths answered without authentication (liveness, the API's own docs, the web
+#: page, where a person enters the key).
+OPEN_PATHS = frozenset({"/ok", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/"})
+#: Path prefixes answered without authentication: the web page's static assets.
+OPEN_PREFIXES = ("/ui/",)
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is answered without authentication.
+
+    >>> is_open("/ui/app.js"), is_open("/threads")
+    (True, False)
+    """
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dialogllm.server.auth import OPEN_PATHS, Authorizer
+from dialogllm.server.auth import Authorizer, is_open
 from dialogllm.server.errors import ApiError
 from dialogllm.server.metrics import ServerMetrics
 from dialogllm.server.wire import JSONResponse
@@ -82,7 +82,7 @@ class ApiMiddleware:
     async def _refusal(self, scope: Scope, receive: Receive) -> JSONResponse | None:
         """The 401 to answer instead of the route, or ``None`` (the caller is put in
         the request's state)."""
-        if scope["path"] in OPEN_PATHS:
+        if is_open(scope["path"]):
             return None
         if self.expected is not None:
             given = dict(scope.get("headers") or []).get(b"x-api-key", b"")

@@ -185,6 +185,8 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "multitask_strategy": record.multitask,
         "attempts": record.attempts,
         "error": record.error,
+        # ours: the graph node the error came from (LangGraph's server has none)
+        "error_node": record.error_node,
     }
 
 

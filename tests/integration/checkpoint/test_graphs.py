@@ -360,6 +360,22 @@ async def test_delta_channel_transcript_rebuilds_after_restart(
     assert mid.values["transcript"] == expected[:13]
 
 
+async def test_a_delta_channel_with_a_compressed_snapshot_reads_back(
+    saver: AsyncRedisSaver,
+) -> None:
+    # turns of real dialogues make a snapshot over 1 KiB, which is stored compressed
+    graph = _delta_graph(25).compile(checkpointer=saver)
+    config = {**cfg("delta-big"), "recursion_limit": 100}
+    await graph.ainvoke({"transcript": ["x" * 4000], "turn": 0}, config)
+
+    state = await graph.aget_state(config)
+    history = [s async for s in graph.aget_state_history(config)]
+
+    assert state.values["transcript"][1:] == [f"turn {i}" for i in range(25)]
+    mid = next(s for s in history if s.values.get("turn") == 13)
+    assert mid.values["transcript"][1:] == [f"turn {i}" for i in range(13)]
+
+
 async def test_delta_history_is_one_round_trip_and_matches_base_walk(
     saver: AsyncRedisSaver,
 ) -> None:

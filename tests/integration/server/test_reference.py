@@ -45,8 +45,8 @@ pytestmark = pytest.mark.integration
 KNOWN_DIFFERENCES: dict[str, str] = {
     "thread.created": "ours adds error (null) and interrupts ({}) to a new thread; "
     "the reference sends them only once the thread has run",
-    "run.created": "ours adds attempts and error (the queue's detail); the reference "
-    "adds langsmith_session_name",
+    "run.created": "ours adds attempts, error and error_node (the queue's detail); "
+    "the reference adds langsmith_session_name",
     "state.fresh.checkpoint": "a thread with no run: the reference's checkpoint is "
     "null, ours names the thread (checkpoint_id null), so RemoteGraph.get_state "
     "reads it (it raises TypeError on the reference's)",
