@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.queue import Queue, Worker
+from dialogllm.redis.clients import async_client
 from tests.conftest import REDIS_URL
 
 GRAPHS = str(Path(__file__).with_name("graphs.py"))
@@ -26,6 +28,16 @@ pytestmark = pytest.mark.integration
 def ref(name: str) -> str:
     """Reference of a graph or function of ``graphs.py``."""
     return f"{GRAPHS}:{name}"
+
+
+@pytest.fixture
+async def saver(key_prefix: str) -> AsyncIterator[AsyncRedisSaver]:
+    """A checkpointer on the test Redis under the test's key prefix."""
+    saver = AsyncRedisSaver(
+        async_client(REDIS_URL, decode=False), key_prefix=key_prefix
+    )
+    yield saver
+    await saver.client.aclose()
 
 
 @pytest.fixture

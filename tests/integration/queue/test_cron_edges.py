@@ -6,7 +6,6 @@ cannot reach."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,22 +22,11 @@ from dialogllm.queue import (
 )
 from dialogllm.queue import crons as crons_module
 from dialogllm.queue.crons import next_tick
-from dialogllm.redis.clients import async_client
-from tests.conftest import REDIS_URL
 from tests.integration.queue.conftest import ref
 
 pytestmark = pytest.mark.integration
 
 EVERY_SECOND = "* * * * * *"
-
-
-@pytest.fixture
-async def saver(key_prefix: str) -> AsyncIterator[AsyncRedisSaver]:
-    saver = AsyncRedisSaver(
-        async_client(REDIS_URL, decode=False), key_prefix=key_prefix
-    )
-    yield saver
-    await saver.client.aclose()
 
 
 async def test_refused_arguments_write_nothing(queue: Queue) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import prometheus_client as prom
@@ -20,7 +19,6 @@ from dialogllm.errors import CronNotFoundError, InputValidationError
 from dialogllm.queue import Crons, CronScheduler, Queue, RunRecord, RunStatus
 from dialogllm.queue.fleet import FleetExporter, fleet_status
 from dialogllm.redis.clients import async_client
-from tests.conftest import REDIS_URL
 from tests.integration.queue.conftest import (
     WorkerFactory,
     ready_workers,
@@ -33,15 +31,6 @@ from tests.integration.redis_cluster import redis_cluster
 pytestmark = pytest.mark.integration
 
 EVERY_SECOND = "* * * * * *"
-
-
-@pytest.fixture
-async def saver(key_prefix: str) -> AsyncIterator[AsyncRedisSaver]:
-    saver = AsyncRedisSaver(
-        async_client(REDIS_URL, decode=False), key_prefix=key_prefix
-    )
-    yield saver
-    await saver.client.aclose()
 
 
 def ticks_of(runs: list[RunRecord], cron_id: str) -> Counter[int]:
