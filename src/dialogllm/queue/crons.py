@@ -397,7 +397,7 @@ def matches(
     )
 
 
-def _sort_key(cron: CronRecord, sort_by: str) -> tuple[bool, Any]:
+def _sort_key(cron: CronRecord, sort_by: str) -> tuple[bool, Any, str]:
     value: Any = {
         "cron_id": cron.cron_id,
         "assistant_id": cron.spec.assistant_id,
@@ -407,7 +407,9 @@ def _sort_key(cron: CronRecord, sort_by: str) -> tuple[bool, Any]:
         "created_at": cron.created_ms,
         "updated_at": cron.updated_ms,
     }[sort_by]
-    return (value is not None, value if value is not None else 0)
+    # The cron id breaks ties (two crons created in one millisecond), so a
+    # search pages through the same order every time it is asked.
+    return (value is not None, value if value is not None else 0, cron.cron_id)
 
 
 class CronScheduler:
