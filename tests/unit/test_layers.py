@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"redis"},
     {"serde"},
-    {"backoff", "readability"},
+    {"backoff", "readability", "loop_bridge"},
     {"config", "logging", "errors"},
 ]
 

@@ -13,11 +13,10 @@ of a thread in one Cluster slot, and refuses fenced writes (see
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -29,22 +28,20 @@ from langgraph.checkpoint.base import (
 )
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from dialogllm.checkpoint import operations as req
-from dialogllm.checkpoint import saver_base
 from dialogllm.checkpoint.saver_base import RedisSaverBase
 from dialogllm.errors import CheckpointError
+from dialogllm.loop_bridge import LoopBridge
 from dialogllm.redis.clients import async_client
-from dialogllm.redis.errors import translate_redis_errors
+from dialogllm.redis.requests import AsyncSender, RedisRequest
 
 __all__ = ["AsyncRedisSaver"]
 
-T = TypeVar("T")
 AsyncRedisClient = Redis | RedisCluster
 
 
-class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
+class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient, AsyncSender]):
     """A LangGraph checkpointer on plain Redis 6.2+ / Valkey (no modules needed).
 
     Args:
@@ -67,14 +64,10 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
     >>> saver = AsyncRedisSaver(async_client(url), key_prefix="app1", ttl=86400)
     """
 
-    loop: asyncio.AbstractEventLoop | None
+    _sender_type = AsyncSender
 
     def _created(self) -> None:
-        # the loop the saver was made on: the sync twins run coroutines there
-        try:
-            self.loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
+        self.bridge = LoopBridge(self, "aget_tuple, alist, aput", CheckpointError)
 
     @classmethod
     @asynccontextmanager
@@ -97,56 +90,8 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
 
     # --- driving operations -------------------------------------------------------
 
-    async def _send(self, request: req.Request) -> Any:
-        if isinstance(request, req.Eval):
-            return await self._eval(request)
-        if isinstance(request, req.Command):
-            return await self.client.execute_command(*request.args)
-        if isinstance(request, req.Scan):
-            return [
-                k async for k in self.client.scan_iter(match=request.pattern, count=500)
-            ]
-        if isinstance(request, req.Batch):
-            return await self._batch(request)
-        raise CheckpointError(
-            f"cannot send {type(request).__name__}"
-        )  # pragma: no cover
-
-    async def _eval(self, request: req.Eval) -> Any:
-        nkeys = len(request.keys)
-        try:
-            return await self.client.evalsha(
-                request.script.sha, nkeys, *request.keys, *request.args
-            )
-        except NoScriptError:
-            return await self.client.eval(
-                request.script.source, nkeys, *request.keys, *request.args
-            )
-
-    async def _batch(self, batch: req.Batch) -> list[Any]:
-        if self.is_cluster and not batch.transaction:
-            return list(await asyncio.gather(*(self._send(r) for r in batch.requests)))
-        for first_try in (True, False):
-            pipe = self.client.pipeline(transaction=batch.transaction)
-            saver_base.fill_pipeline(pipe, batch)
-            results = await pipe.execute(raise_on_error=False)
-            if saver_base.pipeline_outcome(batch, results, first_try=first_try):
-                return list(results)
-            for source in saver_base.scripts_of(batch):
-                await self.client.script_load(source)
-        raise CheckpointError("scripts could not be loaded")  # pragma: no cover
-
-    async def _send_mapped(self, request: req.Request) -> Any:
-        with translate_redis_errors(self.url, "a checkpointer call"):
-            return await self._send(request)
-
     async def _drive(self, op: req.Op) -> Any:
-        try:
-            request = next(op)
-            while True:
-                request = op.send(await self._send_mapped(request))
-        except StopIteration as stop:
-            return stop.value
+        return await self.sender.drive(op)
 
     # --- BaseCheckpointSaver: async -----------------------------------------------
 
@@ -185,7 +130,7 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
                         yield tup
                     reply = None
                 else:
-                    reply = await self._send_mapped(request)
+                    reply = await self.sender.send(cast(RedisRequest, request))
                 request = op.send(reply)
         except StopIteration:
             return
@@ -268,31 +213,11 @@ class AsyncRedisSaver(RedisSaverBase[AsyncRedisClient]):
 
     # --- sync bridge -----------------------------------------------------------------
 
-    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            coro.close()
-            raise CheckpointError(
-                "AsyncRedisSaver's sync methods run on the event loop it was created "
-                "in, and it has none; use RedisSaver in sync code"
-            )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            coro.close()
-            raise CheckpointError(
-                "a sync method of AsyncRedisSaver was called on its own event loop "
-                "thread; use the async method (aget_tuple, alist, aput, ...) instead"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
     def _run(self, op: req.Op) -> Any:
-        return self._sync(self._drive(op))
+        return self.bridge.run(self._drive(op))
 
     def _iterate(self, op: req.Op) -> Iterator[CheckpointTuple]:
         async def collect() -> builtins.list[CheckpointTuple]:
             return [t async for t in self._stream(op)]
 
-        yield from self._sync(collect())
+        yield from self.bridge.run(collect())

@@ -13,28 +13,15 @@ check itself (``check_fence``) comes from :mod:`dialogllm.leases`, which owns th
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Final
 
 from dialogllm.leases import CHECK_FENCE
+from dialogllm.redis.requests import Script
 
 __all__ = ["DELETE_MEMBERS", "GET", "HISTORY", "LIST", "PUT", "PUT_WRITES", "Script"]
 
 #: KEYS[1..8] of every script.
 THREAD_KEYS_ORDER: Final = ("idx", "cp", "blobs", "w", "runs", "meta", "lease", "fence")
-
-
-@dataclass(frozen=True)
-class Script:
-    """A Lua script and its SHA1 (for EVALSHA)."""
-
-    name: str
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 _PRELUDE = (

@@ -1,8 +1,9 @@
 """The checkpointer's operations, written once for both savers (sans I/O).
 
 Each operation is a generator that yields Redis requests (:class:`Eval`,
-:class:`Command`, :class:`Scan`, :class:`Batch`) and receives their replies; the async
-saver drives it with ``await``, the sync saver with blocking calls. So ``get_tuple``,
+:class:`Command`, :class:`Scan`, :class:`Batch`, from :mod:`dialogllm.redis.requests`)
+and receives their replies; the async saver drives it with ``await``, the sync saver
+with blocking calls. So ``get_tuple``,
 ``put`` and the rest behave identically in both, and the number of round trips of an
 operation is the number of requests it yields (one for ``get_tuple``, ``put``,
 ``put_writes`` and the delta history).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from langchain_core.runnables import RunnableConfig
@@ -38,41 +39,9 @@ from dialogllm.checkpoint.base import (
     to_str,
 )
 from dialogllm.errors import CorruptCheckpointError, InvalidCheckpointConfigError
+from dialogllm.redis.requests import Batch, Command, Eval, Scan
 
 __all__ = ["Batch", "Command", "Emit", "Eval", "Operations", "Request", "Scan"]
-
-
-@dataclass(frozen=True, slots=True)
-class Eval:
-    """Run a Lua script on one thread's keys."""
-
-    script: lua.Script
-    keys: Sequence[str]
-    args: Sequence[bytes | str]
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One plain Redis command."""
-
-    args: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """Every key matching ``pattern`` (SCAN; on a Cluster, every primary)."""
-
-    pattern: str
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Several requests sent together (a pipeline; one round trip on one node).
-
-    ``transaction=True`` wraps them in MULTI/EXEC (all keys in one slot)."""
-
-    requests: Sequence[Eval | Command] = field(default_factory=list)
-    transaction: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,17 @@
 
 :class:`RedisSaverBase` holds the client, the options and the operations built on the
 saver's serializer; :mod:`dialogllm.checkpoint.aio` and
-:mod:`dialogllm.checkpoint.sync` add only how requests are sent (``await`` or
-blocking calls). Clients made from a URL come from :mod:`dialogllm.redis` (one retry
-policy for every layer).
+:mod:`dialogllm.checkpoint.sync` add only how requests are sent (an
+:class:`~dialogllm.redis.requests.AsyncSender` or a blocking
+:class:`~dialogllm.redis.requests.SyncSender`). Clients made from a URL come from
+:mod:`dialogllm.redis` (one retry policy for every layer).
 """
 
 from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -24,7 +25,6 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from redis.exceptions import NoScriptError
 
 from dialogllm.checkpoint.base import (
     DEFAULT_KEY_PREFIX,
@@ -34,45 +34,27 @@ from dialogllm.checkpoint.base import (
     default_serde,
     next_version,
 )
-from dialogllm.checkpoint.operations import Batch, Eval, Op, Operations
+from dialogllm.checkpoint.operations import Op, Operations
 from dialogllm.errors import InvalidCheckpointConfigError
 from dialogllm.leases import FencingToken
-from dialogllm.redis.clients import decodes_responses, describe, is_cluster
+from dialogllm.redis.requests import AsyncSender, Calls, SyncSender
 
-__all__ = ["RedisSaverBase", "fill_pipeline", "pipeline_outcome", "scripts_of"]
+__all__ = ["RedisSaverBase"]
 
 ClientT = TypeVar("ClientT")
+SenderT = TypeVar("SenderT", AsyncSender, SyncSender)
+_CALLS = Calls(
+    "a checkpointer call",
+    InvalidCheckpointConfigError,
+    "checkpoint values are stored as raw bytes",
+)
 
 
-def fill_pipeline(pipe: Any, batch: Batch) -> None:
-    """Queue ``batch``'s requests on a redis-py pipeline (sync or async)."""
-    for request in batch.requests:
-        if isinstance(request, Eval):
-            keys = request.keys
-            pipe.evalsha(request.script.sha, len(keys), *keys, *request.args)
-        else:
-            pipe.execute_command(*request.args)
-
-
-def pipeline_outcome(batch: Batch, results: list[Any], *, first_try: bool) -> bool:
-    """Whether a pipeline's ``results`` are final: ``False`` when scripts must be
-    loaded and the batch sent again; raises the first error a command met."""
-    if first_try and any(isinstance(x, NoScriptError) for x in results):
-        return False
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return True
-
-
-def scripts_of(batch: Batch) -> list[str]:
-    """The source of every script in ``batch`` (to load them after NOSCRIPT)."""
-    return [r.script.source for r in batch.requests if isinstance(r, Eval)]
-
-
-class RedisSaverBase(BaseCheckpointSaver[str], Generic[ClientT]):
+class RedisSaverBase(BaseCheckpointSaver[str], Generic[ClientT, SenderT]):
     """The part of a Redis saver that does no I/O (see ``AsyncRedisSaver`` for the
-    meaning of each option)."""
+    meaning of each option); a shell names its sender (async or blocking)."""
+
+    _sender_type: Callable[..., SenderT]
 
     def __init__(
         self,
@@ -87,14 +69,10 @@ class RedisSaverBase(BaseCheckpointSaver[str], Generic[ClientT]):
         compress_min_bytes: int | None = None,
     ) -> None:
         super().__init__(serde=serde or default_serde())
-        if decodes_responses(client):
-            raise InvalidCheckpointConfigError(
-                "the Redis client must be created with decode_responses=False: "
-                "checkpoint values are stored as raw bytes"
-            )
+        self.sender: SenderT = self._sender_type(client, _CALLS)
         self.client = client
-        self.is_cluster = is_cluster(client)
-        self.url = describe(client)
+        self.is_cluster = self.sender.is_cluster
+        self.url = self.sender.url
         self.options = SaverOptions(
             key_prefix=key_prefix,
             ttl_seconds=ttl,

@@ -8,6 +8,8 @@ module                  owns
 ``redis.clients``       the one client factory (async/sync, Cluster or not, retries
                         with jittered backoff, health checks, keepalive, TLS/ACL)
 ``redis.errors``        the one mapping from redis-py exceptions to the project's
+``redis.requests``      typed requests (script calls, commands, scans, batches) and the
+                        one sender of them for the checkpointer and the store
 ``redis.loop_client``   an asyncio client per event loop, built lazily
 ``redis.embedded``      the embedded Redis server of the data directory
 ======================  =============================================================

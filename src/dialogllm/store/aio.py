@@ -18,30 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from langgraph.store.base import Op, Result
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint import operations as req
-from dialogllm.checkpoint import saver_base
 from dialogllm.errors import StoreError
+from dialogllm.loop_bridge import LoopBridge
 from dialogllm.redis.clients import async_client
-from dialogllm.redis.errors import translate_redis_errors
+from dialogllm.redis.requests import AsyncSender
 from dialogllm.store.base import RedisStoreBase, interval
-from dialogllm.store.operations import Embed, StoreOp, StoreRequest
+from dialogllm.store.operations import Embed, StoreOp
 
 __all__ = ["AsyncRedisStore"]
 
-T = TypeVar("T")
 AsyncRedisClient = Redis | RedisCluster
 
 
-class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
+class AsyncRedisStore(RedisStoreBase[AsyncRedisClient, AsyncSender]):
     """LangGraph's ``BaseStore`` on plain Redis 6.2+ / Valkey / Redis Cluster.
 
     Args:
@@ -65,14 +62,11 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
     [SearchItem(...)]
     """
 
-    loop: asyncio.AbstractEventLoop | None
+    _sender_type = AsyncSender
     _sweeper: asyncio.Task[None] | None = None
 
     def _created(self) -> None:
-        try:
-            self.loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
+        self.bridge = LoopBridge(self, "aget, aput, asearch", StoreError)
 
     @classmethod
     @asynccontextmanager
@@ -88,8 +82,7 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
         client = async_client(url, decode=False, cluster=cluster)
         store = cls(client, **options)
         try:
-            if store.sweep_interval_s:
-                store.start_ttl_sweeper()
+            store._start_configured_sweeper()
             yield store
         finally:
             await store.stop_ttl_sweeper()
@@ -97,48 +90,11 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
 
     # --- driving operations -----------------------------------------------------------
 
-    async def _send(self, request: StoreRequest) -> Any:
-        if isinstance(request, Embed):
-            return await self._embed_async(request.texts, request.query)
-        if isinstance(request, req.Eval):
-            n = len(request.keys)
-            try:
-                return await self.client.evalsha(
-                    request.script.sha, n, *request.keys, *request.args
-                )
-            except NoScriptError:
-                return await self.client.eval(
-                    request.script.source, n, *request.keys, *request.args
-                )
-        if isinstance(request, req.Command):
-            return await self.client.execute_command(*request.args)
-        return await self._batch(request)
-
-    async def _batch(self, batch: req.Batch) -> list[Any]:
-        if self.is_cluster:
-            return list(await asyncio.gather(*(self._send(r) for r in batch.requests)))
-        for first_try in (True, False):
-            pipe = self.client.pipeline(transaction=False)
-            saver_base.fill_pipeline(pipe, batch)
-            results = await pipe.execute(raise_on_error=False)
-            if saver_base.pipeline_outcome(batch, results, first_try=first_try):
-                return list(results)
-            for source in saver_base.scripts_of(batch):
-                await self.client.script_load(source)
-        raise StoreError("scripts could not be loaded")  # pragma: no cover
-
     async def _drive(self, op: StoreOp) -> Any:
-        try:
-            request = next(op)
-            while True:
-                if isinstance(request, Embed):
-                    reply = await self._send(request)
-                else:
-                    with translate_redis_errors(self.url, "a store call"):
-                        reply = await self._send(request)
-                request = op.send(reply)
-        except StopIteration as stop:
-            return stop.value
+        return await self.sender.drive(op, local=self._embed_request)
+
+    async def _embed_request(self, request: Embed) -> list[list[float]]:
+        return await self._embed_async(request.texts, request.query)
 
     # --- BaseStore --------------------------------------------------------------------
 
@@ -154,7 +110,7 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """The blocking ``abatch``, for sync nodes running in another thread (it
         runs on the store's event loop)."""
-        return self._sync(self.abatch(list(ops)))
+        return self.bridge.run(self.abatch(list(ops)))
 
     # --- TTL --------------------------------------------------------------------------
 
@@ -169,7 +125,7 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
 
     def sweep_ttl(self) -> int:
         """The blocking :meth:`asweep_ttl` (from another thread than the loop's)."""
-        return self._sync(self.asweep_ttl())
+        return self.bridge.run(self.asweep_ttl())
 
     def start_ttl_sweeper(
         self, sweep_interval_minutes: float | None = None
@@ -203,25 +159,3 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient]):
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, timeout)
         return task.done()
-
-    # --- sync bridge ------------------------------------------------------------------
-
-    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            coro.close()
-            raise StoreError(
-                "AsyncRedisStore's sync methods run on the event loop it was created "
-                "in, and it has none; use RedisStore in sync code"
-            )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            coro.close()
-            raise StoreError(
-                "a sync method of AsyncRedisStore was called on its own event loop "
-                "thread; use the async method (aget, aput, asearch, ...) instead"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()

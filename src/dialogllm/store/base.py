@@ -1,6 +1,7 @@
 """What the async and the sync store shells share: options, embeddings, the blocking
 API. :mod:`dialogllm.store.aio` and :mod:`dialogllm.store.sync` add only how requests
-are sent (``await`` or blocking calls), as the checkpointer's shells do.
+are sent (a :mod:`dialogllm.redis.requests` sender, async or blocking), as the
+checkpointer's shells do.
 
 The rule a reader must not break: the client is one from :mod:`dialogllm.redis`
 (or the caller's) with ``decode_responses=False``; records are bytes.
@@ -19,7 +20,7 @@ from langgraph.store.base import BaseStore, IndexConfig, TTLConfig, ensure_embed
 from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
 from dialogllm.errors import ConfigError, StoreError
 from dialogllm.loader import is_file_reference, load_object
-from dialogllm.redis.clients import decodes_responses, describe, is_cluster
+from dialogllm.redis.requests import AsyncSender, Calls, SyncSender
 from dialogllm.store.operations import StoreOperations, StoreSettings, tokenized_fields
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 ClientT = TypeVar("ClientT")
+SenderT = TypeVar("SenderT", AsyncSender, SyncSender)
+_CALLS = Calls("a store call", StoreError, "store records are raw bytes")
 
 DEFAULT_MAX_SEARCH_CANDIDATES = 100_000
 """How many items one search may read at most (see ``max_search_candidates``)."""
@@ -96,11 +99,12 @@ def store_options(
     return options
 
 
-class RedisStoreBase(BaseStore, Generic[ClientT]):
+class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
     """The part of a Redis store that does no I/O (see ``AsyncRedisStore`` for the
-    meaning of each option)."""
+    meaning of each option); a shell names its sender (async or blocking)."""
 
     supports_ttl = True
+    _sender_type: Callable[..., SenderT]
 
     def __init__(
         self,
@@ -112,14 +116,10 @@ class RedisStoreBase(BaseStore, Generic[ClientT]):
         max_search_candidates: int = DEFAULT_MAX_SEARCH_CANDIDATES,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        if decodes_responses(client):
-            raise StoreError(
-                "the Redis client must be created with decode_responses=False: "
-                "store records are raw bytes"
-            )
+        self.sender: SenderT = self._sender_type(client, _CALLS)
         self.client = client
-        self.is_cluster = is_cluster(client)
-        self.url = describe(client)
+        self.is_cluster = self.sender.is_cluster
+        self.url = self.sender.url
         self.index_config: IndexConfig | None = dict(index) if index else None  # type: ignore[assignment]
         self.embeddings: Embeddings | None = None
         dims: int | None = None
@@ -143,6 +143,15 @@ class RedisStoreBase(BaseStore, Generic[ClientT]):
 
     def _created(self) -> None:
         """Hook for a shell to finish its own set-up (the async one notes its loop)."""
+
+    def _start_configured_sweeper(self) -> None:
+        """Start the TTL sweeper when ``ttl`` has ``sweep_interval_minutes``."""
+        if self.sweep_interval_s:
+            self.start_ttl_sweeper()
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> object:
+        """Sweep expired items in the background (each shell has its own)."""
+        raise NotImplementedError  # pragma: no cover - both shells define it
 
     @property
     def sweep_interval_s(self) -> float | None:

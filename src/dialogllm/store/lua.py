@@ -12,7 +12,7 @@ or remove such fields.
 
 from __future__ import annotations
 
-from dialogllm.checkpoint.lua import Script
+from dialogllm.redis.requests import Script
 
 __all__ = ["DELETE", "GET", "PUT", "REFRESH", "SWEEP"]
 

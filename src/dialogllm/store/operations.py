@@ -39,12 +39,12 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from dialogllm.checkpoint.operations import Batch, Command, Eval
 from dialogllm.errors import (
     SemanticSearchNotConfiguredError,
     StoreSearchTooLargeError,
     StoreValueError,
 )
+from dialogllm.redis.requests import Batch, Command, Eval
 from dialogllm.store import keys, lua
 from dialogllm.store.records import (
     Record,

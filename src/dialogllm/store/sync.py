@@ -21,27 +21,24 @@ from typing import Any
 from langgraph.store.base import Op, Result
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
-from dialogllm.checkpoint import operations as req
-from dialogllm.checkpoint import saver_base
-from dialogllm.errors import StoreError
 from dialogllm.redis.clients import sync_client
-from dialogllm.redis.errors import translate_redis_errors
+from dialogllm.redis.requests import SyncSender
 from dialogllm.store.base import RedisStoreBase, interval
-from dialogllm.store.operations import Embed, StoreOp, StoreRequest
+from dialogllm.store.operations import Embed, StoreOp
 
 __all__ = ["RedisStore"]
 
 SyncRedisClient = Redis | RedisCluster
 
 
-class RedisStore(RedisStoreBase[SyncRedisClient]):
+class RedisStore(RedisStoreBase[SyncRedisClient, SyncSender]):
     """Sync LangGraph store on plain Redis; options as ``AsyncRedisStore``.
 
     >>> store = RedisStore(sync_client(url), key_prefix="app1", ttl={"default_ttl": 60})
     """
 
+    _sender_type = SyncSender
     _sweeper: threading.Thread | None = None
     _stop: threading.Event | None = None
 
@@ -59,8 +56,7 @@ class RedisStore(RedisStoreBase[SyncRedisClient]):
         client = sync_client(url, decode=False, cluster=cluster)
         store = cls(client, **options)
         try:
-            if store.sweep_interval_s:
-                store.start_ttl_sweeper()
+            store._start_configured_sweeper()
             yield store
         finally:
             store.stop_ttl_sweeper()
@@ -68,48 +64,11 @@ class RedisStore(RedisStoreBase[SyncRedisClient]):
 
     # --- driving operations -----------------------------------------------------------
 
-    def _send(self, request: StoreRequest) -> Any:
-        if isinstance(request, Embed):
-            return self._embed_sync(request.texts, request.query)
-        if isinstance(request, req.Eval):
-            n = len(request.keys)
-            try:
-                return self.client.evalsha(
-                    request.script.sha, n, *request.keys, *request.args
-                )
-            except NoScriptError:
-                return self.client.eval(
-                    request.script.source, n, *request.keys, *request.args
-                )
-        if isinstance(request, req.Command):
-            return self.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        return self._batch(request)
-
-    def _batch(self, batch: req.Batch) -> list[Any]:
-        if self.is_cluster:
-            return [self._send(r) for r in batch.requests]
-        for first_try in (True, False):
-            pipe = self.client.pipeline(transaction=False)
-            saver_base.fill_pipeline(pipe, batch)
-            results = pipe.execute(raise_on_error=False)
-            if saver_base.pipeline_outcome(batch, results, first_try=first_try):
-                return list(results)
-            for source in saver_base.scripts_of(batch):
-                self.client.script_load(source)
-        raise StoreError("scripts could not be loaded")  # pragma: no cover
-
     def _drive(self, op: StoreOp) -> Any:
-        try:
-            request = next(op)
-            while True:
-                if isinstance(request, Embed):
-                    reply = self._send(request)
-                else:
-                    with translate_redis_errors(self.url, "a store call"):
-                        reply = self._send(request)
-                request = op.send(reply)
-        except StopIteration as stop:
-            return stop.value
+        return self.sender.drive(op, local=self._embed_request)
+
+    def _embed_request(self, request: Embed) -> list[list[float]]:
+        return self._embed_sync(request.texts, request.query)
 
     # --- BaseStore --------------------------------------------------------------------
 

@@ -387,13 +387,13 @@ async def test_delta_history_is_one_round_trip_and_matches_base_walk(
     target = next(s for s in history if s.values.get("turn") == 28).config
 
     sent: list[object] = []
-    original = saver._send
+    original = saver.sender.send
 
     async def counting(request: Any) -> Any:
         sent.append(request)
         return await original(request)
 
-    saver._send = counting  # type: ignore[method-assign]
+    saver.sender.send = counting  # type: ignore[method-assign]
     ours = await saver.aget_delta_channel_history(
         config=target, channels=["transcript"]
     )
