@@ -208,7 +208,9 @@ class DialogueRunner:
         store: the long-term memory graphs get (compile's ``store=``, nodes'
             ``store`` argument, ``get_store()``): any LangGraph ``BaseStore``;
             ``None`` with ``checkpointer=None`` opens a
-            :class:`~dialogllm.store.AsyncRedisStore` on the same Redis and prefix.
+            :class:`~dialogllm.store.AsyncRedisStore` on the same Redis and prefix,
+            configured by the nearest ``langgraph.json``'s ``"store"`` section
+            (:func:`~dialogllm.store.configured_store_options`).
         chat_model: the model every LLM node uses (or a ``role -> model`` function);
             ``None`` lets nodes ask :func:`dialogllm.llm.get_chat_model`.
         registry: resolves graph references (default: the process-wide one).
@@ -256,10 +258,16 @@ class DialogueRunner:
                 ttl=settings.checkpoint_ttl_seconds,
             )
             if self.store is None:
-                from dialogllm.store import AsyncRedisStore
+                from dialogllm.store import AsyncRedisStore, configured_store_options
 
-                self.store = AsyncRedisStore(client, key_prefix=settings.key_prefix)
-                self._own_store = True
+                store = AsyncRedisStore(
+                    client,
+                    key_prefix=settings.key_prefix,
+                    **configured_store_options(),
+                )
+                if store.start_configured_ttl_sweeper():
+                    self._stack.push_async_callback(store.stop_ttl_sweeper)
+                self.store, self._own_store = store, True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

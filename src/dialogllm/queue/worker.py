@@ -72,7 +72,11 @@ from dialogllm.queue.store import (
 from dialogllm.redis.clients import async_client, sync_client
 from dialogllm.redis.errors import OUTAGE_ERRORS, REDIS_FAILURES
 from dialogllm.redis.url import resolve_url, using
-from dialogllm.store import AsyncRedisStore, store_options
+from dialogllm.store import (
+    AsyncRedisStore,
+    configured_store_options,
+    store_options,
+)
 
 __all__ = ["Worker", "backoff_delay"]
 
@@ -169,10 +173,14 @@ class Worker:
         checkpoint_ttl: expire threads' checkpoints (seconds after the last write).
         memory: the long-term memory store the graphs get (LangGraph's ``store``);
             default: an :class:`~dialogllm.store.AsyncRedisStore` on the worker's
-            Redis and key prefix, with ``memory_config``.
+            Redis and key prefix, with ``memory_config``; while the worker runs,
+            it sweeps that store's expired items when its ``ttl`` has
+            ``sweep_interval_minutes``.
         memory_config: a ``langgraph.json`` ``"store"`` section (``index``,
             ``ttl``) for the default store; references resolve from
-            ``memory_base``.
+            ``memory_base``. Default: the ``"store"`` of the nearest
+            ``langgraph.json``, the file graph names resolve from
+            (:func:`~dialogllm.store.configured_store_options`).
         name: this consumer's name (default: host-pid-random).
         crons: fire the queue's due crons too (a :class:`CronScheduler`; every
             worker may: each tick fires once however many race for it).
@@ -237,11 +245,17 @@ class Worker:
         self.saver = AsyncRedisSaver(
             self.bclient, key_prefix=self.prefix, ttl=self.checkpoint_ttl
         )
-        self.memory: BaseStore = memory or AsyncRedisStore(
-            self.bclient,
-            key_prefix=self.prefix,
-            **store_options(memory_config, base=memory_base),
-        )
+        self._own_memory: AsyncRedisStore | None = None
+        if memory is None:
+            options = (
+                configured_store_options()
+                if memory_config is None
+                else store_options(memory_config, base=memory_base)
+            )
+            memory = self._own_memory = AsyncRedisStore(
+                self.bclient, key_prefix=self.prefix, **options
+            )
+        self.memory: BaseStore = memory
         self.execution = GraphExecution(
             self.resolve, self.saver, self.store, self.memory
         )
@@ -331,6 +345,8 @@ class Worker:
         ]
         if self.crons is not None:
             loops.append(asyncio.create_task(self.crons.run(), name="crons"))
+        if self._own_memory is not None:
+            self._own_memory.start_configured_ttl_sweeper()
         self.log.info("worker started", concurrency=self.concurrency)
         try:
             await self._stopping.wait()
@@ -338,6 +354,8 @@ class Worker:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            if self._own_memory is not None:
+                await self._own_memory.stop_ttl_sweeper()
             await self._shutdown()
             for sig in installed:
                 loop.remove_signal_handler(sig)

@@ -156,6 +156,7 @@ def create_app(
         saver = AsyncRedisSaver(async_client(url, decode=False), key_prefix=prefix)
         memory_options = store_options(config_file.store, base=config_file.folder)
         memory = AsyncRedisStore(saver.client, key_prefix=prefix, **memory_options)
+        memory.start_configured_ttl_sweeper()  # "ttl": {"sweep_interval_minutes": …}
 
         async def follow_up(followup: Followup) -> None:
             await runs.follow_up(context, followup)
@@ -208,6 +209,7 @@ def create_app(
             if in_process is not None:
                 await in_process.stop(timeout=60)
             await context.followups.stop()
+            await memory.stop_ttl_sweeper()
             await text_client.aclose()
             await saver.client.aclose()
 

@@ -23,6 +23,7 @@ from dialogllm.errors import (
 from dialogllm.store.aio import AsyncRedisStore
 from dialogllm.store.base import (
     DEFAULT_MAX_SEARCH_CANDIDATES,
+    configured_store_options,
     resolve_embeddings,
     store_options,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoreSearchTooLargeError",
     "StoreValueError",
+    "configured_store_options",
     "resolve_embeddings",
     "store_options",
 ]

@@ -82,7 +82,7 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient, AsyncSender]):
         client = async_client(url, decode=False, cluster=cluster)
         store = cls(client, **options)
         try:
-            store._start_configured_sweeper()
+            store.start_configured_ttl_sweeper()
             yield store
         finally:
             await store.stop_ttl_sweeper()

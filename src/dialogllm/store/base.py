@@ -19,13 +19,19 @@ from langgraph.store.base import BaseStore, IndexConfig, TTLConfig, ensure_embed
 
 from dialogllm.checkpoint.base import DEFAULT_KEY_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES
 from dialogllm.errors import ConfigError, StoreError
-from dialogllm.loader import is_file_reference, load_object
+from dialogllm.loader import (
+    LangGraphConfig,
+    config_files,
+    is_file_reference,
+    load_object,
+)
 from dialogllm.redis.requests import AsyncSender, Calls, SyncSender
 from dialogllm.store.operations import StoreOperations, StoreSettings, tokenized_fields
 
 __all__ = [
     "DEFAULT_MAX_SEARCH_CANDIDATES",
     "RedisStoreBase",
+    "configured_store_options",
     "resolve_embeddings",
     "store_options",
 ]
@@ -99,6 +105,26 @@ def store_options(
     return options
 
 
+def configured_store_options(start: Path | None = None) -> dict[str, Any]:
+    """The store options of the nearest ``langgraph.json`` (the one graph names
+    resolve from first: ``start``, default the working directory, then its parents;
+    see :func:`dialogllm.loader.config_files`): its ``"store"`` section as
+    :func:`store_options` reads it, references resolved from that file's folder.
+    ``{}`` when there is no such file or it has no ``"store"``.
+
+    What ``dialogllm worker``, ``python -m dialogllm.queue`` and the
+    ``DialogueRunner`` give the store they open, as ``dialogllm serve`` does with the
+    ``langgraph.json`` it serves.
+
+    >>> AsyncRedisStore(client, **configured_store_options())     # doctest: +SKIP
+    """
+    nearest = next(config_files(start), None)
+    if nearest is None:
+        return {}
+    config = LangGraphConfig.read(nearest)
+    return store_options(config.store, base=config.folder)
+
+
 class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
     """The part of a Redis store that does no I/O (see ``AsyncRedisStore`` for the
     meaning of each option); a shell names its sender (async or blocking)."""
@@ -144,10 +170,18 @@ class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
     def _created(self) -> None:
         """Hook for a shell to finish its own set-up (the async one notes its loop)."""
 
-    def _start_configured_sweeper(self) -> None:
-        """Start the TTL sweeper when ``ttl`` has ``sweep_interval_minutes``."""
-        if self.sweep_interval_s:
-            self.start_ttl_sweeper()
+    def start_configured_ttl_sweeper(self) -> bool:
+        """Start the TTL sweeper when ``ttl`` has ``sweep_interval_minutes`` (what
+        ``from_conn_string``, a worker and ``dialogllm serve`` do with the store they
+        open); ``True`` if it started.
+
+        >>> store.start_configured_ttl_sweeper()                  # doctest: +SKIP
+        True
+        """
+        if not self.sweep_interval_s:
+            return False
+        self.start_ttl_sweeper()
+        return True
 
     def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> object:
         """Sweep expired items in the background (each shell has its own)."""

@@ -56,7 +56,7 @@ class RedisStore(RedisStoreBase[SyncRedisClient, SyncSender]):
         client = sync_client(url, decode=False, cluster=cluster)
         store = cls(client, **options)
         try:
-            store._start_configured_sweeper()
+            store.start_configured_ttl_sweeper()
             yield store
         finally:
             store.stop_ttl_sweeper()

@@ -4,6 +4,7 @@ the reference's status codes, and custom auth that scopes each user's namespaces
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import PermissionDeniedError, UnprocessableEntityError
 
+from dialogllm.store import AsyncRedisStore
+from tests.conftest import REDIS_URL
 from tests.integration.server.conftest import Server, start_server
 
 pytestmark = pytest.mark.integration
@@ -87,6 +90,23 @@ async def test_what_a_graph_remembered_is_what_the_api_reads(
         thread["thread_id"], "note", input={"text": "call the vet"}
     )
     assert second["known"] == values["known"] + 2
+
+
+async def test_the_server_sweeps_expired_items_as_langgraph_json_says(
+    store_server: Server, module_prefix: str
+) -> None:
+    # store_app's "ttl" has "sweep_interval_minutes": 0.002 (a sweep every 0.12 s)
+    client = get_client(url=store_server.url)
+    await client.store.put_item(
+        ["brief"], key="k", value={"text": "soon gone"}, ttl=0.005
+    )
+    await asyncio.sleep(1.5)
+    async with AsyncRedisStore.from_conn_string(
+        REDIS_URL, cluster=False, key_prefix=module_prefix
+    ) as ours:
+        # the server's sweeper deleted it already: nothing is left to sweep
+        assert await ours.asweep_ttl() == 0
+    assert await client.store.get_item(["brief"], key="k") is None
 
 
 async def test_bad_requests_get_the_references_status_codes(

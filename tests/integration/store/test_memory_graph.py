@@ -6,6 +6,7 @@ after the first worker stopped)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,66 @@ async def test_a_worker_takes_the_store_section_of_langgraph_json(
     assert found[0].score == pytest.approx(1.0)
     assert memory.ttl_config == {"default_ttl": 5}
     await memory.client.aclose()
+
+
+EMBED = """
+def letters(texts):
+    return [[float(t.lower().count(c)) for c in "abcdefghijklmnopqrstuvwxyz"]
+            for t in texts]
+"""
+
+
+def write_langgraph_json(folder: Path) -> None:
+    """A ``langgraph.json`` whose ``"store"`` has an index (an embeddings function in
+    a file next to it) and TTLs swept every 0.12 s."""
+    (folder / "embed.py").write_text(EMBED)
+    store = {
+        "index": {"dims": 26, "embed": "./embed.py:letters", "fields": ["text"]},
+        "ttl": {"default_ttl": 0.005, "sweep_interval_minutes": 0.002},
+    }
+    (folder / "langgraph.json").write_text(json.dumps({"graphs": {}, "store": store}))
+
+
+async def test_a_worker_takes_the_nearest_langgraph_json_store_and_sweeps_it(
+    key_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_langgraph_json(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    worker = Worker(REDIS_URL, key_prefix=key_prefix, crons=False)
+    memory = worker.memory
+    assert isinstance(memory, AsyncRedisStore)
+    assert memory.ttl_config == {"default_ttl": 0.005, "sweep_interval_minutes": 0.002}
+    await memory.aput(("w",), "k", {"text": "cat"})
+    found = await memory.asearch(("w",), query="cat")
+    assert found[0].score == pytest.approx(1.0)
+    task = asyncio.create_task(worker.run(install_signal_handlers=False))
+    try:
+        await asyncio.sleep(1.5)
+        async with AsyncRedisStore.from_conn_string(
+            REDIS_URL, cluster=False, key_prefix=key_prefix
+        ) as ours:
+            assert await ours.asweep_ttl() == 0  # the worker's sweeper was first
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+    assert await memory.stop_ttl_sweeper()  # stopped with the worker
+
+
+async def test_the_default_runner_takes_the_nearest_langgraph_json_store(
+    env_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_langgraph_json(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    async with DialogueRunner() as runner:
+        store = runner.store
+        assert isinstance(store, AsyncRedisStore)
+        await store.aput(("r",), "k", {"text": "tea"}, ttl=None)
+        found = await store.asearch(("r",), query="tea")
+        assert found[0].score == pytest.approx(1.0)
+        await store.aput(("r",), "gone", {"text": "x"})  # default_ttl: 0.3 s
+        await asyncio.sleep(1.5)
+        async with AsyncRedisStore.from_conn_string(
+            REDIS_URL, cluster=False, key_prefix=env_prefix
+        ) as ours:
+            assert await ours.asweep_ttl() == 0  # the runner's store swept it
+        assert [i.key for i in await store.asearch(("r",))] == ["k"]
