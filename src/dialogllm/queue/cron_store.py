@@ -49,7 +49,10 @@ class CronSpec:
     are ms since the epoch. ``catch_up``: after downtime, fire every missed tick
     (``True``) or only the latest one (``False``). ``payload`` is what the API
     shows as the cron's run payload; ``assistant_id``/``user_id`` who the cron is
-    for, as the API knows them.
+    for, as the API knows them. ``followed``: the cron was made through the API,
+    which does more for each firing (the thread's record, the webhook, deleting a
+    stateless thread): its firings are announced in the queue's fired set for an
+    API process to claim (:meth:`CronStore.claim_fired`).
     """
 
     graph: str
@@ -67,6 +70,7 @@ class CronSpec:
     assistant_id: str | None = None
     user_id: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    followed: bool = False
 
     def to_json(self) -> str:
         """The spec as stored."""
@@ -156,6 +160,7 @@ class CronFire:
     skipped: int = 0
     fire: bool = True
     cleanup: bool = False
+    followed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +201,12 @@ class CronStore:
         self._due = keys.queue_key(prefix, queue, keys.QueueKey.CRON_DUE)
         self._stats = keys.queue_key(prefix, queue, keys.QueueKey.CRON_STATS)
         self._cleanup = keys.queue_key(prefix, queue, keys.QueueKey.CRON_CLEANUP)
+        self._fired = keys.queue_key(prefix, queue, keys.QueueKey.CRON_FIRED)
         register = client.register_script
         self._put = register(lua.CRON_PUT)
         self._delete = register(lua.CRON_DELETE)
         self._fire = register(lua.CRON_FIRE)
+        self._claim_fired = register(lua.CLAIM_LAPSED)
 
     def _record_key(self, cron_id: str) -> str:
         return keys.cron_record(self.prefix, self.queue, cron_id)
@@ -297,6 +304,7 @@ class CronStore:
                 claim.retention_ms,
                 claim.options,
                 "1" if claim.cleanup else "",
+                "1" if claim.followed else "",
             ],
         )
         return str(reply[0]), str(reply[1]) if len(reply) > 1 else ""
@@ -310,6 +318,18 @@ class CronStore:
     async def cleaned(self, run_id: str) -> None:
         """Forget a firing whose thread was deleted."""
         await self.client.hdel(self._cleanup, run_id)
+
+    async def claim_fired(self, now_ms: int, claim_ms: int, limit: int) -> list[str]:
+        """Claim up to ``limit`` firings of followed crons that no API process holds
+        (for ``claim_ms``: then they are claimable again); their run ids."""
+        ids = await self._claim_fired(
+            keys=[self._fired], args=[now_ms, claim_ms, limit]
+        )
+        return [str(i) for i in ids]
+
+    async def fired_done(self, run_id: str) -> None:
+        """Forget a followed firing: an API process did what it asks for."""
+        await self.client.zrem(self._fired, run_id)
 
     async def stats(self, now_ms: int) -> CronStats:
         """The queue's cron counters (one round trip)."""

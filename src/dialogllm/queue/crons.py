@@ -169,11 +169,14 @@ class Crons:
         user_id: str | None = None,
         payload: Mapping[str, Any] | None = None,
         cron_id: str | None = None,
+        followed: bool = False,
     ) -> CronRecord:
         """Create a cron that runs ``graph`` on ``schedule``: on ``thread_id``, or
         (``None``) on a new thread per firing, deleted after its run unless
         ``on_run_completed="keep"``. It fires until ``end_time`` (aware, or read
-        as UTC), which must lie ahead. Raises
+        as UTC), which must lie ahead. ``followed`` (the API's crons): each
+        firing is announced for an API process to claim (:meth:`claim_firings`).
+        Raises
         :class:`~dialogllm.errors.InputValidationError` for a bad schedule,
         timezone, input or end time.
 
@@ -215,6 +218,7 @@ class Crons:
             assistant_id=assistant_id,
             user_id=user_id,
             payload=dict(payload or {}),
+            followed=followed,
         )
         cron_id = cron_id or str(uuid.uuid4())
         now = await self.queue._call("reading the clock", self.store.now_ms)
@@ -364,6 +368,29 @@ class Crons:
             "deleting a cron", lambda: self.store.delete(cron_id)
         ):
             raise CronNotFoundError(f"no cron {cron_id!r} in queue {self.queue.name!r}")
+
+    async def claim_firings(
+        self, *, claim_ms: int = 30_000, limit: int = 100
+    ) -> list[str]:
+        """Claim up to ``limit`` firings of followed crons that nobody holds, for
+        ``claim_ms`` (then another caller may claim them again); their run ids.
+        Call :meth:`firing_done` once what they ask for is done.
+
+        >>> for run_id in await crons.claim_firings():
+        ...     await follow(run_id); await crons.firing_done(run_id)
+        """
+
+        async def claim() -> list[str]:
+            now = await self.store.now_ms()
+            return await self.store.claim_fired(now, claim_ms, limit)
+
+        return await self.queue._call("claiming cron firings", claim)
+
+    async def firing_done(self, run_id: str) -> None:
+        """Forget a followed firing claimed with :meth:`claim_firings`."""
+        await self.queue._call(
+            "forgetting a cron firing", lambda: self.store.fired_done(run_id)
+        )
 
     async def stats(self) -> CronStats:
         """The queue's cron counters, for ``dialogllm status`` and metrics.
@@ -580,6 +607,7 @@ class CronScheduler:
             retention_ms=self.retention_ms,
             skipped=skipped,
             cleanup=spec.thread_id is None and spec.on_run_completed == "delete",
+            followed=spec.followed,
         )
 
     async def clean_up(self, count: int = 100) -> int:

@@ -31,6 +31,10 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
     P:q:{Q}:cronstats    HASH    ``fired``, ``busy``, ``skipped``: ticks, ever
     P:q:{Q}:croncleanup  HASH    run id -> thread id: stateless firings whose thread
                                  is deleted once the run ends
+    P:q:{Q}:cronfired    ZSET    run ids of the firings of followed crons
+                                 (``CronSpec.followed``: made through the API),
+                                 scored by the ms from which an API process may
+                                 claim one to do what the API does for it
     P:q:{Q}:cron:C       HASH    a cron (``C`` its id; see ``CronRecord``)
 
 Per key prefix (every queue's workers; no hash tag, touched alone)::
@@ -91,6 +95,7 @@ class QueueKey(StrEnum):
     CRON_DUE = "crondue"  #: enabled cron ids, scored by their next tick (ms)
     CRON_STATS = "cronstats"  #: counters of ticks: fired, busy, skipped
     CRON_CLEANUP = "croncleanup"  #: run id -> thread to delete when the run ends
+    CRON_FIRED = "cronfired"  #: followed crons' firings, scored by claimable-from ms
 
 
 def queue_key(prefix: str, queue: str, key: QueueKey) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "BEAT",
     "CANCEL",
     "CLAIM",
+    "CLAIM_LAPSED",
     "CRON_DELETE",
     "CRON_FIRE",
     "CRON_PUT",
@@ -60,6 +61,7 @@ local K_CRONS = BASE .. ':crons'
 local K_CRON_DUE = BASE .. ':crondue'
 local K_CRON_STATS = BASE .. ':cronstats'
 local K_CRON_CLEANUP = BASE .. ':croncleanup'
+local K_CRON_FIRED = BASE .. ':cronfired'
 local function k_cron(id) return BASE .. ':cron:' .. id end
 local RECLAIMS_KEPT = 200
 local GROUP = 'workers'
@@ -669,7 +671,8 @@ CRON_FIRE: Final = (
 -- ARGV: base, cron_id, version, expected ms, tick ms, next ms ('' = none),
 --       skipped (ticks passed over), fire ('1' enqueue | '0' only advance),
 --       run_id, graph, thread, input, max_attempts, multitask, retention_ms,
---       options, cleanup ('1': delete the thread when the run ends)
+--       options, cleanup ('1': delete the thread when the run ends),
+--       followed ('1': announce the run in the fired set, for the API)
 -- returns {'lost'} | {'stale'} | {verdict of the enqueue, run id, status}
 local id, version, expected = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tick, nxt, skipped, fire = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -687,6 +690,7 @@ if fire == '1' then
     redis.call('HINCRBY', rec, 'fired', 1)
     redis.call('HINCRBY', K_CRON_STATS, 'fired', 1)
     if ARGV[17] == '1' then redis.call('HSET', K_CRON_CLEANUP, run_id, th) end
+    if ARGV[18] == '1' then redis.call('ZADD', K_CRON_FIRED, NOW, run_id) end
   else
     redis.call('HSET', rec, 'last_tick', tick)
     redis.call('HINCRBY', K_CRON_STATS, 'busy', 1)
@@ -702,3 +706,17 @@ end
 return reply
 """
 )
+
+CLAIM_LAPSED: Final = r"""
+-- Claims up to ARGV[3] members of a "claimable from" sorted set whose claim is free
+-- (score <= now: a followed cron's firing, a server follow-up): each is re-scored
+-- to now + ARGV[2] ms, so two processes never take the same one, and one whose
+-- process died is claimable again once that lapses.
+-- KEYS[1]: the sorted set; ARGV: now ms, claim ms, how many; returns the members
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], until_ms, id)
+end
+return ids
+"""

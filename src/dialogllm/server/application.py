@@ -43,6 +43,7 @@ from dialogllm.redis.url import resolve_url, using
 from dialogllm.server import assistants, crons, runs, store, threads
 from dialogllm.server.auth import Authorizer
 from dialogllm.server.context import ServerContext
+from dialogllm.server.cron_firings import CronFirings
 from dialogllm.server.errors import install_error_handlers
 from dialogllm.server.followups import Followup, Followups
 from dialogllm.server.graphs import GraphTable
@@ -181,6 +182,8 @@ def create_app(
         # every API process fires due crons too: each tick fires once, whoever wins
         scheduler = CronScheduler(context.queue, saver, name="api")
         scheduling = asyncio.create_task(scheduler.run(), name="crons")
+        firings = CronFirings(context)  # thread records, webhooks of cron runs
+        firings.start()
         in_process: WorkerThread | None = None
         if worker:
             context.worker = Worker(
@@ -206,6 +209,7 @@ def create_app(
             scheduler.stop()
             scheduling.cancel()
             await asyncio.gather(scheduling, return_exceptions=True)
+            await firings.stop()
             if in_process is not None:
                 await in_process.stop(timeout=60)
             await context.followups.stop()

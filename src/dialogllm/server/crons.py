@@ -4,7 +4,10 @@ A cron created here is a queue cron (:class:`~dialogllm.queue.Crons`): the sched
 of every worker and API process fire it, each tick exactly once, as a queue run of
 the assistant's graph with the assistant's configuration (merged with the cron's).
 A cron for a thread runs on that thread; a stateless one on a new thread per firing,
-deleted after the run unless ``on_run_completed="keep"``. Replies are LangGraph's
+deleted after the run unless ``on_run_completed="keep"``. What the API does for
+each firing — the thread's record, the ``webhook``, the stateless thread's deletion
+— any API process does, whoever fired it (:mod:`dialogllm.server.cron_firings`).
+Replies are LangGraph's
 ``Cron`` (``cron_id``, ``assistant_id``, ``thread_id``, ``schedule``, ``timezone``,
 ``end_time``, ``payload``, ``user_id``, ``next_run_date``, ``metadata``,
 ``enabled``, ``on_run_completed``, ``created_at``, ``updated_at``), with ``catch_up``,
@@ -33,6 +36,7 @@ from dialogllm.server.schemas import MultitaskStrategy, StreamModeName
 from dialogllm.server.storage import AssistantRecord
 from dialogllm.server.streaming import recorded_modes
 from dialogllm.server.threads import load_thread
+from dialogllm.server.webhooks import check_webhook
 from dialogllm.server.wire import JSONResponse, iso
 
 __all__ = ["CronCreate", "CronPatch", "CronSearch", "cron_json", "router"]
@@ -205,6 +209,8 @@ async def _create(
 ) -> JSONResponse:
     if thread_id is not None:
         await load_thread(ctx, thread_id, "read")
+    if body.webhook:
+        check_webhook(body.webhook)
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     if body.end_time is not None and _aware(body.end_time) <= datetime.now(UTC):
         raise unprocessable(
@@ -238,6 +244,7 @@ async def _create(
         assistant_id=assistant.assistant_id,
         user_id=value.get("user_id"),
         payload=value.get("payload") or {},
+        followed=True,  # dialogllm.server.cron_firings does the API's part
     )
     if thread_id is not None:  # the thread's state is read with the cron's graph
         owner = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
@@ -325,6 +332,8 @@ async def update(
 ) -> JSONResponse:
     """Change a cron; the next run date is computed again from now."""
     cron = await _visible(ctx, cron_id, "update")
+    if body.webhook:
+        check_webhook(body.webhook)
     given = body.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {}
     for name in ("schedule", "timezone", "enabled", "catch_up", "on_run_completed"):

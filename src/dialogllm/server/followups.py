@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialogllm.logging import get_logger
+from dialogllm.queue.lua import CLAIM_LAPSED
 from dialogllm.redis.clients import AsyncClient
 from dialogllm.server.storage import now_ms
 
@@ -37,18 +38,6 @@ __all__ = ["CLAIM_MS", "Followup", "Followups"]
 #: process died is taken over by another process this long after its last renewal.
 CLAIM_MS = 30_000
 _log = get_logger("dialogllm.server.followups")
-
-# KEYS[1] the sorted set; ARGV now, claim ms, how many. Claims (re-scores) up to
-# ARGV[3] follow-ups whose claim lapsed, and returns their run ids: one script, so
-# two sweeping processes never take the same follow-up.
-_CLAIM_LAPSED = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], until_ms, id)
-end
-return ids
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +81,8 @@ class Followups:
         # or streamed): renewed, not acted on, until the request says how it ended
         self._held: dict[str, Followup] = {}
         self._loop: asyncio.Task[None] | None = None
-        self._claim = self.client.register_script(_CLAIM_LAPSED)
+        # one script, so two sweeping processes never take the same follow-up
+        self._claim = self.client.register_script(CLAIM_LAPSED)
 
     @property
     def _set(self) -> str:

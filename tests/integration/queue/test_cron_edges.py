@@ -162,3 +162,23 @@ async def test_a_scheduler_waits_out_a_redis_it_cannot_reach(
     scheduler.stop()
     await asyncio.wait_for(task, 30)
     await unreachable.aclose()
+
+
+async def test_a_followed_crons_firings_are_claimed_once_until_the_claim_lapses(
+    queue: Queue, saver: AsyncRedisSaver
+) -> None:
+    crons = Crons(queue)
+    followed = await crons.create(ref("noop"), EVERY_SECOND, followed=True)
+    plain = await crons.create(ref("noop"), EVERY_SECOND)  # never announced
+    await asyncio.sleep(1.2)
+    await CronScheduler(queue, saver).tick()
+    runs = {(r.options.metadata or {})["cron_id"]: r.run_id for r in await queue.list()}
+    assert set(runs) == {followed.cron_id, plain.cron_id}  # one tick each
+    announced = runs[followed.cron_id]
+    assert await crons.claim_firings(claim_ms=300) == [announced]
+    assert await crons.claim_firings(claim_ms=300) == []  # held by the first claim
+    await asyncio.sleep(0.4)
+    assert await crons.claim_firings(claim_ms=300) == [announced]  # lapsed: again
+    await crons.firing_done(announced)
+    await asyncio.sleep(0.4)
+    assert await crons.claim_firings() == []

@@ -30,6 +30,7 @@ from tests.integration.server.conftest import (
     start_server,
 )
 from tests.integration.server.fleet import WorkerProcess, start_worker
+from tests.integration.server.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +137,69 @@ async def test_crons_are_created_searched_counted_updated_and_deleted(
     await client.crons.delete(threaded["cron_id"])
 
 
+async def test_cron_runs_get_thread_records_and_webhooks_like_api_runs(
+    cron_server: Server,
+) -> None:
+    client = get_client(url=cron_server.url)
+    receiver = Receiver()
+    try:
+        kept = await client.crons.create(
+            "tick",
+            schedule=EVERY_SECOND,
+            input={"note": "kept"},
+            metadata={"team": "k"},
+            webhook=receiver.url,
+            on_run_completed="keep",
+        )
+        dropped = await client.crons.create(
+            "tick", schedule=EVERY_SECOND, input={}, webhook=receiver.url
+        )
+        thread = await client.threads.create()
+        on_thread = await client.crons.create_for_thread(
+            thread["thread_id"], "tick", schedule=EVERY_SECOND, input={}
+        )
+        bodies = await asyncio.to_thread(receiver.wait, 6, 60)
+        for cron in (kept, dropped, on_thread):
+            await client.crons.delete(cron["cron_id"])
+        by_cron = Counter(b["metadata"].get("cron_id") for b in bodies)
+        assert by_cron[kept["cron_id"]] >= 2 and by_cron[dropped["cron_id"]] >= 2
+        assert on_thread["cron_id"] not in by_cron  # it has no webhook
+        for body in bodies:
+            assert body["status"] == "success" and body["values"]["n"] == 1
+        # a kept stateless firing's thread is a thread of the API, with its run
+        kept_body = next(
+            b for b in bodies if b["metadata"]["cron_id"] == kept["cron_id"]
+        )
+        kept_thread = await client.threads.get(kept_body["thread_id"])
+        assert kept_thread["metadata"]["team"] == "k"
+        assert kept_thread["metadata"]["graph_id"] == "tick"
+        assert kept_thread["metadata"]["cron_id"] == kept["cron_id"]
+        run = await client.runs.get(kept_body["thread_id"], kept_body["run_id"])
+        assert run["status"] == "success"
+        found = await client.threads.search(metadata={"cron_id": kept["cron_id"]})
+        assert kept_body["thread_id"] in {t["thread_id"] for t in found}
+        # a deleted one's thread goes once its webhook was sent
+        gone = next(b for b in bodies if b["metadata"]["cron_id"] == dropped["cron_id"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                await client.threads.get(gone["thread_id"])
+            except NotFoundError:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("a stateless cron's thread was not deleted")
+        # the thread cron's runs are the thread's latest runs
+        latest = (await client.threads.get(thread["thread_id"]))["metadata"]
+        assert latest["graph_id"] == "tick"
+        runs = await client.runs.list(thread["thread_id"])
+        assert runs and all(
+            r["metadata"].get("cron_id") == on_thread["cron_id"] for r in runs
+        )
+    finally:
+        receiver.http.shutdown()
+
+
 async def test_bad_crons_get_typed_422_and_404(cron_server: Server) -> None:
     client = get_client(url=cron_server.url)
     with pytest.raises(UnprocessableEntityError, match="cron schedule"):
@@ -146,6 +210,8 @@ async def test_bad_crons_get_typed_422_and_404(cron_server: Server) -> None:
         await client.crons.create(
             "tick", schedule="0 9 * * *", end_time=datetime.now(UTC) - timedelta(1)
         )
+    with pytest.raises(UnprocessableEntityError, match="webhook"):
+        await client.crons.create("tick", schedule="0 9 * * *", webhook="ftp://x/y")
     with pytest.raises(NotFoundError, match="Assistant"):
         await client.crons.create("no-such-graph", schedule="0 9 * * *")
     with pytest.raises(NotFoundError, match="Thread"):

@@ -1,0 +1,113 @@
+"""What the API does for each firing of a cron made through it, whichever process
+fired it (a worker's scheduler or an API process's).
+
+A cron created through ``/runs/crons`` or ``/threads/{thread_id}/runs/crons`` is
+*followed* (:attr:`~dialogllm.queue.CronSpec.followed`): the one script call that
+fires a tick also announces its run in the queue's fired set. Every API process
+claims announced firings (:meth:`~dialogllm.queue.Crons.claim_firings`: a claim that
+lapses, so a killed process's firings are taken over) and, for each:
+
+- a stateless firing's new thread gets its server record (metadata: the cron's, its
+  ``graph_id`` and ``assistant_id``, ``cron_id``), so ``threads.get``,
+  ``threads.search``, ``runs.get`` and the web page see it while it runs;
+- the thread's record names the run as its last run (its status);
+- the cron's ``webhook``, and the deletion of a stateless thread
+  (``on_run_completed="delete"``), become the run's follow-up
+  (:mod:`dialogllm.server.followups`): done once the run ended, at least once.
+
+A firing whose cron was deleted before any API process claimed it gets none of
+this (its run still runs; the scheduler still deletes a stateless thread's
+checkpoints).
+
+The rule a reader must not break: a firing leaves the fired set only after its
+follow-up is recorded, and only through :meth:`~dialogllm.queue.Crons.firing_done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from redis.exceptions import RedisError
+
+from dialogllm.errors import CronNotFoundError, DialogueLLMError, RunNotFoundError
+from dialogllm.logging import get_logger
+from dialogllm.queue import Crons
+from dialogllm.server.context import ServerContext
+from dialogllm.server.followups import Followup
+
+__all__ = ["CronFirings", "follow_firing"]
+
+_log = get_logger("dialogllm.server.cron_firings")
+
+
+async def follow_firing(ctx: ServerContext, run_id: str) -> None:
+    """Do what the API does for the firing whose run is ``run_id`` (see above)."""
+    try:
+        record = await ctx.queue.get(run_id)
+    except RunNotFoundError:
+        return  # past the queue's retention already: nothing left to follow
+    cron_id = str((record.options.metadata or {}).get("cron_id") or "")
+    try:
+        cron = await Crons(ctx.queue).get(cron_id)
+    except CronNotFoundError:
+        return
+    thread_id = record.thread_id
+    stateless = cron.spec.thread_id is None
+    if stateless:
+        await ctx.store.create_thread(thread_id, dict(record.options.metadata or {}))
+    await ctx.store.update_thread(thread_id, last_run=run_id)
+    webhook = cron.spec.payload.get("webhook") or None
+    delete = stateless and cron.spec.on_run_completed == "delete"
+    if webhook or delete:
+        await ctx.followups.add(Followup(run_id, thread_id, webhook, delete))
+
+
+class CronFirings:
+    """This API process's share of the followed crons' firings: claims them every
+    ``poll`` seconds and follows each (:func:`follow_firing`) until :meth:`stop`.
+
+    >>> firings = CronFirings(context)
+    >>> firings.start(); ...; await firings.stop()
+    """
+
+    def __init__(
+        self, ctx: ServerContext, *, poll: float = 0.5, claim_ms: int = 30_000
+    ) -> None:
+        self.ctx = ctx
+        self.crons = Crons(ctx.queue)
+        self.poll = poll
+        self.claim_ms = claim_ms
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Follow firings in the background of the running loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="cron-firings")
+
+    async def stop(self) -> None:
+        """Stop (the claims held lapse and other API processes take them over)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except (DialogueLLMError, RedisError, OSError) as exc:
+                _log.warning("cron_firings_round_failed", error=type(exc).__name__)
+            await asyncio.sleep(self.poll)
+
+    async def round(self) -> int:
+        """Claim the firings nobody follows and follow each; how many were done."""
+        done = 0
+        for run_id in await self.crons.claim_firings(claim_ms=self.claim_ms):
+            await follow_firing(self.ctx, run_id)
+            await self.crons.firing_done(run_id)
+            done += 1
+        return done
