@@ -132,6 +132,26 @@ def encode_input(value: Any) -> str:
         ) from None
 
 
+def encode_bounded_input(value: Any, *, what: str, untouched: str) -> str:
+    """:func:`encode_input`, refused with
+    :class:`~dialogllm.errors.PayloadTooLargeError` over
+    ``DIALOGLLM_MAX_INPUT_BYTES``; the message names ``what`` is too large and says
+    ``untouched`` (what was not done).
+
+    >>> encode_bounded_input({"n": 1}, what="run input", untouched="not enqueued")
+    '{"n":1}'
+    """
+    payload = encode_input(value)
+    size = len(payload.encode())
+    limit = get_settings().max_input_bytes
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"{what} is {size} bytes, over the limit of {limit} "
+            f"(DIALOGLLM_MAX_INPUT_BYTES); {untouched}"
+        )
+    return payload
+
+
 def decode_input(text: str) -> Any:
     """The graph input stored by :func:`encode_input` (a ``Command`` comes back)."""
     value = json.loads(text) if text else None
@@ -281,14 +301,9 @@ class Queue:
                 f"graph reference is {len(graph)} characters, over {_MAX_GRAPH_REF}"
             )
         graph = _location_independent(graph)
-        payload = encode_input(input)
-        size = len(payload.encode())
-        if size > settings.max_input_bytes:
-            raise PayloadTooLargeError(
-                f"run input is {size} bytes, over the limit of "
-                f"{settings.max_input_bytes} (DIALOGLLM_MAX_INPUT_BYTES); nothing was "
-                "enqueued"
-            )
+        payload = encode_bounded_input(
+            input, what="run input", untouched="nothing was enqueued"
+        )
         if run_id is not None:
             check_id(run_id, "run id", settings)
         run_id = run_id or str(uuid.uuid4())

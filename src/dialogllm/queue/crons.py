@@ -43,10 +43,9 @@ from dialogllm.config import check_id, get_settings
 from dialogllm.errors import (
     CronNotFoundError,
     InputValidationError,
-    PayloadTooLargeError,
 )
 from dialogllm.logging import get_logger
-from dialogllm.queue.client import Queue, _location_independent, encode_input
+from dialogllm.queue.client import Queue, _location_independent, encode_bounded_input
 from dialogllm.queue.cron_store import (
     CronFire,
     CronRecord,
@@ -194,14 +193,9 @@ class Crons:
             check_id(thread_id, "thread id", settings)
         if cron_id is not None:
             check_id(cron_id, "cron id", settings)
-        payload_json = encode_input(input)
-        size = len(payload_json.encode())
-        if size > settings.max_input_bytes:
-            raise PayloadTooLargeError(
-                f"cron input is {size} bytes, over the limit of "
-                f"{settings.max_input_bytes} (DIALOGLLM_MAX_INPUT_BYTES); no cron was "
-                "created"
-            )
+        payload_json = encode_bounded_input(
+            input, what="cron input", untouched="no cron was created"
+        )
         spec = CronSpec(
             graph=_location_independent(graph),
             schedule=schedule,
@@ -337,7 +331,9 @@ class Crons:
         if unknown:
             raise InputValidationError(f"crons have no field(s) {unknown}")
         if "input" in changes:
-            changes["input"] = encode_input(changes["input"])
+            changes["input"] = encode_bounded_input(
+                changes["input"], what="cron input", untouched="the cron is unchanged"
+            )
         if isinstance(changes.get("options"), RunOptions):
             changes["options"] = changes["options"].to_json()
         if changes.get("on_run_completed", "delete") not in ("delete", "keep"):

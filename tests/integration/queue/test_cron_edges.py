@@ -52,6 +52,8 @@ async def test_refused_arguments_write_nothing(queue: Queue) -> None:
         await crons.search(sort_order="sideways")
     with pytest.raises(InputValidationError, match="on_run_completed"):
         await crons.update("daily", on_run_completed="archive")
+    with pytest.raises(PayloadTooLargeError, match="the cron is unchanged"):
+        await crons.update("daily", input={"blob": "x" * (2 * 1024 * 1024)})
     assert (await crons.get("daily")).spec == made.spec
 
 
