@@ -191,7 +191,8 @@ def create_app(
                 key_prefix=prefix,
                 queue=queue,
                 concurrency=concurrency,
-                memory_config=config_file.store,
+                # the served file decides, even where it has no "store"
+                memory_config=config_file.store or {},
                 memory_base=config_file.folder,
             )
             in_process = WorkerThread(context.worker)
