@@ -311,9 +311,19 @@ class CronStore:
 
     async def cleanups(self, count: int) -> dict[str, str]:
         """Up to about ``count`` stateless firings whose thread waits to be
-        deleted: run id -> thread id."""
+        deleted: run id -> thread id. A followed cron's firing that an API process
+        has not followed yet is left out: the API may take its deletion over (and
+        delete the thread after the webhook read it)."""
         _, found = await self.client.hscan(self._cleanup, 0, count=count)
-        return dict(found)
+        if not found:
+            return {}
+        run_ids = list(found)
+        pending = await self.client.zmscore(self._fired, run_ids)
+        return {
+            run_id: found[run_id]
+            for run_id, score in zip(run_ids, pending, strict=True)
+            if score is None
+        }
 
     async def cleaned(self, run_id: str) -> None:
         """Forget a firing whose thread was deleted."""
@@ -327,9 +337,14 @@ class CronStore:
         )
         return [str(i) for i in ids]
 
-    async def fired_done(self, run_id: str) -> None:
-        """Forget a followed firing: an API process did what it asks for."""
-        await self.client.zrem(self._fired, run_id)
+    async def fired_done(self, run_id: str, *, took_cleanup: bool) -> None:
+        """Forget a followed firing: an API process did what it asks for;
+        ``took_cleanup``: and deletes its thread itself, so no scheduler does."""
+        pipe = self.client.pipeline(transaction=True)  # one slot: the queue's
+        pipe.zrem(self._fired, run_id)
+        if took_cleanup:
+            pipe.hdel(self._cleanup, run_id)
+        await pipe.execute()
 
     async def stats(self, now_ms: int) -> CronStats:
         """The queue's cron counters (one round trip)."""

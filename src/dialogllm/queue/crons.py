@@ -382,10 +382,13 @@ class Crons:
 
         return await self.queue._call("claiming cron firings", claim)
 
-    async def firing_done(self, run_id: str) -> None:
-        """Forget a followed firing claimed with :meth:`claim_firings`."""
+    async def firing_done(self, run_id: str, *, took_cleanup: bool = False) -> None:
+        """Forget a followed firing claimed with :meth:`claim_firings`;
+        ``took_cleanup``: the caller deletes the firing's stateless thread itself
+        (otherwise a scheduler does, once the run ended, if its cron said so)."""
         await self.queue._call(
-            "forgetting a cron firing", lambda: self.store.fired_done(run_id)
+            "forgetting a cron firing",
+            lambda: self.store.fired_done(run_id, took_cleanup=took_cleanup),
         )
 
     async def stats(self) -> CronStats:

@@ -13,11 +13,15 @@ lapses, so a killed process's firings are taken over) and, for each:
 - the thread's record names the run as its last run (its status);
 - the cron's ``webhook``, and the deletion of a stateless thread
   (``on_run_completed="delete"``), become the run's follow-up
-  (:mod:`dialogllm.server.followups`): done once the run ended, at least once.
+  (:mod:`dialogllm.server.followups`): done once the run ended, at least once, the
+  deletion after the webhook read the thread's values. A cron scheduler leaves
+  the thread of a firing no API process has followed yet alone, and never deletes
+  one whose deletion an API process took over.
 
 A firing whose cron was deleted before any API process claimed it gets none of
-this (its run still runs; the scheduler still deletes a stateless thread's
-checkpoints).
+this (its run still runs; a scheduler deletes a stateless thread's checkpoints as
+for a queue cron). While no API process runs, followed firings wait in the fired
+set, and their stateless threads with them, until one does.
 
 The rule a reader must not break: a firing leaves the fired set only after its
 follow-up is recorded, and only through :meth:`~dialogllm.queue.Crons.firing_done`.
@@ -41,17 +45,19 @@ __all__ = ["CronFirings", "follow_firing"]
 _log = get_logger("dialogllm.server.cron_firings")
 
 
-async def follow_firing(ctx: ServerContext, run_id: str) -> None:
-    """Do what the API does for the firing whose run is ``run_id`` (see above)."""
+async def follow_firing(ctx: ServerContext, crons: Crons, run_id: str) -> bool:
+    """Do what the API does for the firing whose run is ``run_id`` (see above);
+    ``crons`` are the crons of ``ctx``'s queue. Whether the follow-up deletes the
+    firing's thread (then no cron scheduler does)."""
     try:
         record = await ctx.queue.get(run_id)
     except RunNotFoundError:
-        return  # past the queue's retention already: nothing left to follow
+        return False  # past the queue's retention already: nothing left to follow
     cron_id = str((record.options.metadata or {}).get("cron_id") or "")
     try:
-        cron = await Crons(ctx.queue).get(cron_id)
+        cron = await crons.get(cron_id)
     except CronNotFoundError:
-        return
+        return False
     thread_id = record.thread_id
     stateless = cron.spec.thread_id is None
     if stateless:
@@ -61,23 +67,26 @@ async def follow_firing(ctx: ServerContext, run_id: str) -> None:
     delete = stateless and cron.spec.on_run_completed == "delete"
     if webhook or delete:
         await ctx.followups.add(Followup(run_id, thread_id, webhook, delete))
+    return delete
 
 
 class CronFirings:
     """This API process's share of the followed crons' firings: claims them every
     ``poll`` seconds and follows each (:func:`follow_firing`) until :meth:`stop`.
+    A claim lasts ``claim_ms`` (default: the follow-ups', from
+    ``DIALOGLLM_FOLLOWUP_CLAIM_SECONDS``).
 
     >>> firings = CronFirings(context)
     >>> firings.start(); ...; await firings.stop()
     """
 
     def __init__(
-        self, ctx: ServerContext, *, poll: float = 0.5, claim_ms: int = 30_000
+        self, ctx: ServerContext, *, poll: float = 0.5, claim_ms: int | None = None
     ) -> None:
         self.ctx = ctx
         self.crons = Crons(ctx.queue)
         self.poll = poll
-        self.claim_ms = claim_ms
+        self.claim_ms = ctx.followups.claim_ms if claim_ms is None else claim_ms
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -107,7 +116,7 @@ class CronFirings:
         """Claim the firings nobody follows and follow each; how many were done."""
         done = 0
         for run_id in await self.crons.claim_firings(claim_ms=self.claim_ms):
-            await follow_firing(self.ctx, run_id)
-            await self.crons.firing_done(run_id)
+            took = await follow_firing(self.ctx, self.crons, run_id)
+            await self.crons.firing_done(run_id, took_cleanup=took)
             done += 1
         return done

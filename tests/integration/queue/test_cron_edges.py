@@ -171,16 +171,22 @@ async def test_a_followed_crons_firings_are_claimed_once_until_the_claim_lapses(
 ) -> None:
     crons = Crons(queue)
     followed = await crons.create(ref("noop"), EVERY_SECOND, followed=True)
+    released = await crons.create(ref("noop"), EVERY_SECOND, followed=True)
     plain = await crons.create(ref("noop"), EVERY_SECOND)  # never announced
     await asyncio.sleep(1.2)
     await CronScheduler(queue, saver).tick()
     runs = {(r.options.metadata or {})["cron_id"]: r.run_id for r in await queue.list()}
-    assert set(runs) == {followed.cron_id, plain.cron_id}  # one tick each
-    announced = runs[followed.cron_id]
-    assert await crons.claim_firings(claim_ms=300) == [announced]
+    assert set(runs) == {followed.cron_id, released.cron_id, plain.cron_id}
+    announced, other = runs[followed.cron_id], runs[released.cron_id]
+    # a scheduler leaves followed firings' threads alone until the API followed them
+    assert set(await crons.store.cleanups(100)) == {runs[plain.cron_id]}
+    claimed = await crons.claim_firings(claim_ms=300)
+    assert sorted(claimed) == sorted([announced, other])
     assert await crons.claim_firings(claim_ms=300) == []  # held by the first claim
     await asyncio.sleep(0.4)
-    assert await crons.claim_firings(claim_ms=300) == [announced]  # lapsed: again
-    await crons.firing_done(announced)
+    assert sorted(await crons.claim_firings(claim_ms=300)) == sorted(claimed)
+    await crons.firing_done(announced, took_cleanup=True)  # the API deletes it
+    await crons.firing_done(other)  # left to the schedulers
     await asyncio.sleep(0.4)
     assert await crons.claim_firings() == []
+    assert set(await crons.store.cleanups(100)) == {runs[plain.cron_id], other}
