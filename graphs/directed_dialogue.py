@@ -301,24 +301,31 @@ def _analysis_problems(state: Any, analysis: Analysis) -> list[str]:
 
 
 def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
-    """Keep the grounded notes; with no claim left, quote one sentence of each
-    speaker as the claims to check."""
+    """Keep the grounded notes; with no claim left, point at each speaker's
+    longest turn (quoting its opening words), so the analysis always has the
+    claim its schema requires."""
     turns = _spoken(state)
     claims = [
         n for n in analysis.claims_to_check if not is_junk(n) and grounded(n, turns)
     ]
     if not claims:
         for speaker in dict.fromkeys(e.speaker for e in turns):
-            number, said = next(
+            number, said = max(
                 ((i, e.text) for i, e in enumerate(turns, 1) if e.speaker == speaker),
-                (0, ""),
+                key=lambda turn: len(words(turn[1])),
             )
             opening = " ".join(said.split()[:5])
-            if len(words(opening)) >= 3:
-                claims.append(f'What {speaker} says in turn {number} ("{opening} …").')
+            quote = f' ("{opening} …")' if words(opening) else ""
+            claims.append(f"What {speaker[:40]} says in turn {number}{quote}.")
+    if not claims:
+        claims = ["Whether the conclusion follows from the conversation."]
     flags = [n for n in analysis.privacy_flags if not is_junk(n) and grounded(n, turns)]
-    return analysis.model_copy(
-        update={"claims_to_check": claims[:5], "privacy_flags": flags}
+    return Analysis.model_validate(
+        {
+            **analysis.model_dump(),
+            "claims_to_check": [c[:160] for c in claims[:5]],
+            "privacy_flags": flags,
+        }
     )
 
 

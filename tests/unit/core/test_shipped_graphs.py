@@ -150,6 +150,32 @@ async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
     assert result.values["stop_reason"] == "reached 2 turns"
 
 
+async def test_an_ungrounded_analysis_of_short_turns_still_names_a_claim() -> None:
+    # the model's notes name no speaker twice, and every turn is under three
+    # words: the repair still points at each speaker's turn, and the analysis
+    # keeps the one claim its schema requires
+    loose = {**ANALYSIS, "claims_to_check": ["This is"], "privacy_flags": ["Yes"]}
+    model = scripted(
+        _scene(),
+        said("Tickets."),
+        said("Here, late."),
+        {"summary": "Trains are late."},
+        loose,
+        loose,
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"], {"topic": "trains", "max_turns": 2}
+        )
+    analysis = result.values["analysis"]
+    assert analysis["claims_to_check"] == [
+        'What Ana says in turn 1 ("Tickets. …").',
+        'What Ben says in turn 2 ("Here, late. …").',
+    ]
+    assert analysis["privacy_flags"] == []
+    assert result.transcript.entries[-1].flags == ("analysis_repaired",)
+
+
 async def test_directed_dialogue_keeps_a_given_cast_and_fills_a_short_one() -> None:
     said_so_far: list[str] = []
 
