@@ -15,6 +15,7 @@ asserts it is every command the README shows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -170,19 +171,21 @@ def _serve(project: Path, env: dict[str, str], dialogllm: str) -> None:
     import httpx
 
     port = _free_port()  # 2024 may be taken on this machine
+    # faulthandler: a server that does not stop is aborted and prints where each
+    # of its threads waits, so a hang says why
     server = subprocess.Popen(
-        [dialogllm, "serve", "--port", str(port)], cwd=project, env=env,
+        [dialogllm, "serve", "--port", str(port)], cwd=project,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        deadline, ready = time.monotonic() + 120, False
+        while not ready and time.monotonic() < deadline and server.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                ready = httpx.get(f"{url}/ok", timeout=1).status_code == 200
+            time.sleep(0 if ready else 0.3)
+        assert ready, f"serve did not answer /ok within 120 s (exit {server.poll()})"
         found = httpx.post(f"{url}/assistants/search", json={}, timeout=30).json()
         assert {a["graph_id"] for a in found} == {
             "debate", "directed_dialogue", "interview"
@@ -191,7 +194,12 @@ def _serve(project: Path, env: dict[str, str], dialogllm: str) -> None:
         assert made.status_code == 200, made.text
     finally:
         server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=120)
+        try:
+            _, err = server.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.send_signal(signal.SIGABRT)
+            _, err = server.communicate(timeout=60)
+            pytest.fail(f"serve did not stop within 120 s of Ctrl-C:\n{err[-6000:]}")
     assert server.returncode == 0, err[-2000:]
     assert f"at {url}" in err
 
