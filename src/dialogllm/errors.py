@@ -45,6 +45,7 @@ __all__ = [
     "StructuredOutputError",
     "ThreadBusyError",
     "ThreadNotFoundError",
+    "WebhookBlockedError",
 ]
 
 
@@ -108,6 +109,16 @@ class BlockedTypeError(DialogueLLMError):
 
 class PayloadTooLargeError(DialogueLLMError):
     """A value is larger than the configured limit and was refused before writing."""
+
+
+class WebhookBlockedError(DialogueLLMError, ValueError):
+    """A webhook URL the server's policy refuses (a loopback, private, link-local
+    or metadata host, a port or domain not allowed): it is never requested.
+    ``reason`` is the short cause, for logs."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # --- checkpointer -------------------------------------------------------------------

@@ -57,7 +57,7 @@ from dotenv import dotenv_values
 from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
 
-from dialogllm.errors import GraphNotFoundError
+from dialogllm.errors import ConfigError, GraphNotFoundError
 
 __all__ = [
     "CONFIG_FILE",
@@ -116,6 +116,7 @@ class LangGraphConfig:
     env: str | dict[str, str] | None = None
     auth: str | None = None  # "auth": {"path": "./auth.py:auth"}: the server's Auth
     store: dict[str, Any] | None = None  # "store": {"index": {...}, "ttl": {...}}
+    webhooks: dict[str, Any] | None = None  # "webhooks": {"url": {...}}: the policy
 
     @classmethod
     def read(cls, path: Path) -> LangGraphConfig:
@@ -152,7 +153,11 @@ class LangGraphConfig:
         auth = auth_path if isinstance(auth_path, str) else None
         raw_store = data.get("store")
         store = dict(raw_store) if isinstance(raw_store, dict) else None
-        return cls(path, graphs, dependencies, env, auth, store)
+        raw_webhooks = data.get("webhooks")
+        if raw_webhooks is not None and not isinstance(raw_webhooks, dict):
+            raise ConfigError(f'"webhooks" in {path} must be an object')
+        webhooks = dict(raw_webhooks) if raw_webhooks is not None else None
+        return cls(path, graphs, dependencies, env, auth, store, webhooks)
 
     @property
     def folder(self) -> Path:

@@ -49,6 +49,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_config(config: Path) -> None:
+    """Refuse, before serving, a ``langgraph.json`` the server would fail on:
+    one ``error:`` line naming the key, exit 2, instead of a start-up traceback."""
+    from dialogllm.errors import ConfigError, GraphNotFoundError
+    from dialogllm.loader import LangGraphConfig
+    from dialogllm.server.webhook_policy import WebhookPolicy
+
+    try:
+        WebhookPolicy.from_config(LangGraphConfig.read(config).webhooks)
+    except (ConfigError, GraphNotFoundError) as exc:
+        output.fail(EXIT_BAD_INPUT, str(exc))
+
+
 def serve(
     config: Annotated[
         Path,
@@ -70,6 +83,7 @@ def serve(
     """
     if not config.is_file():
         output.fail(EXIT_BAD_INPUT, f"no graphs to serve: {config} does not exist")
+    _check_config(config)
     if not 0 < port < 65536:
         output.fail(EXIT_BAD_INPUT, f"--port must be 1 to 65535, got {port}")
     if concurrency < 1:

@@ -28,6 +28,7 @@ from dialogllm.errors import (
     StoreValueError,
     ThreadBusyError,
     ThreadNotFoundError,
+    WebhookBlockedError,
 )
 from dialogllm.logging import get_logger
 from dialogllm.server.wire import JSONResponse
@@ -74,6 +75,7 @@ _STATUS: tuple[tuple[type[DialogueLLMError], int], ...] = (
     (StoreValueError, 422),
     (SemanticSearchNotConfiguredError, 422),
     (StoreSearchTooLargeError, 422),
+    (WebhookBlockedError, 422),
     (RedisAuthError, 503),
     (RedisUnavailableError, 503),
 )

@@ -34,7 +34,7 @@ from dialogllm.server.followups import Followup
 from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
-from dialogllm.server.webhooks import check_webhook, deliver
+from dialogllm.server.webhooks import deliver
 from dialogllm.server.wire import JSONResponse, interrupts_json, run_json
 
 __all__ = ["router"]
@@ -74,7 +74,7 @@ async def create_run(
     if thread_id is None and (body.command or {}).get("resume") is not None:
         # a new thread has nothing to resume: LangGraph's server refuses it so
         raise ApiError(400, "You must provide a thread_id when resuming.")
-    webhook = check_webhook(body.webhook) if body.webhook else None
+    webhook = await ctx.webhooks.check(body.webhook) if body.webhook else None
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     modes = recorded_modes(body.modes())
     run_id = str(uuid.uuid4())
@@ -159,7 +159,9 @@ async def follow_up(ctx: ServerContext, followup: Followup) -> None:
         async def ended() -> dict[str, Any]:
             return {**run_json(record), "values": await _final_values(ctx, record)}
 
-        await deliver(followup.webhook, ended, run_id=followup.run_id)
+        await deliver(
+            followup.webhook, ended, run_id=followup.run_id, policy=ctx.webhooks
+        )
     if followup.delete_thread:
         await _delete_thread(ctx, followup.thread_id)
 

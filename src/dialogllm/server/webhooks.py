@@ -7,7 +7,9 @@ project's backoff (:mod:`dialogllm.backoff`) up to :data:`ATTEMPTS` times; a 4xx
 than 429 is the receiver's answer and is not retried.
 
 Who sends it: the API process that created the run, or, when that process died,
-another one (:mod:`dialogllm.server.followups`): at least once.
+another one (:mod:`dialogllm.server.followups`): at least once. Where it may go:
+:mod:`dialogllm.server.webhook_policy` checks the URL when a run takes it and again
+at each delivery; a delivery it refuses is logged and not retried.
 """
 
 from __future__ import annotations
@@ -15,28 +17,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from dialogllm.backoff import backoff_delay
+from dialogllm.errors import WebhookBlockedError
 from dialogllm.logging import get_logger, mask_url
 from dialogllm.queue.models import dumps
-from dialogllm.server.errors import unprocessable
+from dialogllm.server.webhook_policy import PinnedTransport, WebhookPolicy
 
-__all__ = ["ATTEMPTS", "check_webhook", "deliver"]
+__all__ = ["ATTEMPTS", "deliver"]
 
 ATTEMPTS = 5
 _TIMEOUT_S = 10.0
 _log = get_logger("dialogllm.server.webhooks")
-
-
-def check_webhook(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL; 422 otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise unprocessable("webhook must be an absolute http:// or https:// URL")
-    return url
 
 
 async def deliver(
@@ -44,14 +38,16 @@ async def deliver(
     body: Callable[[], Awaitable[dict[str, Any]]],
     *,
     run_id: str,
+    policy: WebhookPolicy,
     attempts: int = ATTEMPTS,
     base_s: float = 0.5,
 ) -> bool:
-    """Wait for ``body()`` (the run once it ended), POST it to ``url``; whether a
-    delivery was accepted (2xx)."""
+    """Wait for ``body()`` (the run once it ended), POST it to ``url`` if
+    ``policy`` lets it go there; whether a delivery was accepted (2xx)."""
     payload = dumps(await body()).encode()
     headers = {"content-type": "application/json"}
-    async with httpx.AsyncClient(timeout=_TIMEOUT_S) as client:
+    transport = PinnedTransport(policy)
+    async with httpx.AsyncClient(timeout=_TIMEOUT_S, transport=transport) as client:
         for attempt in range(1, attempts + 1):
             try:
                 response = await client.post(url, content=payload, headers=headers)
@@ -66,6 +62,11 @@ async def deliver(
                     )
                     return False
                 why = f"HTTP {response.status_code}"
+            except WebhookBlockedError as exc:
+                _log.warning(
+                    "webhook_blocked", run_id=run_id, url=mask_url(url), why=exc.reason
+                )
+                return False
             except httpx.HTTPError as exc:
                 why = type(exc).__name__
             _log.warning(

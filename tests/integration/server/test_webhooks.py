@@ -4,6 +4,7 @@ receiver fails."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,12 @@ import httpx
 import pytest
 import redis
 from langgraph_sdk import get_client
-from langgraph_sdk.errors import NotFoundError
+from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
+from dialogllm.server.webhook_policy import WebhookPolicy
+from dialogllm.server.webhooks import deliver
 from tests.conftest import REDIS_URL
-from tests.integration.server.conftest import Server
+from tests.integration.server.conftest import APP, Server, start_server
 from tests.integration.server.fleet import Fleet, fleet
 from tests.integration.server.receiver import Receiver
 
@@ -92,3 +95,46 @@ async def test_a_killed_api_process_leaves_its_webhook_and_clean_up_to_another(
         assert pending == 0  # done, and recorded done
     finally:
         receiver.http.shutdown()
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    module_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server whose langgraph.json says nothing of webhooks: the default policy,
+    which refuses loopback targets (as LangGraph's server does)."""
+    app = APP.parent
+    config = tmp_path_factory.mktemp("guarded") / "langgraph.json"
+    config.write_text(
+        json.dumps(
+            {"dependencies": [str(app)], "graphs": {"count": f"{app}/graphs.py:count"}}
+        )
+    )
+    started = start_server(f"{module_prefix}-guarded", config=config)
+    yield started
+    started.stop()
+
+
+async def test_loopback_webhooks_are_refused_by_default(
+    guarded: Server, receiver: Receiver
+) -> None:
+    client = get_client(url=guarded.url)
+    for url in (receiver.url, receiver.url.replace("127.0.0.1", "localhost")):
+        with pytest.raises(UnprocessableEntityError, match="Webhook host blocked"):
+            await client.runs.create(None, "count", input={"steps": 1}, webhook=url)
+        with pytest.raises(UnprocessableEntityError, match="Webhook host blocked"):
+            await client.crons.create("count", schedule="0 9 * * *", webhook=url)
+    assert await client.threads.search() == []  # nothing was made
+    assert await client.crons.search() == []
+    assert receiver.statuses == []
+
+
+async def test_a_delivery_the_policy_refuses_sends_nothing(receiver: Receiver) -> None:
+    async def body() -> dict[str, object]:
+        return {"run_id": "r"}
+
+    sent = await deliver(receiver.url, body, run_id="r", policy=WebhookPolicy())
+    assert sent is False and receiver.statuses == []  # refused, never retried
+    allowed = WebhookPolicy(disable_loopback=False)
+    assert await deliver(receiver.url, body, run_id="r", policy=allowed, base_s=0.01)
+    assert receiver.statuses == [503, 503, 200]
