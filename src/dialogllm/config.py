@@ -60,6 +60,14 @@ class Settings(BaseSettings):
         default=Path(".dialogllm"),
         description="Where local state lives (the local model file, embedded Redis).",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description=(
+            "The event loop of DialogueLLM's own processes (worker, CLI commands, "
+            "serve's worker): uvloop where it is installed (Linux, macOS), else "
+            "asyncio's; asyncio to debug with asyncio's own tools."
+        ),
+    )
     log_format: Literal["json", "console"] = Field(
         default="console", description="json in production, console for people."
     )

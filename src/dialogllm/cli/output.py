@@ -13,7 +13,6 @@ error: unknown --status '[/x]'
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dialogllm import event_loop
 from dialogllm.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code_for
 from dialogllm.errors import DialogueLLMError
 
@@ -116,7 +116,7 @@ def run_async(
     """Set up logging, then run ``main()`` to its end under :func:`guard` (a Ctrl-C
     ends the command with 130, quietly unless ``stopped`` is given)."""
     guard(setup_logging)
-    return guard(lambda: asyncio.run(main()), stopped=stopped)
+    return guard(lambda: event_loop.run(main()), stopped=stopped)
 
 
 def parse_json_object(text: str, what: str) -> dict[str, Any]:

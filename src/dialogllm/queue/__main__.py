@@ -11,9 +11,9 @@ subprocess.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 
+from dialogllm import event_loop
 from dialogllm.logging import configure_logging
 from dialogllm.queue.client import DEFAULT_QUEUE
 from dialogllm.queue.worker import Worker
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         backoff_base=args.backoff_base,
         cluster=args.cluster,
     )
-    asyncio.run(worker.run())
+    event_loop.run(worker.run())
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from langgraph_sdk.auth import Auth
 
+from dialogllm import event_loop
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.config import get_settings
 from dialogllm.errors import ConfigError
@@ -104,7 +105,7 @@ class WorkerThread:
                 await client.aclose()
 
         try:
-            asyncio.run(work())
+            event_loop.run(work())
         except Exception:
             _log.exception("in-process worker stopped")
         finally:
