@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"redis"},
     {"serde"},
-    {"backoff", "readability", "loop_bridge"},
+    {"backoff", "readability", "loop_bridge", "event_loop"},
     {"config", "logging", "errors"},
 ]
 
