@@ -202,11 +202,13 @@ class CronStore:
         self._stats = keys.queue_key(prefix, queue, keys.QueueKey.CRON_STATS)
         self._cleanup = keys.queue_key(prefix, queue, keys.QueueKey.CRON_CLEANUP)
         self._fired = keys.queue_key(prefix, queue, keys.QueueKey.CRON_FIRED)
+        self._indexed = keys.queue_key(prefix, queue, keys.QueueKey.CRON_INDEXED)
         register = client.register_script
         self._put = register(lua.CRON_PUT)
         self._delete = register(lua.CRON_DELETE)
         self._fire = register(lua.CRON_FIRE)
         self._claim_fired = register(lua.CLAIM_LAPSED)
+        self._index = register(lua.CRON_INDEX)
 
     def _record_key(self, cron_id: str) -> str:
         return keys.cron_record(self.prefix, self.queue, cron_id)
@@ -216,11 +218,29 @@ class CronStore:
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    def _index_keys(self, spec: CronSpec) -> list[str]:
+        """The search indexes a cron of ``spec`` belongs in ('' for none)."""
+        return [
+            keys.cron_index(self.prefix, self.queue, by, value) if value else ""
+            for by, value in (
+                ("assistant", spec.assistant_id),
+                ("thread", spec.thread_id),
+            )
+        ]
+
     async def create(self, cron_id: str, spec: CronSpec, next_ms: int | None) -> bool:
         """Store a new cron; ``False`` when ``cron_id`` exists already."""
         reply = await self._put(
             keys=[self._crons],
-            args=[self.base, cron_id, "create", spec.to_json(), _opt(next_ms), ""],
+            args=[
+                self.base,
+                cron_id,
+                "create",
+                spec.to_json(),
+                _opt(next_ms),
+                "",
+                *self._index_keys(spec),
+            ],
         )
         return str(reply[0]) == "ok"
 
@@ -231,7 +251,15 @@ class CronStore:
         ``ok``, ``gone`` or ``stale`` (changed meanwhile: read it again)."""
         reply = await self._put(
             keys=[self._crons],
-            args=[self.base, cron_id, "update", spec.to_json(), _opt(next_ms), version],
+            args=[
+                self.base,
+                cron_id,
+                "update",
+                spec.to_json(),
+                _opt(next_ms),
+                version,
+                *self._index_keys(spec),
+            ],
         )
         return str(reply[0])
 
@@ -249,6 +277,41 @@ class CronStore:
         """Every cron id, oldest first."""
         found: list[str] = await self.client.zrange(self._crons, 0, -1)
         return found
+
+    async def ids_for(
+        self, *, assistant_id: str | None = None, thread_id: str | None = None
+    ) -> list[str]:
+        """The ids of the crons on ``thread_id`` (when given) or else for
+        ``assistant_id``, oldest first, from their index: a search by either reads
+        only those records. The first call on a queue whose crons predate the
+        indexes adds them (:meth:`index_all`).
+
+        >>> await store.ids_for(thread_id="t-1")
+        ['c-1']
+        """
+        by, value = ("thread", thread_id) if thread_id else ("assistant", assistant_id)
+        if not value:
+            raise ValueError("ids_for needs an assistant_id or a thread_id")
+        if not await self.client.exists(self._indexed):
+            await self.index_all()
+        found: list[str] = await self.client.zrange(
+            keys.cron_index(self.prefix, self.queue, by, value), 0, -1
+        )
+        return found
+
+    async def index_all(self, chunk: int = 200) -> int:
+        """Add every cron not in the search indexes yet (made before they
+        existed) to them, then mark the queue indexed; how many were added."""
+        added = 0
+        ids = await self.ids()
+        for start in range(0, len(ids), chunk):
+            args: list[str] = [self.base]
+            for record in await self.records(ids[start : start + chunk]):
+                args += [record.cron_id, *self._index_keys(record.spec)]
+            if len(args) > 1:
+                added += int(await self._index(keys=[self._crons], args=args))
+        await self.client.set(self._indexed, "1")
+        return added
 
     async def records(self, cron_ids: list[str]) -> list[CronRecord]:
         """The records of ``cron_ids`` that exist, in order (one round trip)."""

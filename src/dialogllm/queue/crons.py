@@ -281,7 +281,8 @@ class Crons:
         """Crons matching every filter given (``metadata``: each pair equal),
         sorted (``sort_by`` one of ``cron_id``, ``assistant_id``, ``thread_id``,
         ``next_run_date``, ``end_time``, ``created_at``, ``updated_at``), paged.
-        Cost: every cron's record is read.
+        Cost: with ``thread_id`` or ``assistant_id``, the records of that thread's
+        or assistant's crons (from an index); otherwise every cron's record.
 
         >>> await crons.search(thread_id="t-1", sort_by="next_run_date", limit=5)
         """
@@ -291,7 +292,7 @@ class Crons:
             raise InputValidationError("sort_order must be 'asc' or 'desc'")
         found = [
             c
-            for c in await self.all()
+            for c in await self._candidates(assistant_id, thread_id)
             if matches(c, assistant_id, thread_id, graph, enabled, metadata)
         ]
         found.sort(key=lambda c: _sort_key(c, sort_by), reverse=sort_order == "desc")
@@ -309,12 +310,28 @@ class Crons:
         >>> await crons.count(assistant_id="digest")
         2
         """
-        found = await self.all()
+        found = await self._candidates(assistant_id, thread_id)
         return sum(
             1
             for c in found
             if matches(c, assistant_id, thread_id, None, None, metadata)
         )
+
+    async def _candidates(
+        self, assistant_id: str | None, thread_id: str | None
+    ) -> list[CronRecord]:
+        """The crons a search with these filters must look at: the thread's or the
+        assistant's (their index), else all."""
+        if not (assistant_id or thread_id):
+            return await self.all()
+
+        async def read() -> list[CronRecord]:
+            ids = await self.store.ids_for(
+                assistant_id=assistant_id, thread_id=thread_id
+            )
+            return await self.store.records(ids)
+
+        return await self.queue._call("searching crons", read)
 
     async def update(self, cron_id: str, **changes: Any) -> CronRecord:
         """Change fields of a cron's :class:`CronSpec` (``schedule``,

@@ -35,7 +35,13 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
                                  (``CronSpec.followed``: made through the API),
                                  scored by the ms from which an API process may
                                  claim one to do what the API does for it
-    P:q:{Q}:cron:C       HASH    a cron (``C`` its id; see ``CronRecord``)
+    P:q:{Q}:cron:C       HASH    a cron (``C`` its id; see ``CronRecord``); its
+                                 ``ix_a``/``ix_t`` fields name the indexes below
+                                 that hold it
+    P:q:{Q}:crons:a:A    ZSET    ids of the crons for assistant A, by creation ms
+    P:q:{Q}:crons:t:T    ZSET    ids of the crons on thread T, by creation ms
+    P:q:{Q}:cronindexed  STRING  ``1`` once every cron is in those indexes (crons
+                                 made before them are added by the first search)
 
 Per key prefix (every queue's workers; no hash tag, touched alone)::
 
@@ -56,6 +62,7 @@ from dialogllm.leases import escape_tag
 __all__ = [
     "CONSUMER_GROUP",
     "QueueKey",
+    "cron_index",
     "cron_record",
     "fleet_workers",
     "idempotency",
@@ -96,6 +103,7 @@ class QueueKey(StrEnum):
     CRON_STATS = "cronstats"  #: counters of ticks: fired, busy, skipped
     CRON_CLEANUP = "croncleanup"  #: run id -> thread to delete when the run ends
     CRON_FIRED = "cronfired"  #: followed crons' firings, scored by claimable-from ms
+    CRON_INDEXED = "cronindexed"  #: ``1`` once every cron is in the search indexes
 
 
 def queue_key(prefix: str, queue: str, key: QueueKey) -> str:
@@ -143,6 +151,18 @@ def cron_record(prefix: str, queue: str, cron_id: str) -> str:
     'app:q:{default}:cron:c-1'
     """
     return f"{queue_base(prefix, queue)}:cron:{cron_id}"
+
+
+def cron_index(prefix: str, queue: str, by: str, value: str) -> str:
+    """ZSET: the ids of the queue's crons for one assistant (``by="assistant"``) or
+    on one thread (``by="thread"``), scored by creation ms: what a search by either
+    reads instead of every cron.
+
+    >>> cron_index("app", "default", "thread", "t-1")
+    'app:q:{default}:crons:t:t-1'
+    """
+    short = {"assistant": "a", "thread": "t"}[by]
+    return f"{queue_base(prefix, queue)}:crons:{short}:{escape_tag(value)}"
 
 
 def fleet_workers(prefix: str) -> str:

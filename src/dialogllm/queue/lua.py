@@ -29,6 +29,7 @@ __all__ = [
     "CLAIM_LAPSED",
     "CRON_DELETE",
     "CRON_FIRE",
+    "CRON_INDEX",
     "CRON_PUT",
     "DLQ_RETRY",
     "END",
@@ -625,11 +626,14 @@ CRON_PUT: Final = (
     _PRELUDE
     + r"""
 -- ARGV: base, cron_id, mode ('create' | 'update'), spec (JSON), next tick ms
---       ('' = none: disabled or ended), expected version ('' = any)
+--       ('' = none: disabled or ended), expected version ('' = any),
+--       assistant index key, thread index key ('' = none: not indexed by it)
 -- returns {'ok', version} | {'exists'} | {'gone'} | {'stale', version}
 local id, mode, spec, nxt = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ix = {ARGV[7] or '', ARGV[8] or ''}
 local rec = k_cron(id)
 local exists = redis.call('EXISTS', rec) == 1
+local created = NOW
 if mode == 'create' then
   if exists then return {'exists'} end
   redis.call('HSET', rec, 'spec', spec, 'created', NOW, 'updated', NOW,
@@ -641,6 +645,17 @@ else
   if ARGV[6] ~= '' and v ~= ARGV[6] then return {'stale', v} end
   redis.call('HSET', rec, 'spec', spec, 'updated', NOW, 'next', nxt)
   redis.call('HINCRBY', rec, 'version', 1)
+  created = redis.call('HGET', rec, 'created') or NOW
+  local old = redis.call('HMGET', rec, 'ix_a', 'ix_t')
+  for i = 1, 2 do
+    if old[i] and old[i] ~= '' and old[i] ~= ix[i] then
+      redis.call('ZREM', old[i], id)
+    end
+  end
+end
+redis.call('HSET', rec, 'ix_a', ix[1], 'ix_t', ix[2])
+for i = 1, 2 do
+  if ix[i] ~= '' then redis.call('ZADD', ix[i], created, id) end
 end
 if nxt == '' then
   redis.call('ZREM', K_CRON_DUE, id)
@@ -656,9 +671,36 @@ CRON_DELETE: Final = (
     + r"""
 -- ARGV: base, cron_id; returns 1 when the cron existed
 local id = ARGV[2]
+local ix = redis.call('HMGET', k_cron(id), 'ix_a', 'ix_t')
+for i = 1, 2 do
+  if ix[i] and ix[i] ~= '' then redis.call('ZREM', ix[i], id) end
+end
 redis.call('ZREM', K_CRON_DUE, id)
 redis.call('ZREM', K_CRONS, id)
 return redis.call('DEL', k_cron(id))
+"""
+)
+
+CRON_INDEX: Final = (
+    _PRELUDE
+    + r"""
+-- Adds crons made before the search indexes existed to them. A cron that has
+-- index fields already (made or updated since) or no longer exists is left alone.
+-- ARGV: base, then per cron: id, assistant index key, thread index key ('' = none)
+-- returns how many crons it added
+local added = 0
+for i = 2, #ARGV, 3 do
+  local id, ia, it = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local rec = k_cron(id)
+  if redis.call('EXISTS', rec) == 1 and redis.call('HEXISTS', rec, 'ix_a') == 0 then
+    local created = redis.call('HGET', rec, 'created') or NOW
+    redis.call('HSET', rec, 'ix_a', ia, 'ix_t', it)
+    if ia ~= '' then redis.call('ZADD', ia, created, id) end
+    if it ~= '' then redis.call('ZADD', it, created, id) end
+    added = added + 1
+  end
+end
+return added
 """
 )
 

@@ -16,7 +16,7 @@ import pytest
 
 from dialogllm.checkpoint import AsyncRedisSaver
 from dialogllm.errors import CronNotFoundError, InputValidationError
-from dialogllm.queue import Crons, CronScheduler, Queue, RunRecord, RunStatus
+from dialogllm.queue import Crons, CronScheduler, Queue, RunRecord, RunStatus, keys
 from dialogllm.queue.fleet import FleetExporter, fleet_status
 from dialogllm.redis.clients import async_client
 from tests.integration.queue.conftest import (
@@ -279,3 +279,53 @@ async def test_crons_fire_once_per_tick_on_a_cluster() -> None:
         finally:
             await queue.aclose()
             await saver.client.aclose()
+
+
+async def test_searches_by_thread_or_assistant_read_their_index(queue: Queue) -> None:
+    crons = Crons(queue)
+    store = crons.store
+    client = store.client
+
+    def index(by: str, value: str) -> str:
+        return keys.cron_index(store.prefix, store.queue, by, value)
+
+    async def members(by: str, value: str) -> list[str]:
+        found: list[str] = await client.zrange(index(by, value), 0, -1)
+        return found
+
+    first = await crons.create(
+        ref("noop"), "0 9 * * *", thread_id="t-ix", assistant_id="a-ix"
+    )
+    await asyncio.sleep(0.005)
+    second = await crons.create(ref("noop"), "0 9 * * *", assistant_id="a-ix")
+    other = await crons.create(ref("noop"), "0 9 * * *", assistant_id="b-ix")
+    assert await members("assistant", "a-ix") == [first.cron_id, second.cron_id]
+    assert await members("thread", "t-ix") == [first.cron_id]
+    found = await crons.search(assistant_id="a-ix")
+    assert [c.cron_id for c in found] == [second.cron_id, first.cron_id]
+    assert [c.cron_id for c in await crons.search(thread_id="t-ix")] == [first.cron_id]
+    assert await crons.count(assistant_id="a-ix", thread_id="t-ix") == 1
+
+    # an update that moves a cron to another assistant moves it in the indexes
+    await crons.update(second.cron_id, assistant_id="b-ix")
+    assert await members("assistant", "a-ix") == [first.cron_id]
+    assert set(await members("assistant", "b-ix")) == {second.cron_id, other.cron_id}
+    assert await crons.count(assistant_id="b-ix") == 2
+
+    # a deleted cron leaves its indexes
+    await crons.delete(first.cron_id)
+    assert await client.exists(index("assistant", "a-ix"), index("thread", "t-ix")) == 0
+    assert await crons.search(thread_id="t-ix") == []
+
+    # a cron made before the indexes existed is added by the first search
+    record = keys.cron_record(store.prefix, store.queue, other.cron_id)
+    await client.hdel(record, "ix_a", "ix_t")
+    await client.zrem(index("assistant", "b-ix"), other.cron_id)
+    indexed = keys.queue_key(store.prefix, store.queue, keys.QueueKey.CRON_INDEXED)
+    await client.delete(indexed)
+    assert await crons.count(assistant_id="b-ix") == 2
+    assert await client.get(indexed) == "1"
+    assert await client.hget(record, "ix_a") == index("assistant", "b-ix")
+    assert await store.index_all() == 0  # nothing left to add
+    with pytest.raises(ValueError, match="assistant_id or a thread_id"):
+        await store.ids_for()
