@@ -28,6 +28,7 @@ __all__ = [
     "CronSpec",
     "CronStats",
     "CronStore",
+    "FiringFollowUp",
     "OnRunCompleted",
 ]
 
@@ -138,6 +139,48 @@ class CronRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FiringFollowUp:
+    """What the API does for one firing of a followed cron, fixed when the tick
+    fired (so a cron deleted before an API process claims the firing changes
+    nothing): give a ``stateless`` firing's new thread its record, POST
+    ``webhook`` when the run ends, ``delete`` the stateless thread after."""
+
+    stateless: bool
+    delete: bool
+    webhook: str | None = None
+
+    @classmethod
+    def of(cls, spec: CronSpec) -> FiringFollowUp:
+        """What a firing of a cron of ``spec`` asks for."""
+        stateless = spec.thread_id is None
+        webhook = spec.payload.get("webhook")
+        return cls(
+            stateless=stateless,
+            delete=stateless and spec.on_run_completed == "delete",
+            webhook=webhook if isinstance(webhook, str) and webhook else None,
+        )
+
+    def to_json(self) -> str:
+        """As stored with the announced firing."""
+        return dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> FiringFollowUp | None:
+        """The stored follow-up; ``None`` when absent or not one."""
+        if not text:
+            return None
+        try:
+            raw = loads(text)
+            return cls(
+                stateless=bool(raw["stateless"]),
+                delete=bool(raw["delete"]),
+                webhook=raw.get("webhook") or None,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
 class CronFire:
     """One attempt to claim a tick of a cron read at ``version``: its due score
     ``expected_ms``, the tick it fires (``tick_ms``), the score it leaves
@@ -161,6 +204,7 @@ class CronFire:
     fire: bool = True
     cleanup: bool = False
     followed: bool = False
+    follow: FiringFollowUp | None = None  # a followed cron's: kept with the firing
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +246,7 @@ class CronStore:
         self._stats = keys.queue_key(prefix, queue, keys.QueueKey.CRON_STATS)
         self._cleanup = keys.queue_key(prefix, queue, keys.QueueKey.CRON_CLEANUP)
         self._fired = keys.queue_key(prefix, queue, keys.QueueKey.CRON_FIRED)
+        self._follow = keys.queue_key(prefix, queue, keys.QueueKey.CRON_FOLLOW)
         self._indexed = keys.queue_key(prefix, queue, keys.QueueKey.CRON_INDEXED)
         register = client.register_script
         self._put = register(lua.CRON_PUT)
@@ -368,6 +413,7 @@ class CronStore:
                 claim.options,
                 "1" if claim.cleanup else "",
                 "1" if claim.followed else "",
+                claim.follow.to_json() if claim.follow is not None else "",
             ],
         )
         return str(reply[0]), str(reply[1]) if len(reply) > 1 else ""
@@ -400,11 +446,17 @@ class CronStore:
         )
         return [str(i) for i in ids]
 
+    async def follow_up(self, run_id: str) -> FiringFollowUp | None:
+        """What the announced firing ``run_id`` asks the API for; ``None`` when it
+        was announced without it (by an older version) or is done."""
+        return FiringFollowUp.from_json(await self.client.hget(self._follow, run_id))
+
     async def fired_done(self, run_id: str, *, took_cleanup: bool) -> None:
         """Forget a followed firing: an API process did what it asks for;
         ``took_cleanup``: and deletes its thread itself, so no scheduler does."""
         pipe = self.client.pipeline(transaction=True)  # one slot: the queue's
         pipe.zrem(self._fired, run_id)
+        pipe.hdel(self._follow, run_id)
         if took_cleanup:
             pipe.hdel(self._cleanup, run_id)
         await pipe.execute()

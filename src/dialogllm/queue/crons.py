@@ -52,6 +52,7 @@ from dialogllm.queue.cron_store import (
     CronSpec,
     CronStats,
     CronStore,
+    FiringFollowUp,
     OnRunCompleted,
 )
 from dialogllm.queue.models import MULTITASK_VALUES, RunOptions
@@ -399,6 +400,18 @@ class Crons:
 
         return await self.queue._call("claiming cron firings", claim)
 
+    async def follow_up(self, run_id: str) -> FiringFollowUp | None:
+        """What a claimed firing of a followed cron asks the API for, as it was
+        when the tick fired (the cron may be gone since); ``None`` for a firing
+        announced without it.
+
+        >>> (await crons.follow_up(run_id)).webhook
+        'https://hooks.example.com/cron'
+        """
+        return await self.queue._call(
+            "reading a cron firing", lambda: self.store.follow_up(run_id)
+        )
+
     async def firing_done(self, run_id: str, *, took_cleanup: bool = False) -> None:
         """Forget a followed firing claimed with :meth:`claim_firings`;
         ``took_cleanup``: the caller deletes the firing's stateless thread itself
@@ -624,6 +637,7 @@ class CronScheduler:
             skipped=skipped,
             cleanup=spec.thread_id is None and spec.on_run_completed == "delete",
             followed=spec.followed,
+            follow=FiringFollowUp.of(spec) if spec.followed else None,
         )
 
     async def clean_up(self, count: int = 100) -> int:

@@ -35,6 +35,8 @@ Per queue (``P`` is the key prefix, ``Q`` the escaped queue name, ``R`` a run id
                                  (``CronSpec.followed``: made through the API),
                                  scored by the ms from which an API process may
                                  claim one to do what the API does for it
+    P:q:{Q}:cronfollow   HASH    run id -> JSON ``FiringFollowUp``: that, for each
+                                 firing in ``cronfired``, fixed when it fired
     P:q:{Q}:cron:C       HASH    a cron (``C`` its id; see ``CronRecord``); its
                                  ``ix_a``/``ix_t`` fields name the indexes below
                                  that hold it
@@ -103,6 +105,7 @@ class QueueKey(StrEnum):
     CRON_STATS = "cronstats"  #: counters of ticks: fired, busy, skipped
     CRON_CLEANUP = "croncleanup"  #: run id -> thread to delete when the run ends
     CRON_FIRED = "cronfired"  #: followed crons' firings, scored by claimable-from ms
+    CRON_FOLLOW = "cronfollow"  #: run id -> what the API does for a followed firing
     CRON_INDEXED = "cronindexed"  #: ``1`` once every cron is in the search indexes
 
 

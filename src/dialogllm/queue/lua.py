@@ -63,6 +63,7 @@ local K_CRON_DUE = BASE .. ':crondue'
 local K_CRON_STATS = BASE .. ':cronstats'
 local K_CRON_CLEANUP = BASE .. ':croncleanup'
 local K_CRON_FIRED = BASE .. ':cronfired'
+local K_CRON_FOLLOW = BASE .. ':cronfollow'
 local function k_cron(id) return BASE .. ':cron:' .. id end
 local RECLAIMS_KEPT = 200
 local GROUP = 'workers'
@@ -714,7 +715,8 @@ CRON_FIRE: Final = (
 --       skipped (ticks passed over), fire ('1' enqueue | '0' only advance),
 --       run_id, graph, thread, input, max_attempts, multitask, retention_ms,
 --       options, cleanup ('1': delete the thread when the run ends),
---       followed ('1': announce the run in the fired set, for the API)
+--       followed ('1': announce the run in the fired set, for the API),
+--       follow-up (JSON: what the API does for the firing; '' = none)
 -- returns {'lost'} | {'stale'} | {verdict of the enqueue, run id, status}
 local id, version, expected = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tick, nxt, skipped, fire = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -732,7 +734,12 @@ if fire == '1' then
     redis.call('HINCRBY', rec, 'fired', 1)
     redis.call('HINCRBY', K_CRON_STATS, 'fired', 1)
     if ARGV[17] == '1' then redis.call('HSET', K_CRON_CLEANUP, run_id, th) end
-    if ARGV[18] == '1' then redis.call('ZADD', K_CRON_FIRED, NOW, run_id) end
+    if ARGV[18] == '1' then
+      redis.call('ZADD', K_CRON_FIRED, NOW, run_id)
+      if (ARGV[19] or '') ~= '' then
+        redis.call('HSET', K_CRON_FOLLOW, run_id, ARGV[19])
+      end
+    end
   else
     redis.call('HSET', rec, 'last_tick', tick)
     redis.call('HINCRBY', K_CRON_STATS, 'busy', 1)

@@ -18,10 +18,10 @@ lapses, so a killed process's firings are taken over) and, for each:
   the thread of a firing no API process has followed yet alone, and never deletes
   one whose deletion an API process took over.
 
-A firing whose cron was deleted before any API process claimed it gets none of
-this (its run still runs; a scheduler deletes a stateless thread's checkpoints as
-for a queue cron). While no API process runs, followed firings wait in the fired
-set, and their stateless threads with them, until one does.
+What a firing asks for is fixed when its tick fires (kept with it in the fired
+set's follow-up hash), so a cron deleted or changed before an API process claims
+the firing changes nothing for it. While no API process runs, followed firings wait
+in the fired set, and their stateless threads with them, until one does.
 
 The rule a reader must not break: a firing leaves the fired set only after its
 follow-up is recorded, and only through :meth:`~dialogllm.queue.Crons.firing_done`.
@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from dialogllm.errors import CronNotFoundError, DialogueLLMError, RunNotFoundError
 from dialogllm.logging import get_logger
-from dialogllm.queue import Crons
+from dialogllm.queue import Crons, FiringFollowUp
 from dialogllm.server.context import ServerContext
 from dialogllm.server.followups import Followup
 
@@ -53,21 +53,22 @@ async def follow_firing(ctx: ServerContext, crons: Crons, run_id: str) -> bool:
         record = await ctx.queue.get(run_id)
     except RunNotFoundError:
         return False  # past the queue's retention already: nothing left to follow
-    cron_id = str((record.options.metadata or {}).get("cron_id") or "")
-    try:
-        cron = await crons.get(cron_id)
-    except CronNotFoundError:
-        return False
+    follow = await crons.follow_up(run_id)
+    if follow is None:  # announced by a version that kept none: ask the cron
+        cron_id = str((record.options.metadata or {}).get("cron_id") or "")
+        try:
+            follow = FiringFollowUp.of((await crons.get(cron_id)).spec)
+        except CronNotFoundError:
+            return False
     thread_id = record.thread_id
-    stateless = cron.spec.thread_id is None
-    if stateless:
+    if follow.stateless:
         await ctx.store.create_thread(thread_id, dict(record.options.metadata or {}))
     await ctx.store.update_thread(thread_id, last_run=run_id)
-    webhook = cron.spec.payload.get("webhook") or None
-    delete = stateless and cron.spec.on_run_completed == "delete"
-    if webhook or delete:
-        await ctx.followups.add(Followup(run_id, thread_id, webhook, delete))
-    return delete
+    if follow.webhook or follow.delete:
+        await ctx.followups.add(
+            Followup(run_id, thread_id, follow.webhook, follow.delete)
+        )
+    return follow.delete
 
 
 class CronFirings:

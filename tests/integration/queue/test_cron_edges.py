@@ -17,6 +17,7 @@ from dialogllm.queue import (
     Crons,
     CronScheduler,
     CronSpec,
+    FiringFollowUp,
     Queue,
     RunOptions,
 )
@@ -190,3 +191,39 @@ async def test_a_followed_crons_firings_are_claimed_once_until_the_claim_lapses(
     await asyncio.sleep(0.4)
     assert await crons.claim_firings() == []
     assert set(await crons.store.cleanups(100)) == {runs[plain.cron_id], other}
+
+
+async def test_a_firing_keeps_what_the_api_does_for_it_after_its_cron_is_deleted(
+    queue: Queue, saver: AsyncRedisSaver
+) -> None:
+    crons = Crons(queue)
+    hooked = await crons.create(
+        ref("noop"),
+        EVERY_SECOND,
+        followed=True,
+        payload={"webhook": "https://hooks.example.com/c"},
+    )
+    kept = await crons.create(
+        ref("noop"), EVERY_SECOND, followed=True, on_run_completed="keep"
+    )
+    on_thread = await crons.create(
+        ref("noop"), EVERY_SECOND, thread_id="t-follow", followed=True
+    )
+    await asyncio.sleep(1.2)
+    await CronScheduler(queue, saver).tick()
+    runs = {(r.options.metadata or {})["cron_id"]: r.run_id for r in await queue.list()}
+    for cron in (hooked, kept, on_thread):
+        await crons.delete(cron.cron_id)  # before any API process claimed a firing
+    assert await crons.follow_up(runs[hooked.cron_id]) == FiringFollowUp(
+        stateless=True, delete=True, webhook="https://hooks.example.com/c"
+    )
+    assert await crons.follow_up(runs[kept.cron_id]) == FiringFollowUp(
+        stateless=True, delete=False
+    )
+    assert await crons.follow_up(runs[on_thread.cron_id]) == FiringFollowUp(
+        stateless=False, delete=False
+    )
+    await crons.firing_done(runs[hooked.cron_id], took_cleanup=True)
+    assert await crons.follow_up(runs[hooked.cron_id]) is None  # done: forgotten
+    assert FiringFollowUp.from_json("not json") is None
+    assert FiringFollowUp.from_json('{"stateless": true}') is None

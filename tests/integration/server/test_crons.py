@@ -20,10 +20,10 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
 from dialogllm.checkpoint import AsyncRedisSaver
-from dialogllm.queue import Queue
+from dialogllm.queue import Crons, CronScheduler, Queue
 from dialogllm.redis.clients import async_client
 from dialogllm.server.graphs import system_assistant_id
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_prefix
 from tests.integration.server.conftest import (
     DIALOGLLM,
     Server,
@@ -340,3 +340,50 @@ async def test_a_thread_cron_on_the_embedded_redis_of_serve(
             capture_output=True,
             timeout=60,
         )
+
+
+async def test_a_firing_whose_cron_was_deleted_before_any_api_claimed_it(
+    module_prefix: str,
+) -> None:
+    """A tick fired while no API process ran, its cron deleted before one started:
+    the API that starts later still gives it its thread record and webhook."""
+    prefix = f"{module_prefix}-orphan"
+    receiver = Receiver()
+    queue = Queue(async_client(REDIS_URL, decode=True), key_prefix=prefix)
+    saver = AsyncRedisSaver(async_client(REDIS_URL, decode=False), key_prefix=prefix)
+    crons = Crons(queue)
+    server: Server | None = None
+    try:
+        cron = await crons.create(
+            f"{CRON_APP.parent / 'graphs.py'}:tick",
+            EVERY_SECOND,
+            input={},
+            followed=True,  # as the API makes its crons
+            metadata={"team": "o"},
+            payload={"webhook": receiver.url},
+        )
+        await asyncio.sleep(1.2)
+        await CronScheduler(queue, saver).tick()  # fires it; no API follows it yet
+        [run] = await queue.list()
+        await crons.delete(cron.cron_id)
+        server = start_server(prefix, config=CRON_APP)  # its worker runs the run
+        [body] = await asyncio.to_thread(receiver.wait, 1, 60)
+        assert body["run_id"] == run.run_id and body["status"] == "success"
+        assert body["metadata"]["cron_id"] == cron.cron_id
+        client = get_client(url=server.url)
+        deadline = time.monotonic() + 30  # stateless: deleted after the webhook
+        while True:
+            try:
+                await client.threads.get(run.thread_id)
+            except NotFoundError:
+                break
+            assert time.monotonic() < deadline, "the firing's thread was kept"
+            await asyncio.sleep(0.2)
+        assert len(receiver.bodies) == 1
+    finally:
+        receiver.http.shutdown()
+        if server is not None:
+            server.stop()
+        await queue.aclose()
+        await saver.client.aclose()
+        delete_prefix(REDIS_URL, prefix)
