@@ -12,6 +12,7 @@ import pytest
 
 from dialogllm.errors import ConfigError, WebhookBlockedError
 from dialogllm.server.webhook_policy import PinnedTransport, WebhookPolicy
+from dialogllm.server.webhooks import WebhookConfig
 
 
 def dns(*answers: str) -> object:
@@ -233,3 +234,61 @@ def test_serve_refuses_a_bad_webhooks_section_before_it_starts(tmp_path: Path) -
     assert result.exit_code == cli.EXIT_BAD_INPUT, result.output
     assert result.output.startswith('error: unknown "webhooks.url" keys')
     assert "Traceback" not in result.output
+
+
+def test_headers_are_rendered_from_prefixed_variables_once() -> None:
+    env = {"LG_WEBHOOK_TOKEN": "t0ken", "HOME": "/root"}
+    config = WebhookConfig.from_config(
+        {
+            "headers": {
+                "Authorization": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}",
+                "X-Both": "${{env.LG_WEBHOOK_TOKEN}}-${{ env.LG_WEBHOOK_TOKEN }}",
+                "X-Plain": "yes",
+            }
+        },
+        environ=env,
+    )
+    assert dict(config.headers) == {
+        "Authorization": "Bearer t0ken",
+        "X-Both": "t0ken-t0ken",
+        "X-Plain": "yes",
+    }
+    assert "t0ken" not in repr(config)  # a secret stays out of logs and reprs
+    own = WebhookConfig.from_config(
+        {"env_prefix": "HOOK_", "headers": {"X": "${{ env.HOOK_A }}"}},
+        environ={"HOOK_A": "a"},
+    )
+    assert dict(own.headers) == {"X": "a"}
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"headers": {"X": "${{ env.HOME }}"}}, "must begin with the env_prefix"),
+        (
+            {"headers": {"X": "${{ env.LG_WEBHOOK_NONE }}"}},
+            "LG_WEBHOOK_NONE is not set",
+        ),
+        ({"headers": {"X": "${{ HOME }}"}}, "write env.NAME"),
+        ({"headers": {"X": "${{ env.A.B }}"}}, "write env.NAME"),
+        ({"headers": {"X": 3}}, "map header names to strings"),
+        ({"headers": ["X"]}, "map header names to strings"),
+        ({"env_prefix": 3}, 'env_prefix" must be a string'),
+        ({"allowed_fields": "run_id"}, "must be a list of names"),
+        ({"allowed_fields": ["run_id", "secret"]}, "unknown fields ['secret']"),
+        ({"sign": True}, "unknown \"webhooks\" keys ['sign']"),
+    ],
+)
+def test_bad_webhook_sections_are_config_errors(section: object, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        WebhookConfig.from_config(section, environ={"HOME": "/root"})  # type: ignore[arg-type]
+    assert message in str(refused.value)
+    assert "/root" not in str(refused.value)  # no variable's value in a message
+
+
+def test_allowed_fields_choose_what_the_body_carries() -> None:
+    full = {"run_id": "r", "status": "success", "values": {"n": 1}, "kwargs": {}}
+    assert WebhookConfig().body(full) == full
+    picked = WebhookConfig.from_config({"allowed_fields": ["run_id", "status"]})
+    assert picked.body(full) == {"run_id": "r", "status": "success"}
+    assert picked.policy == DEFAULT

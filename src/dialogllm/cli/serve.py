@@ -54,10 +54,10 @@ def _check_config(config: Path) -> None:
     one ``error:`` line naming the key, exit 2, instead of a start-up traceback."""
     from dialogllm.errors import ConfigError, GraphNotFoundError
     from dialogllm.loader import LangGraphConfig
-    from dialogllm.server.webhook_policy import WebhookPolicy
+    from dialogllm.server.webhooks import WebhookConfig
 
     try:
-        WebhookPolicy.from_config(LangGraphConfig.read(config).webhooks)
+        WebhookConfig.from_config(LangGraphConfig.read(config).webhooks)
     except (ConfigError, GraphNotFoundError) as exc:
         output.fail(EXIT_BAD_INPUT, str(exc))
 

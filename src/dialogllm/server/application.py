@@ -52,7 +52,7 @@ from dialogllm.server.metrics import install_metrics
 from dialogllm.server.middleware import ApiMiddleware
 from dialogllm.server.page import install_page
 from dialogllm.server.storage import ServerStore, now_ms
-from dialogllm.server.webhook_policy import WebhookPolicy
+from dialogllm.server.webhooks import WebhookConfig
 from dialogllm.store import AsyncRedisStore, store_options
 
 __all__ = ["create_app"]
@@ -178,7 +178,7 @@ def create_app(
             ),
             authorizer=authorizer,
             memory=memory,
-            webhooks=WebhookPolicy.from_config(config_file.webhooks),
+            webhooks=WebhookConfig.from_config(config_file.webhooks),
         )
         app.state.context = context
         context.followups.start()

@@ -24,7 +24,7 @@ from dialogllm.server.errors import not_found
 from dialogllm.server.followups import Followups
 from dialogllm.server.graphs import GraphTable, system_assistant_id
 from dialogllm.server.storage import AssistantRecord, ServerStore
-from dialogllm.server.webhook_policy import WebhookPolicy
+from dialogllm.server.webhooks import WebhookConfig
 
 __all__ = ["RequestContext", "ServerContext", "context_of", "request_context"]
 
@@ -42,7 +42,7 @@ class ServerContext:
     authorizer: Authorizer = field(default_factory=lambda: Authorizer(None))
     worker: Any = None  # the in-process Worker, when this process runs one
     memory: Any = None  # the long-term memory store (an AsyncRedisStore)
-    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)  # where they go
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
     async def assistant(self, assistant_id: str, *, by_graph: bool) -> AssistantRecord:
         """The assistant ``assistant_id`` names; with ``by_graph`` a graph id names

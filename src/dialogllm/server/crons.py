@@ -209,7 +209,7 @@ async def _create(
     if thread_id is not None:
         await load_thread(ctx, thread_id, "read")
     if body.webhook:
-        await ctx.webhooks.check(body.webhook)
+        await ctx.webhooks.policy.check(body.webhook)
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     if body.end_time is not None and _aware(body.end_time) <= datetime.now(UTC):
         raise unprocessable(
@@ -332,7 +332,7 @@ async def update(
     """Change a cron; the next run date is computed again from now."""
     cron = await _visible(ctx, cron_id, "update")
     if body.webhook:
-        await ctx.webhooks.check(body.webhook)
+        await ctx.webhooks.policy.check(body.webhook)
     given = body.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {}
     for name in ("schedule", "timezone", "enabled", "catch_up", "on_run_completed"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -35,7 +36,7 @@ from dialogllm.server.schemas import RunCreate
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
 from dialogllm.server.webhooks import deliver
-from dialogllm.server.wire import JSONResponse, interrupts_json, run_json
+from dialogllm.server.wire import JSONResponse, interrupts_json, iso, run_json
 
 __all__ = ["router"]
 
@@ -74,7 +75,7 @@ async def create_run(
     if thread_id is None and (body.command or {}).get("resume") is not None:
         # a new thread has nothing to resume: LangGraph's server refuses it so
         raise ApiError(400, "You must provide a thread_id when resuming.")
-    webhook = await ctx.webhooks.check(body.webhook) if body.webhook else None
+    webhook = await ctx.webhooks.policy.check(body.webhook) if body.webhook else None
     assistant = await ctx.assistant(body.assistant_id, by_graph=True)
     modes = recorded_modes(body.modes())
     run_id = str(uuid.uuid4())
@@ -157,10 +158,16 @@ async def follow_up(ctx: ServerContext, followup: Followup) -> None:
     if followup.webhook:
 
         async def ended() -> dict[str, Any]:
-            return {**run_json(record), "values": await _final_values(ctx, record)}
+            return {
+                **run_json(record),
+                "values": await _final_values(ctx, record),
+                "run_started_at": iso(record.started_at),
+                "run_ended_at": iso(record.finished_at),
+                "webhook_sent_at": iso(time.time()),
+            }
 
         await deliver(
-            followup.webhook, ended, run_id=followup.run_id, policy=ctx.webhooks
+            followup.webhook, ended, run_id=followup.run_id, config=ctx.webhooks
         )
     if followup.delete_thread:
         await _delete_thread(ctx, followup.thread_id)

@@ -17,6 +17,7 @@ class Receiver:
 
     def __init__(self, fail_first: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # of the accepted requests
         self.statuses: list[int] = []
         receiver = self
 
@@ -27,6 +28,7 @@ class Receiver:
                 receiver.statuses.append(status)
                 if status == 200:
                     receiver.bodies.append(json.loads(body))
+                    receiver.headers.append(dict(self.headers.items()))
                 self.send_response(status)
                 self.end_headers()
 

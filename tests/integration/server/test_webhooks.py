@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
 from dialogllm.server.webhook_policy import WebhookPolicy
-from dialogllm.server.webhooks import deliver
+from dialogllm.server.webhooks import WebhookConfig, deliver
 from tests.conftest import REDIS_URL
 from tests.integration.server.conftest import APP, Server, start_server
 from tests.integration.server.fleet import Fleet, fleet
@@ -133,8 +134,52 @@ async def test_a_delivery_the_policy_refuses_sends_nothing(receiver: Receiver) -
     async def body() -> dict[str, object]:
         return {"run_id": "r"}
 
-    sent = await deliver(receiver.url, body, run_id="r", policy=WebhookPolicy())
+    refused = WebhookConfig(policy=WebhookPolicy())
+    sent = await deliver(receiver.url, body, run_id="r", config=refused)
     assert sent is False and receiver.statuses == []  # refused, never retried
-    allowed = WebhookPolicy(disable_loopback=False)
-    assert await deliver(receiver.url, body, run_id="r", policy=allowed, base_s=0.01)
+    allowed = WebhookConfig(policy=WebhookPolicy(disable_loopback=False))
+    assert await deliver(receiver.url, body, run_id="r", config=allowed, base_s=0.01)
     assert receiver.statuses == [503, 503, 200]
+
+
+async def test_configured_headers_and_fields_are_what_a_webhook_sends(
+    module_prefix: str, tmp_path: Path
+) -> None:
+    app = APP.parent
+    config = tmp_path / "langgraph.json"
+    config.write_text(
+        json.dumps(
+            {
+                "dependencies": [str(app)],
+                "graphs": {"count": f"{app}/graphs.py:count"},
+                "webhooks": {
+                    "url": {"disable_loopback": False},
+                    "headers": {
+                        "Authorization": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}",
+                        "X-Source": "dialogllm",
+                    },
+                    "allowed_fields": ["run_id", "status", "values", "run_ended_at"],
+                },
+            }
+        )
+    )
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    server = start_server(
+        f"{module_prefix}-headers", config=config, env={"LG_WEBHOOK_TOKEN": secret}
+    )
+    receiver = Receiver()
+    try:
+        client = get_client(url=server.url)
+        run = await client.runs.create(
+            None, "count", input={"steps": 1}, webhook=receiver.url
+        )
+        [body] = await asyncio.to_thread(receiver.wait, 1, 30)
+        assert set(body) == {"run_id", "status", "values", "run_ended_at"}
+        assert body["run_id"] == run["run_id"] and body["values"]["n"] == 1
+        [headers] = receiver.headers
+        assert headers["Authorization"] == f"Bearer {secret}"
+        assert headers["X-Source"] == "dialogllm"
+    finally:
+        receiver.http.shutdown()
+        server.stop()
+    assert secret not in server.output()
