@@ -294,10 +294,21 @@ class Aegra(Server):
     def prepare(self) -> None:
         python = AEGRA_VENV / "bin" / "python"
         if not (AEGRA_VENV / "bin" / "aegra").exists():
-            py312 = shutil.which("python3.12") or next(
+            # a pyenv shim named python3.12 may not run (3.12 not selected): the
+            # first candidate that does
+            candidates = [
+                shutil.which("python3.12"),
+                *map(str, Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
+            ]
+            py312 = next(
                 (
-                    str(p)
-                    for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")
+                    c
+                    for c in candidates
+                    if c
+                    and subprocess.run(
+                        [c, "-c", "pass"], capture_output=True, check=False
+                    ).returncode
+                    == 0
                 ),
                 None,
             )
