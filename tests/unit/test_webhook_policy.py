@@ -292,3 +292,15 @@ def test_allowed_fields_choose_what_the_body_carries() -> None:
     picked = WebhookConfig.from_config({"allowed_fields": ["run_id", "status"]})
     assert picked.body(full) == {"run_id": "r", "status": "success"}
     assert picked.policy == DEFAULT
+
+
+async def test_at_delivery_a_host_that_does_not_resolve_is_a_connection_error() -> None:
+    # DNS may answer again: the delivery's retries treat it as a connection error
+    transport = PinnedTransport(
+        DEFAULT,
+        resolver=dns(),
+        inner=httpx.MockTransport(lambda r: httpx.Response(200)),  # type: ignore[arg-type]
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError, match="DNS resolution failed"):
+            await client.post("http://hooks.example.com/h")

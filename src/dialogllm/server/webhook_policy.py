@@ -263,9 +263,9 @@ class WebhookPolicy:
         try:
             addresses = await (resolver or _system_resolver)(host, port)
         except OSError:
-            raise _blocked("DNS resolution failed") from None
+            addresses = []
         if not addresses:
-            raise _blocked("DNS resolution failed")
+            raise _Unresolved("Webhook host blocked: DNS resolution failed")
         for address in addresses:
             self.check_address(address, allowlisted=allowlisted)
         return addresses
@@ -275,6 +275,14 @@ class WebhookPolicy:
         (the server answers 422) otherwise."""
         await self.resolve(url, resolver=resolver)
         return url
+
+
+class _Unresolved(WebhookBlockedError):
+    """The host did not resolve: refused when a run takes the URL; at delivery a
+    connection error like any other (retried), since DNS may answer again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="DNS resolution failed")
 
 
 def _blocked(reason: str) -> WebhookBlockedError:
@@ -302,9 +310,15 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         self._inner = inner or httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Check, pin to a checked address, send."""
+        """Check, pin to a checked address, send (a host that does not resolve is an
+        :class:`httpx.ConnectError`, retried as one)."""
         host = request.url.host
-        addresses = await self.policy.resolve(str(request.url), resolver=self._resolver)
+        try:
+            addresses = await self.policy.resolve(
+                str(request.url), resolver=self._resolver
+            )
+        except _Unresolved as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
         request.url = request.url.copy_with(host=addresses[0])
         if request.url.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": host}
