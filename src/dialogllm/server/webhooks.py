@@ -162,7 +162,8 @@ async def deliver(
     ``config`` allows to ``url`` with its headers, if its policy lets it go there;
     whether a delivery was accepted (2xx)."""
     payload = dumps(config.body(await body())).encode()
-    headers = {**config.headers, "content-type": "application/json"}
+    headers = {k: v for k, v in config.headers.items() if k.lower() != "content-type"}
+    headers["content-type"] = "application/json"  # the body is JSON, whatever else
     transport = PinnedTransport(config.policy)
     async with httpx.AsyncClient(timeout=_TIMEOUT_S, transport=transport) as client:
         for attempt in range(1, attempts + 1):
