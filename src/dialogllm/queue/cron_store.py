@@ -223,13 +223,9 @@ class CronStats:
 
 
 class CronStore:
-    """One queue's crons in Redis, behind typed calls.
-
-    Args:
-        client: a ``redis.asyncio.Redis`` or ``RedisCluster`` created with
-            ``decode_responses=True``.
-        prefix: the key prefix shared with the queue.
-        queue: the queue's name.
+    """One queue's crons in Redis, behind typed calls; ``client``, ``prefix`` and
+    ``queue`` as for :class:`~dialogllm.queue.store.QueueStore` (the crons live in
+    the queue's slot).
 
     >>> store = CronStore(client, prefix="app", queue="default")
     >>> await store.due(now_ms, limit=10)
@@ -273,20 +269,19 @@ class CronStore:
             )
         ]
 
+    async def _put_spec(
+        self, cron_id: str, mode: str, spec: CronSpec, next_ms: int | None, version: str
+    ) -> list[Any]:
+        """One ``CRON_PUT`` call: the spec, its next tick and its indexes."""
+        args = [self.base, cron_id, mode, spec.to_json(), _opt(next_ms), version]
+        reply: list[Any] = await self._put(
+            keys=[self._crons], args=[*args, *self._index_keys(spec)]
+        )
+        return reply
+
     async def create(self, cron_id: str, spec: CronSpec, next_ms: int | None) -> bool:
         """Store a new cron; ``False`` when ``cron_id`` exists already."""
-        reply = await self._put(
-            keys=[self._crons],
-            args=[
-                self.base,
-                cron_id,
-                "create",
-                spec.to_json(),
-                _opt(next_ms),
-                "",
-                *self._index_keys(spec),
-            ],
-        )
+        reply = await self._put_spec(cron_id, "create", spec, next_ms, "")
         return str(reply[0]) == "ok"
 
     async def update(
@@ -294,18 +289,7 @@ class CronStore:
     ) -> str:
         """Replace a cron's spec and next tick while it is at ``version``:
         ``ok``, ``gone`` or ``stale`` (changed meanwhile: read it again)."""
-        reply = await self._put(
-            keys=[self._crons],
-            args=[
-                self.base,
-                cron_id,
-                "update",
-                spec.to_json(),
-                _opt(next_ms),
-                version,
-                *self._index_keys(spec),
-            ],
-        )
+        reply = await self._put_spec(cron_id, "update", spec, next_ms, str(version))
         return str(reply[0])
 
     async def delete(self, cron_id: str) -> bool:
