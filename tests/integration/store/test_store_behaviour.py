@@ -30,7 +30,7 @@ from .conftest import DIMS, StoreMaker, index, letters
 
 pytestmark = pytest.mark.integration
 
-TTL_MIN = 0.005  # 300 ms
+TTL_MIN = 0.01  # 600 ms: each "still there" check below has 300 ms to spare
 
 
 async def test_items_expire_and_reads_refresh_their_ttl(
@@ -41,14 +41,14 @@ async def test_items_expire_and_reads_refresh_their_ttl(
     await store.aput(ns, "short", {"v": 1}, ttl=TTL_MIN)
     await store.aput(ns, "kept", {"v": 2}, ttl=TTL_MIN)
     await store.aput(ns, "forever", {"v": 3})
-    for _ in range(3):  # reading "kept" every 150 ms keeps it alive
-        await asyncio.sleep(0.15)
+    for _ in range(3):  # reading "kept" every 300 ms keeps it alive
+        await asyncio.sleep(0.3)
         assert await store.aget(ns, "kept") is not None
     assert await store.aget(ns, "short", refresh_ttl=False) is None
     assert [i.key for i in await store.asearch(ns)] == ["kept", "forever"]
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.3)
     assert [i.key for i in await store.asearch(ns)] == ["kept", "forever"]
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.7)
     assert [i.key for i in await store.asearch(ns, refresh_ttl=False)] == ["forever"]
     assert await store.asweep_ttl() == 2
     assert await store.asweep_ttl() == 0
@@ -58,13 +58,16 @@ async def test_items_expire_and_reads_refresh_their_ttl(
 async def test_default_ttl_and_refresh_on_read_come_from_the_config(
     redis_maker: StoreMaker,
 ) -> None:
-    store = redis_maker.make(ttl={"default_ttl": TTL_MIN, "refresh_on_read": False})
+    # 1.2 s: read at 0.6 s, look again at 1.55 s, past the TTL but before a
+    # refreshed one would end (1.8 s); each side has a third of a second to spare
+    # (a Cluster under a full test run once took more than 100 ms)
+    store = redis_maker.make(ttl={"default_ttl": 0.02, "refresh_on_read": False})
     ns = ("cfg",)
     await store.aput(ns, "k", {"v": 1})
     await store.aput(ns, "pinned", {"v": 2}, ttl=None)
-    await asyncio.sleep(0.2)
-    assert await store.aget(ns, "k") is not None  # no refresh: still 100 ms left
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)
+    assert await store.aget(ns, "k") is not None  # no refresh: 0.6 s left
+    await asyncio.sleep(0.95)
     assert await store.aget(ns, "k") is None
     assert (await store.aget(ns, "pinned")).value == {"v": 2}
     # an expired item put again starts over: a new item
