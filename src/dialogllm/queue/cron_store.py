@@ -321,12 +321,15 @@ class CronStore:
         by, value = ("thread", thread_id) if thread_id else ("assistant", assistant_id)
         if not value:
             raise ValueError("ids_for needs an assistant_id or a thread_id")
-        if not await self.client.exists(self._indexed):
+        index = keys.cron_index(self.prefix, self.queue, by, value)
+        pipe = self.client.pipeline(transaction=False)  # one slot: the queue's
+        pipe.exists(self._indexed)
+        pipe.zrange(index, 0, -1)
+        indexed, found = await pipe.execute()
+        if not indexed:  # read again once the older crons are in
             await self.index_all()
-        found: list[str] = await self.client.zrange(
-            keys.cron_index(self.prefix, self.queue, by, value), 0, -1
-        )
-        return found
+            found = await self.client.zrange(index, 0, -1)
+        return [str(cron_id) for cron_id in found]
 
     async def index_all(self, chunk: int = 200) -> int:
         """Add every cron not in the search indexes yet (made before they

@@ -620,6 +620,7 @@ class CronScheduler:
             "cron_id": record.cron_id,
             "cron_tick": tick,
         }
+        follow = FiringFollowUp.of(spec)  # cleanup: what its "delete" says
         return CronFire(
             cron_id=record.cron_id,
             version=record.version,
@@ -635,9 +636,9 @@ class CronScheduler:
             max_attempts=self.max_attempts,
             retention_ms=self.retention_ms,
             skipped=skipped,
-            cleanup=spec.thread_id is None and spec.on_run_completed == "delete",
+            cleanup=follow.delete,
             followed=spec.followed,
-            follow=FiringFollowUp.of(spec) if spec.followed else None,
+            follow=follow if spec.followed else None,
         )
 
     async def clean_up(self, count: int = 100) -> int:
