@@ -76,9 +76,70 @@ def test_namespace_conditions() -> None:
 def test_the_store_section_of_langgraph_json() -> None:
     assert store_options(None) == {}
     assert store_options({"ttl": {"default_ttl": 1}}) == {"ttl": {"default_ttl": 1}}
+    assert store_options({"vector_index": "hnsw"}) == {"vector_index": "hnsw"}
     found = store_options({"index": {"dims": 2, "embed": "json:loads"}})
     assert found["index"]["dims"] == 2 and found["index"]["embed"] is not None
     provider = {"index": {"dims": 2, "embed": "openai:text-embedding-3-small"}}
-    for bad in ([1], {"index": 1}, {"ttl": "x"}, {"index": {"dims": 2}}, provider):
+    bad_index = {"vector_index": "faiss"}
+    for bad in (
+        [1],
+        {"index": 1},
+        {"ttl": "x"},
+        {"index": {"dims": 2}},
+        provider,
+        bad_index,
+    ):
         with pytest.raises(ConfigError):
             store_options(bad)  # type: ignore[arg-type]
+
+
+def test_vector_hash_names_carry_the_root_tag_and_never_a_nul() -> None:
+    base = K.vector_doc_base("p", 8, ("r{x}", "a"), "k\x00:0")
+    assert base.startswith("p:sv:8:{r%7Bx%7D}:") and base.endswith(":")
+    assert "\x00" not in base
+    assert base != K.vector_doc_base("p", 8, ("r{x}", "a"), "k")
+    assert base != K.vector_doc_base("p", 8, ("r{x}", "a", "k"), ":0")
+    assert base.startswith(K.vector_doc_prefix("p", 8))
+    assert not K.vector_index_state_key("p", 8, "flat").startswith(
+        K.vector_doc_prefix("p", 8)
+    )
+    tags = K.vector_tags(("a", "b", "c")).split(",")
+    assert tags == [
+        K.vector_prefix_tag(p) for p in (("a",), ("a", "b"), ("a", "b", "c"))
+    ]
+    assert all(t.isalnum() for t in tags) and len(set(tags)) == 3
+
+
+def test_knn_replies_parse_in_resp2_and_resp3() -> None:
+    from dialogllm.store.vector_index import VectorHit, VectorIndex, parse_hits
+
+    resp2 = [
+        2,
+        b"doc:0",
+        [b"ns", b"a.b", b"key", b"k", b"dist", b"0.25"],
+        b"doc:1",
+        [b"ns", b"a", b"key", b"j", b"dist", b"nan"],
+    ]
+    expected = [VectorHit(("a", "b"), "k", 0.75), VectorHit(("a",), "j", 0.0)]
+    assert parse_hits(resp2) == expected
+    resp3 = {
+        b"total_results": 2,
+        b"results": [
+            {
+                b"id": b"doc:0",
+                b"extra_attributes": {b"ns": b"a.b", b"key": b"k", b"dist": b"0.25"},
+            },
+            {
+                b"id": b"doc:1",
+                b"extra_attributes": {b"ns": b"a", b"key": b"j", b"dist": b"nan"},
+            },
+        ],
+    }
+    assert parse_hits(resp3) == expected
+    assert parse_hits([0]) == []
+    index = VectorIndex("p", 4, "hnsw")
+    everything = index.knn((), b"q" * 16, 5).args
+    assert everything[2] == "(*)=>[KNN $k @vec $q AS dist]"
+    scoped = index.knn(("a",), b"q" * 16, 5).args
+    assert scoped[2].startswith(f"(@nsp:{{{K.vector_prefix_tag(('a',))}}})")
+    assert "HNSW" in index.create_args() and index.bytes_per_vector == "16"

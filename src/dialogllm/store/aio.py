@@ -2,11 +2,12 @@
 
 A ``BaseStore`` (``aput``/``aget``/``asearch``/``adelete``/``alist_namespaces`` and
 ``abatch``) for graphs compiled with ``store=``: namespaces of any depth, TTLs in
-minutes with refresh on read and a sweeper, filters, and exact semantic search when
-an embeddings index is configured. It works on any Redis 6.2+ (the embedded one
-included) and on Redis Cluster: the keys of one top-level namespace share a slot
-(:mod:`dialogllm.store.keys`). The operations live in
-:mod:`dialogllm.store.operations`; this module only sends them.
+minutes with refresh on read and a sweeper, filters, and semantic search when an
+embeddings index is configured (exact, or RediSearch's KNN where the server has
+it). It works on any Redis 6.2+ (the embedded one included) and on Redis Cluster:
+the keys of one top-level namespace share a slot (:mod:`dialogllm.store.keys`).
+The operations live in :mod:`dialogllm.store.operations`; this module only sends
+them.
 
 >>> async with AsyncRedisStore.from_conn_string("redis://127.0.0.1:6379/0") as store:
 ...     await store.aput(("users", "ada"), "food", {"likes": "tea"})
@@ -46,7 +47,7 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient, AsyncSender]):
             ``decode_responses=False`` (e.g. ``dialogllm.redis.async_client(url)``).
         key_prefix: prefix of every key, so several apps share one Redis.
         index: LangGraph's ``IndexConfig`` (``dims``, ``embed``, ``fields``):
-            enables ``search(query=...)``, exact cosine over the searched namespaces.
+            enables ``search(query=...)``: cosine similarity (see ``vector_index``).
             ``embed`` may also be a ``"pkg.mod:attr"`` or ``"file.py:attr"``
             reference.
         ttl: LangGraph's ``TTLConfig``: ``default_ttl`` (minutes),
@@ -56,6 +57,11 @@ class AsyncRedisStore(RedisStoreBase[AsyncRedisClient, AsyncSender]):
             of filtering and exact vector ranking); more raises
             ``StoreSearchTooLargeError``.
         max_payload_bytes: refuse larger values (``StoreValueError``).
+        vector_index: how a query is ranked (:mod:`dialogllm.store.vector_index`):
+            ``"auto"`` (default) by RediSearch's exact ``FLAT`` KNN where the
+            server has RediSearch (Redis Stack, Redis 8) and this is no Cluster,
+            else exactly in the client; ``"exact"`` always in the client;
+            ``"flat"`` / ``"hnsw"`` (approximate) RediSearch required.
 
     >>> store = AsyncRedisStore(async_client(url), index={"dims": 3, "embed": embed})
     >>> await store.asearch(("users", "ada"), query="drinks", limit=3)

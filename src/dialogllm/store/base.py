@@ -27,6 +27,7 @@ from dialogllm.loader import (
 )
 from dialogllm.redis.requests import AsyncSender, Calls, SyncSender
 from dialogllm.store.operations import StoreOperations, StoreSettings, tokenized_fields
+from dialogllm.store.vector_index import VECTOR_INDEX_MODES, VectorIndexMode
 
 __all__ = [
     "DEFAULT_MAX_SEARCH_CANDIDATES",
@@ -80,7 +81,8 @@ def store_options(
     config: Mapping[str, Any] | None, *, base: Path | None = None
 ) -> dict[str, Any]:
     """A ``langgraph.json`` ``"store"`` section as store options: ``index`` (its
-    ``embed`` reference resolved relative to ``base``) and ``ttl``.
+    ``embed`` reference resolved relative to ``base``), ``ttl`` and (DialogueLLM's
+    own key) ``vector_index``.
 
     >>> store_options({"ttl": {"default_ttl": 60}})
     {'ttl': {'default_ttl': 60}}
@@ -102,6 +104,14 @@ def store_options(
         if not isinstance(ttl, Mapping):
             raise ConfigError('"store.ttl" in langgraph.json must be an object')
         options["ttl"] = dict(ttl)
+    vector_index = config.get("vector_index")
+    if vector_index is not None:
+        if vector_index not in VECTOR_INDEX_MODES:
+            raise ConfigError(
+                '"store.vector_index" in langgraph.json must be one of '
+                + ", ".join(VECTOR_INDEX_MODES)
+            )
+        options["vector_index"] = vector_index
     return options
 
 
@@ -141,6 +151,7 @@ class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
         ttl: TTLConfig | None = None,
         max_search_candidates: int = DEFAULT_MAX_SEARCH_CANDIDATES,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        vector_index: VectorIndexMode = "auto",
     ) -> None:
         self.sender: SenderT = self._sender_type(client, _CALLS)
         self.client = client
@@ -156,6 +167,16 @@ class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
             dims = index["dims"]
             self.embeddings = resolve_embeddings(index.get("embed"))
             fields = tokenized_fields(index.get("fields"))
+        if vector_index not in VECTOR_INDEX_MODES:
+            raise ConfigError(
+                f"vector_index must be one of {', '.join(VECTOR_INDEX_MODES)}, "
+                f"not {vector_index!r}"
+            )
+        if vector_index in ("flat", "hnsw") and self.is_cluster:
+            raise ConfigError(
+                f'vector_index="{vector_index}" needs RediSearch on one server; a '
+                'Redis Cluster client searches exactly: use "auto" or "exact"'
+            )
         self.ttl_config = ttl
         self.settings = StoreSettings(
             key_prefix=key_prefix,
@@ -163,6 +184,8 @@ class RedisStoreBase(BaseStore, Generic[ClientT, SenderT]):
             fields=fields,
             max_search_candidates=max_search_candidates,
             max_payload_bytes=max_payload_bytes,
+            vector_index=vector_index,
+            cluster=self.is_cluster,
         )
         self.ops = StoreOperations(self.settings)
         self._created()

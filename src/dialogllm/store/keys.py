@@ -22,12 +22,27 @@ Global (its own slot; only ever added to)::
     P:s:roots       ZSET    root labels; score: first use (µs). A search of the
                             whole store (prefix ``()``) reads the roots from here.
 
+The native vector index (RediSearch, where the server has it; see
+:mod:`dialogllm.store.vector_index`), ``D`` the index's dimensions, ``A`` its
+algorithm (``flat`` or ``hnsw``)::
+
+    P:sv:D:{R}:H:I           HASH    one of an item's vectors (``I`` from 0; ``H`` a
+                                     hash of its namespace and key): ``vec``
+                                     (float32), ``nsp`` (tags of the namespace's
+                                     prefixes), ``ns``, ``key``
+    P:svs:D:A                STRING  the index's state: ``building`` (with a TTL,
+                                     while one store fills it) or ``ready``
+
+and the RediSearch index itself, ``P:sv:D:A`` (an index name, not a key), over the
+hashes whose names start with ``P:sv:D:``.
+
 The rule a reader must not break: a key of a root is built with :func:`root_key` or
 :func:`namespace_key` only, so it carries the root's tag.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 from dialogllm.leases import escape_tag
@@ -43,6 +58,12 @@ __all__ = [
     "roots_key",
     "split_exp_member",
     "split_namespace",
+    "vector_doc_base",
+    "vector_doc_prefix",
+    "vector_index_name",
+    "vector_index_state_key",
+    "vector_prefix_tag",
+    "vector_tags",
 ]
 
 #: Joins the labels of a namespace (LangGraph forbids ``.`` in labels).
@@ -127,3 +148,75 @@ def split_exp_member(member: bytes) -> tuple[tuple[str, ...], str]:
     """
     ns, _, key = member.partition(b"\x00")
     return split_namespace(ns), key.decode()
+
+
+# --- the native vector index -------------------------------------------------------
+
+
+def vector_doc_prefix(prefix: str, dims: int) -> str:
+    """What the names of every vector hash of ``dims`` dimensions start with (the
+    index's ``PREFIX``).
+
+    >>> vector_doc_prefix("app", 64)
+    'app:sv:64:'
+    """
+    return f"{prefix}:sv:{dims}:"
+
+
+def vector_doc_base(
+    prefix: str, dims: int, namespace: tuple[str, ...], key: str
+) -> str:
+    """An item's vector hashes are this name followed by 0, 1, ... (one per vector;
+    the Lua scripts append the number). Under the root's hash tag; the item is
+    named by a hash of its namespace and key (RediSearch cannot load a hash whose
+    name holds a NUL, and a key may hold anything), its ``ns`` and ``key`` fields
+    say which item it is.
+
+    >>> vector_doc_base("app", 64, ("users", "u-1"), "k")
+    'app:sv:64:{users}:9dbcad743e3079238654436305742384:'
+    """
+    tag = escape_tag(namespace[0])
+    item = join_namespace(namespace).encode() + b"\x00" + key.encode()
+    name = hashlib.blake2b(item, digest_size=16).hexdigest()
+    return f"{vector_doc_prefix(prefix, dims)}{{{tag}}}:{name}:"
+
+
+def vector_index_name(prefix: str, dims: int, algorithm: str) -> str:
+    """The RediSearch index's name.
+
+    >>> vector_index_name("app", 64, "flat")
+    'app:sv:64:flat'
+    """
+    return f"{prefix}:sv:{dims}:{algorithm}"
+
+
+def vector_index_state_key(prefix: str, dims: int, algorithm: str) -> str:
+    """STRING: ``building`` or ``ready`` (outside the indexed ``sv`` names).
+
+    >>> vector_index_state_key("app", 64, "flat")
+    'app:svs:64:flat'
+    """
+    return f"{prefix}:svs:{dims}:{algorithm}"
+
+
+def vector_prefix_tag(namespace_prefix: tuple[str, ...]) -> str:
+    """The TAG a vector hash carries for one prefix of its namespace: a hash of the
+    labels in hex, so no label needs escaping in a query.
+
+    >>> vector_prefix_tag(("users",))
+    '889b3fb8e93e603e'
+    """
+    joined = join_namespace(namespace_prefix).encode()
+    return hashlib.blake2b(joined, digest_size=8).hexdigest()
+
+
+def vector_tags(namespace: tuple[str, ...]) -> str:
+    """The ``nsp`` field of a vector hash: the tags of every prefix of its namespace
+    (so a search of any prefix finds it), comma separated.
+
+    >>> vector_tags(("a", "b")).count(",")
+    1
+    """
+    return ",".join(
+        vector_prefix_tag(namespace[:depth]) for depth in range(1, len(namespace) + 1)
+    )

@@ -11,6 +11,8 @@ before the batch's writes, and of several puts to one item the last wins. Round
 trips: all gets of a batch together are one; a put batch is one (plus the
 embeddings call); a search of one root is two (namespaces, items), plus a TTL
 refresh only when a returned item has a TTL; a search of the whole store one more.
+With the native vector index a query is two too (KNN, the hits' records), more
+only when a filter or expiry leaves the page short.
 
 The rule a reader must not break: a search reads at most ``max_search_candidates``
 items; beyond that it refuses (:class:`~dialogllm.errors.StoreSearchTooLargeError`)
@@ -20,10 +22,12 @@ rather than reading an unbounded namespace into memory.
 from __future__ import annotations
 
 import heapq
+import math
 import time
+from array import array
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from langgraph.store.base import (
     GetOp,
@@ -40,6 +44,7 @@ from langgraph.store.base import (
 )
 
 from dialogllm.errors import (
+    ConfigError,
     SemanticSearchNotConfiguredError,
     StoreSearchTooLargeError,
     StoreValueError,
@@ -59,6 +64,14 @@ from dialogllm.store.records import (
     record_expired,
     record_seq,
     unit_vector,
+)
+from dialogllm.store.vector_index import (
+    IndexState,
+    VectorHit,
+    VectorIndex,
+    VectorIndexMode,
+    best_per_item,
+    parse_hits,
 )
 
 __all__ = ["Embed", "StoreOperations", "StoreRequest", "StoreSettings"]
@@ -91,6 +104,8 @@ class StoreSettings:
     max_search_candidates: int = 100_000
     max_payload_bytes: int = 64 * 1024 * 1024
     sweep_batch: int = 500
+    vector_index: VectorIndexMode = "auto"
+    cluster: bool = False
 
     @property
     def semantic(self) -> bool:
@@ -126,6 +141,19 @@ class StoreOperations:
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
         self.prefix = settings.key_prefix
+        #: the native vector index's requests, where one may be used
+        self.index: VectorIndex | None = None
+        self.index_state = IndexState.ABSENT
+        mode = settings.vector_index
+        if settings.dims is not None and mode != "exact" and not settings.cluster:
+            algorithm: Literal["flat", "hnsw"] = "hnsw" if mode == "hnsw" else "flat"
+            self.index = VectorIndex(self.prefix, settings.dims, algorithm)
+            self.index_state = IndexState.UNKNOWN
+
+    @property
+    def writes_vector_hashes(self) -> bool:
+        """Whether puts and deletes keep the native index's vector hashes."""
+        return self.index_state in (IndexState.BUILDING, IndexState.READY)
 
     # --- keys -------------------------------------------------------------------------
 
@@ -155,6 +183,11 @@ class StoreOperations:
                     "index={'dims': ..., 'embed': ...}; without one, search with "
                     "filter= only"
                 )
+        if any(
+            isinstance(op, PutOp) or (isinstance(op, SearchOp) and op.query)
+            for op in ops
+        ):
+            yield from self.resolve_index()
         results: list[Result] = [None] * len(ops)
         now_ms = time.time_ns() // 1_000_000
         gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
@@ -233,12 +266,17 @@ class StoreOperations:
             item_keys = self._item_keys(op.namespace)
             ns = keys.join_namespace(op.namespace)
             member = keys.exp_member(op.namespace, op.key)
+            index = self.index if self.writes_vector_hashes else None
             if op.value is None:
-                requests.append(Eval(lua.DELETE, item_keys, [op.key, ns, member]))
+                args: list[bytes | str] = [op.key, ns, member]
+                if index is not None:
+                    item_keys.append(index.doc_base(op.namespace, op.key))
+                    args.append(index.bytes_per_vector)
+                requests.append(Eval(lua.DELETE, item_keys, args))
                 continue
             ttl_ms = int(op.ttl * 60_000) if op.ttl else 0
-            seq = keys.root_key(self.prefix, op.namespace[0], "seq")
-            args: list[bytes | str] = [
+            item_keys.append(keys.root_key(self.prefix, op.namespace[0], "seq"))
+            args = [
                 op.key,
                 ns,
                 member,
@@ -248,7 +286,10 @@ class StoreOperations:
                 encoded[id(op)],
                 vectors.get(id(op), b""),
             ]
-            requests.append(Eval(lua.PUT, [*item_keys, seq], args))
+            if index is not None:
+                item_keys.append(index.doc_base(op.namespace, op.key))
+                args += [keys.vector_tags(op.namespace), index.bytes_per_vector]
+            requests.append(Eval(lua.PUT, item_keys, args))
         if requests:
             yield Batch(requests)
 
@@ -284,6 +325,68 @@ class StoreOperations:
         for op_id, path, text in wanted:
             per_op.setdefault(op_id, []).append((path, by_text[text]))
         return {i: encode_vectors(v, dims) for i, v in per_op.items()}
+
+    # --- the native vector index ------------------------------------------------------
+
+    def resolve_index(self) -> StoreOp:
+        """Learn (once; while ``BUILDING``, on each call) whether the native index is
+        there, creating and filling it when this store is the first to ask."""
+        index = self.index
+        if index is None or self.index_state in (IndexState.ABSENT, IndexState.READY):
+            return self.index_state
+        reply = yield index.state_request()
+        answer = _text(reply[0] if isinstance(reply, list) else reply)
+        explicit = self.settings.vector_index != "auto"
+        if answer == "ready":
+            self.index_state = IndexState.READY
+        elif answer == "building":
+            self._note_building()
+        elif answer == "build":
+            self.index_state = IndexState.BUILDING
+            yield from self._fill_index(index)
+            yield index.ready_request()
+            self.index_state = IndexState.READY
+        elif explicit:
+            why = (
+                "the server has no RediSearch (FT.* commands)"
+                if answer == "absent"
+                else f"FT.CREATE failed: {_text(reply[1])}"
+            )
+            raise ConfigError(
+                f'vector_index="{self.settings.vector_index}" needs RediSearch '
+                f'(Redis Stack or Redis 8): {why}; use "auto" or "exact"'
+            )
+        else:
+            self.index_state = IndexState.ABSENT
+        return self.index_state
+
+    def _note_building(self) -> None:
+        # another call of this store may have seen the index ready meanwhile
+        if self.index_state is not IndexState.READY:
+            self.index_state = IndexState.BUILDING
+
+    def _fill_index(self, index: VectorIndex) -> StoreOp:
+        """Write the vector hashes of every item that has vectors (item by item, from
+        its vecs field as it is at that moment, so a concurrent put is not undone)."""
+        roots = yield from self._roots(None)
+        found = yield from self._namespaces(roots, counts=False)
+        size = index.bytes_per_vector
+        for ns, _, _ in found:
+            vecs = keys.namespace_key(self.prefix, ns, "v")
+            names = yield Command(("HKEYS", vecs))
+            joined, tags = keys.join_namespace(ns), keys.vector_tags(ns)
+            batch = self.settings.sweep_batch
+            for start in range(0, len(names), batch):
+                yield Batch(
+                    [
+                        Eval(
+                            lua.REINDEX,
+                            [vecs, index.doc_base(ns, _text(name))],
+                            [name, joined, tags, size],
+                        )
+                        for name in names[start : start + batch]
+                    ]
+                )
 
     # --- namespaces -------------------------------------------------------------------
 
@@ -347,6 +450,134 @@ class StoreOperations:
     def search(self, op: SearchOp, now_ms: int) -> StoreOp:
         """Items under ``op.namespace_prefix`` passing ``op.filter``: by similarity
         to ``op.query`` (scored), else in creation order (namespaces by creation)."""
+        query: array[float] | None = None
+        if op.query:
+            (vector,) = yield Embed([op.query], query=True)
+            query = unit_vector(vector)
+            if self.index_state is IndexState.BUILDING:
+                yield from self.resolve_index()
+            if self.index is not None and self.index_state is IndexState.READY:
+                kept = yield from self._knn(op, self.index, query, now_ms)
+                if kept is not None:
+                    return (yield from self._found(op, kept, now_ms))
+        kept = yield from self._scan(op, query, now_ms)
+        return (yield from self._found(op, kept, now_ms))
+
+    def _found(
+        self,
+        op: SearchOp,
+        kept: Sequence[tuple[tuple[str, ...], Record, float | None]],
+        now_ms: int,
+    ) -> StoreOp:
+        """The search's items, their TTLs refreshed when asked."""
+        if op.refresh_ttl:
+            yield from self._refresh([(ns, r) for ns, r, _ in kept], now_ms)
+        return [
+            SearchItem(
+                namespace=ns,
+                key=record.key,
+                value=record.value,
+                created_at=record.created_at,
+                updated_at=record.updated_at,
+                score=score,
+            )
+            for ns, record, score in kept
+        ]
+
+    def _knn(
+        self, op: SearchOp, index: VectorIndex, query: array[float], now_ms: int
+    ) -> StoreOp:
+        """The page of a query by the native index, nearest first: KNN of twice the
+        page's end, four times more each time filters or expiry leave too few.
+        ``None`` when the index ran out before the page was full: the exact scan then
+        answers, adding unindexed items as ``InMemoryStore`` does."""
+        prefix, want = op.namespace_prefix, max(op.offset + op.limit, 0)
+        bound = self.settings.max_search_candidates
+        blob = query.tobytes()
+        k = min(max(2 * want, 10), bound)
+        records: dict[tuple[tuple[str, ...], str], Record | None] = {}
+        created: dict[tuple[str, ...], float] = {}
+        while True:
+            reply = yield index.knn(prefix, blob, k)
+            hits = parse_hits(reply)
+            items = [
+                h for h in best_per_item(hits) if h.namespace[: len(prefix)] == prefix
+            ]
+            yield from self._read_records(items, records, created, now_ms)
+            kept: list[tuple[VectorHit, Record]] = []
+            for hit in items:
+                record = records[(hit.namespace, hit.key)]
+                if record is not None and matches_filter(record.value, op.filter):
+                    kept.append((hit, record))
+            if len(kept) >= want:
+                break
+            if len(hits) < k:
+                return None
+            if k >= bound:
+                raise StoreSearchTooLargeError(
+                    f"a search of {prefix!r} would read more than "
+                    f"max_search_candidates ({bound}) vectors to fill its page; "
+                    "search a narrower namespace prefix, or raise "
+                    "max_search_candidates"
+                )
+            k = min(k * 4, bound)
+        kept.sort(
+            key=lambda pair: (
+                -pair[0].score,
+                created[pair[0].namespace],
+                pair[0].namespace,
+                pair[1].seq,
+            )
+        )
+        return [
+            (hit.namespace, record, hit.score)
+            for hit, record in kept[op.offset : op.offset + op.limit]
+        ]
+
+    def _read_records(
+        self,
+        hits: Sequence[VectorHit],
+        records: dict[tuple[tuple[str, ...], str], Record | None],
+        created: dict[tuple[str, ...], float],
+        now_ms: int,
+    ) -> StoreOp:
+        """Read (one round trip) the records of ``hits`` not in ``records`` yet
+        (missing and expired ones become ``None``) and the creation times of their
+        namespaces not in ``created`` (ties rank as the exact search ranks them)."""
+        per_ns: dict[tuple[str, ...], list[str]] = {}
+        for hit in hits:
+            if (hit.namespace, hit.key) not in records:
+                per_ns.setdefault(hit.namespace, []).append(hit.key)
+        if not per_ns:
+            return None
+        new_ns = [ns for ns in per_ns if ns not in created]
+        requests: list[Eval | Command] = [
+            Command(("HMGET", keys.namespace_key(self.prefix, ns, "i"), *names))
+            for ns, names in per_ns.items()
+        ]
+        requests += [
+            Command(
+                (
+                    "ZSCORE",
+                    keys.root_key(self.prefix, ns[0], "ns"),
+                    keys.join_namespace(ns),
+                )
+            )
+            for ns in new_ns
+        ]
+        replies = yield Batch(requests)
+        for (ns, names), raws in zip(per_ns.items(), replies, strict=False):
+            for name, raw in zip(names, raws, strict=True):
+                record = decode_record(name, raw) if raw else None
+                keep = record is not None and not record.expired(now_ms)
+                records[(ns, name)] = record if keep else None
+        for ns, score in zip(new_ns, replies[len(per_ns) :], strict=True):
+            created[ns] = float(score) if score is not None else math.inf
+        return None
+
+    def _scan(self, op: SearchOp, query: array[float] | None, now_ms: int) -> StoreOp:
+        """The page of a search that reads every item under the prefix (bounded by
+        ``max_search_candidates``): exact ranking for a query, else creation order."""
         prefix = op.namespace_prefix
         roots = yield from self._roots(prefix[0] if prefix else None)
         found = yield from self._namespaces(roots, counts=True)
@@ -364,7 +595,7 @@ class StoreOperations:
         if not chosen:
             return []
         chosen.sort(key=lambda c: (c[1], c[0]))
-        semantic = bool(op.query)
+        semantic = query is not None
         requests: list[Eval | Command] = []
         for ns, _, _ in chosen:
             requests.append(
@@ -402,36 +633,19 @@ class StoreOperations:
                     break
             if wanted is not None and len(candidates) >= wanted:
                 break
-        kept: list[tuple[tuple[str, ...], Record, float | None]]
-        if semantic:
-            kept = yield from self._rank(op, candidates)
-        else:
-            kept = [
-                (ns, _decoded(key, raw, record), None)
-                for ns, key, raw, record, _ in candidates[
-                    op.offset : op.offset + op.limit
-                ]
-            ]
-        if op.refresh_ttl:
-            yield from self._refresh([(ns, r) for ns, r, _ in kept], now_ms)
+        if query is not None:
+            return self._rank(op, candidates, query)
         return [
-            SearchItem(
-                namespace=ns,
-                key=record.key,
-                value=record.value,
-                created_at=record.created_at,
-                updated_at=record.updated_at,
-                score=score,
-            )
-            for ns, record, score in kept
+            (ns, _decoded(key, raw, record), None)
+            for ns, key, raw, record, _ in candidates[op.offset : op.offset + op.limit]
         ]
 
-    def _rank(self, op: SearchOp, candidates: Sequence[Candidate]) -> StoreOp:
+    def _rank(
+        self, op: SearchOp, candidates: Sequence[Candidate], query: array[float]
+    ) -> list[tuple[tuple[str, ...], Record, float | None]]:
         """Exact cosine ranking, best first; unindexed items follow unscored when
         fewer than ``limit`` scored ones are left (as ``InMemoryStore``)."""
         dims = self.settings.dims or 0
-        (query_vector,) = yield Embed([op.query or ""], query=True)
-        query = unit_vector(query_vector)
         scored: list[tuple[float, int]] = []
         unscored: list[int] = []
         for index, (_, _, _, _, raw_vecs) in enumerate(candidates):
@@ -480,6 +694,7 @@ class StoreOperations:
 
     def sweep(self) -> StoreOp:
         """Delete every expired item (a batch per root at a time); their number."""
+        yield from self.resolve_index()
         roots = yield from self._roots(None)
         deleted = 0
         for root in roots:
@@ -500,21 +715,25 @@ class StoreOperations:
                 if not members:
                     break
                 requests: list[Eval | Command] = []
+                index = self.index if self.writes_vector_hashes else None
                 for member in members:
                     ns, key = keys.split_exp_member(member)
-                    requests.append(
-                        Eval(
-                            lua.SWEEP,
-                            self._item_keys(ns),
-                            [key, keys.join_namespace(ns), member, str(now_ms)],
-                        )
-                    )
+                    item_keys = self._item_keys(ns)
+                    args = [key, keys.join_namespace(ns), member, str(now_ms)]
+                    if index is not None:
+                        item_keys.append(index.doc_base(ns, key))
+                        args.append(index.bytes_per_vector)
+                    requests.append(Eval(lua.SWEEP, item_keys, args))
                 replies = yield Batch(requests)
                 removed = sum(int(r) for r in replies)
                 deleted += removed
                 if len(members) < self.settings.sweep_batch or not removed:
                     break
         return deleted
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decoded(key: bytes, raw: bytes, record: Record | None) -> Record:

