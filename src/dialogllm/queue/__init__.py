@@ -18,7 +18,7 @@ RunStatus.SUCCESS
 from __future__ import annotations
 
 from dialogllm.loader import Resolver, Runnable, import_resolver, load_target
-from dialogllm.queue.client import Queue, decode_input, encode_input
+from dialogllm.queue.client import EnqueueArgs, Queue, decode_input, encode_input
 from dialogllm.queue.cron_store import CronRecord, CronSpec, CronStats, FiringFollowUp
 from dialogllm.queue.crons import Crons, CronScheduler
 from dialogllm.queue.models import (
@@ -42,6 +42,7 @@ __all__ = [
     "CronStats",
     "Crons",
     "DeadLetter",
+    "EnqueueArgs",
     "FiringFollowUp",
     "Multitask",
     "Queue",

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from langgraph.types import Command
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -52,7 +52,7 @@ from dialogllm.queue.models import (
     RunRecord,
     RunStatus,
 )
-from dialogllm.queue.store import QueueStore
+from dialogllm.queue.store import Enqueued, QueueStore
 from dialogllm.redis.clients import (
     AsyncClient,
     async_client,
@@ -90,6 +90,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_QUEUE",
     "DEFAULT_RETENTION",
+    "EnqueueArgs",
     "Queue",
     "decode_input",
     "encode_input",
@@ -167,6 +168,25 @@ def _ms(value: float | timedelta | None) -> int:
     if seconds < 0:
         raise ValueError("delay must not be negative")
     return int(seconds * 1000)
+
+
+class EnqueueArgs(TypedDict, total=False):
+    """The keyword arguments of :meth:`Queue.enqueue` (all optional).
+
+    ``thread_id``: the thread (a new one when ``None``); ``idempotency_key``: the
+    same key returns the first run; ``multitask``: ``"reject"``, ``"enqueue"``
+    (default), ``"interrupt"``, ``"rollback"``; ``max_attempts``: the queue's
+    default when ``None``; ``delay``: seconds (or a ``timedelta``) to hold the run
+    back; ``options``: :class:`RunOptions`; ``run_id``: a name for the run.
+    """
+
+    thread_id: str | None
+    idempotency_key: str | None
+    multitask: Multitask
+    max_attempts: int | None
+    delay: float | timedelta | None
+    options: RunOptions | None
+    run_id: str | None
 
 
 class Queue:
@@ -253,20 +273,13 @@ class Queue:
     # --- producing ------------------------------------------------------------------
 
     async def enqueue(
-        self,
-        graph: str,
-        input: Any = None,
-        *,
-        thread_id: str | None = None,
-        idempotency_key: str | None = None,
-        multitask: Multitask = "enqueue",
-        max_attempts: int | None = None,
-        delay: float | timedelta | None = None,
-        options: RunOptions | None = None,
-        run_id: str | None = None,
+        self, graph: str, input: Any = None, **kwargs: Unpack[EnqueueArgs]
     ) -> str:
         """Enqueue a run of ``graph`` on ``thread_id`` (a new thread when ``None``);
-        return its run id. One round trip.
+        return its run id. One round trip. The keyword arguments
+        (:class:`EnqueueArgs`): ``thread_id``, ``idempotency_key``, ``multitask``
+        (default ``"enqueue"``), ``max_attempts``, ``delay``, ``options``,
+        ``run_id``.
 
         ``options`` say how the run runs (a ``Command`` to resume with, config,
         context, stream modes, a checkpoint to fork from: :class:`RunOptions`);
@@ -284,6 +297,36 @@ class Queue:
         >>> run_id = await queue.enqueue("app.graphs:chat", {"messages": ["hi"]},
         ...                              thread_id="t-1", multitask="interrupt")
         """
+        return (await self._submit(graph, input, **kwargs)).run_id
+
+    async def enqueue_record(
+        self, graph: str, input: Any = None, **kwargs: Unpack[EnqueueArgs]
+    ) -> RunRecord:
+        """:meth:`enqueue`, answering the new run's record as stored, read in the
+        same round trip (what an API answers a create with). A run that existed
+        already (its ``run_id`` or idempotency key) is read again.
+
+        >>> (await queue.enqueue_record("app.graphs:chat", None)).status
+        <RunStatus.PENDING: 'pending'>
+        """
+        enqueued = await self._submit(graph, input, **kwargs)
+        if enqueued.record is not None:
+            return enqueued.record
+        return await self.get(enqueued.run_id)
+
+    async def _submit(
+        self,
+        graph: str,
+        input: Any,
+        *,
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        multitask: Multitask = "enqueue",
+        max_attempts: int | None = None,
+        delay: float | timedelta | None = None,
+        options: RunOptions | None = None,
+        run_id: str | None = None,
+    ) -> Enqueued:
         if multitask not in MULTITASK_VALUES:
             raise ValueError(f"multitask must be one of {MULTITASK_VALUES}")
         attempts = self.max_attempts if max_attempts is None else max_attempts
@@ -347,7 +390,7 @@ class Queue:
             graph=graph,
             verdict=verdict,
         )
-        return existing
+        return reply
 
     # --- reading --------------------------------------------------------------------
 

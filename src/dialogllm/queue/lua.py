@@ -310,8 +310,11 @@ ENQUEUE: Final = (
     + r"""
 -- ARGV: base, run_id, graph, thread, input, max_attempts, multitask, idem_key,
 --       idem, delay_ms, fingerprint, retention_ms, options ('' = none)
-return enqueue_run(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+-- Returns {verdict, run id, status} and, for a new run, its record's fields.
+local r = enqueue_run(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
   ARGV[9], tonumber(ARGV[10]), ARGV[11], ARGV[12], ARGV[13])
+if r[1] == 'ok' then r[4] = redis.call('HGETALL', k_run(r[2])) end
+return r
 """
 )
 

@@ -219,6 +219,8 @@ class Enqueued:
     verdict: str
     run_id: str
     status: str
+    #: a new run's record as the same call stored it (``None`` for other verdicts)
+    record: RunRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +389,12 @@ class QueueStore:
                 options,
             ],
         )
-        return Enqueued(str(reply[0]), str(reply[1]), str(reply[2]))
+        record = None
+        if len(reply) > 3:
+            fields = reply[3]
+            raw = dict(zip(fields[::2], fields[1::2], strict=True))
+            record = RunRecord.from_hash(run_id, raw)
+        return Enqueued(str(reply[0]), str(reply[1]), str(reply[2]), record)
 
     async def cancel(self, run_id: str, *, retention_ms: int, reason: str) -> str:
         """Cancel a pending run, or signal a running one: ``cancelled``,

@@ -99,6 +99,22 @@ async def test_get_and_list_find_runs_by_status_graph_and_thread(
     assert stats["delayed"] == 1 and stats["retained"] == 2
 
 
+async def test_enqueue_record_answers_the_record_as_stored(queue: Queue) -> None:
+    record = await queue.enqueue_record(
+        ref("noop"), {"a": 1}, thread_id="t-rec", run_id="r-rec"
+    )
+    assert record == await queue.get("r-rec")
+    assert (record.run_id, record.thread_id, record.input) == (
+        "r-rec",
+        "t-rec",
+        {"a": 1},
+    )
+    assert record.status is RunStatus.PENDING and record.created_at > 0
+    again = await queue.enqueue_record(ref("noop"), {"a": 1}, run_id="r-rec")
+    assert again == record  # the run that exists already, read again
+    assert await queue.enqueue(ref("noop"), {"a": 1}, run_id="r-rec") == "r-rec"
+
+
 async def test_the_same_idempotency_key_gives_the_same_run(queue: Queue) -> None:
     first = await queue.enqueue(ref("noop"), {"a": 1}, idempotency_key="order-7")
     again = await queue.enqueue(ref("noop"), {"a": 1}, idempotency_key="order-7")

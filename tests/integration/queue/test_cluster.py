@@ -143,3 +143,9 @@ async def test_cancel_events_and_errors_on_a_cluster(
     assert failed.status is RunStatus.ERROR
     assert failed.error is not None and "InvalidUpdateError" in failed.error
     assert (await queue.get(delayed)).status is RunStatus.CANCELLED
+
+
+async def test_enqueue_record_on_a_cluster(cluster_queue: Queue) -> None:
+    record = await cluster_queue.enqueue_record("m:g", {"x": 1}, thread_id="t-c")
+    assert record == await cluster_queue.get(record.run_id)
+    assert record.thread_id == "t-c" and record.input == {"x": 1}
