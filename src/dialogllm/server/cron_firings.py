@@ -61,9 +61,12 @@ async def follow_firing(ctx: ServerContext, crons: Crons, run_id: str) -> bool:
         except CronNotFoundError:
             return False
     thread_id = record.thread_id
+    made = None
     if follow.stateless:
-        await ctx.store.create_thread(thread_id, dict(record.options.metadata or {}))
-    await ctx.store.update_thread(thread_id, last_run=run_id)
+        metadata = dict(record.options.metadata or {})
+        made = await ctx.store.create_thread(thread_id, metadata, last_run=run_id)
+    if made is None:
+        await ctx.store.update_thread(thread_id, last_run=run_id)
     if follow.webhook or follow.delete:
         await ctx.followups.add(
             Followup(run_id, thread_id, follow.webhook, follow.delete)

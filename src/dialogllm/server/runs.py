@@ -33,6 +33,7 @@ from dialogllm.server.context import RequestContext, ServerContext, request_cont
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.followups import Followup
 from dialogllm.server.schemas import RunCreate
+from dialogllm.server.storage import ThreadRecord
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
 from dialogllm.server.webhooks import deliver
@@ -98,10 +99,8 @@ async def create_run(
         existing = None
         if await ctx.store.thread(target) is not None:  # someone else's thread
             raise not_found(f"Thread with ID {target} not found")
-    if existing is None:
-        if thread_id is not None and body.if_not_exists != "create":
-            raise not_found(f"Thread with ID {thread_id} not found")
-        await ctx.store.create_thread(target, metadata)
+    if existing is None and thread_id is not None and body.if_not_exists != "create":
+        raise not_found(f"Thread with ID {thread_id} not found")
     checkpoint_id = body.checkpoint_id or (body.checkpoint or {}).get("checkpoint_id")
     owner = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
     options = RunOptions(
@@ -116,8 +115,11 @@ async def create_run(
         interrupt_after=node_names(body.interrupt_after),
         durability=body.durability,
     )
-    try:
-        await ctx.queue.enqueue(
+    # The thread's record (created, or its owner and latest run noted) is written
+    # beside the enqueue, one wait for both; should the enqueue fail, the latest
+    # run the record names is put back.
+    outcome = await asyncio.gather(
+        ctx.queue.enqueue_record(
             ctx.graphs.references[assistant.graph_id],
             body.input,
             thread_id=target,
@@ -125,27 +127,55 @@ async def create_run(
             delay=body.after_seconds,
             options=options,
             run_id=run_id,
-        )
-    except ThreadBusyError:
-        raise conflict(
-            f"Thread {target} is already running a run; use multitask_strategy "
-            "'enqueue', 'interrupt' or 'rollback' to run this one too"
-        ) from None
-    known = existing.metadata if existing is not None else {}
-    changed = any(known.get(k) != v for k, v in owner.items())
+        ),
+        _note_run(ctx, target, existing, {**metadata, **owner}, owner, run_id),
+        return_exceptions=True,
+    )
+    record, noted = outcome
+    if isinstance(record, BaseException):
+        if existing is not None and existing.last_run:
+            await ctx.store.update_thread(
+                target, last_run=existing.last_run, if_last_run=run_id
+            )
+        if isinstance(record, ThreadBusyError):
+            raise conflict(
+                f"Thread {target} is already running a run; use multitask_strategy "
+                "'enqueue', 'interrupt' or 'rollback' to run this one too"
+            ) from None
+        raise record
+    if isinstance(noted, BaseException):
+        raise noted
     # a stateless run's thread goes when the run ends, unless the client keeps it
     delete = thread_id is None and (body.on_completion or "delete") == "delete"
     if webhook is not None or delete:
         held = followed and webhook is None  # a request cannot send a webhook
         await ctx.followups.add(Followup(run_id, target, webhook, delete), held=held)
-    # independent once the run exists: sent together, one wait for both
-    _, record = await asyncio.gather(
-        ctx.store.update_thread(
-            target, metadata=owner if changed else None, last_run=run_id
-        ),
-        ctx.queue.get(run_id),
-    )
     return record
+
+
+async def _note_run(
+    ctx: RequestContext,
+    thread_id: str,
+    existing: ThreadRecord | None,
+    metadata: dict[str, Any],
+    owner: dict[str, Any],
+    run_id: str,
+) -> None:
+    """Create the run's thread with ``metadata``, or note on the ``existing`` one
+    its owner (when it changed) and its latest run."""
+    if existing is None:
+        made = await ctx.store.create_thread(thread_id, metadata, last_run=run_id)
+        if made is not None:
+            return
+        existing = await ctx.store.thread(thread_id)  # made meanwhile by another
+    known = existing.metadata if existing is not None else {}
+    changed = any(known.get(k) != v for k, v in owner.items())
+    await ctx.store.update_thread(
+        thread_id,
+        metadata=owner if changed else None,
+        last_run=run_id,
+        known=existing,
+    )
 
 
 async def follow_up(ctx: ServerContext, followup: Followup) -> None:

@@ -19,6 +19,7 @@ pickle); a record that cannot be decoded reads as empty metadata, never an error
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class ThreadRecord:
     updated_ms: int
     metadata: dict[str, Any] = field(default_factory=dict)
     last_run: str | None = None
+    #: the metadata as stored (what an update compares before it writes)
+    metadata_json: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,39 @@ class AssistantRecord:
             return None
 
 
+_CREATE_THREAD = """
+-- KEYS: the thread. ARGV: now ms, thread id, metadata JSON, last run ('' none)
+if redis.call('HSETNX', KEYS[1], 'created', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'updated', ARGV[1], 'metadata', ARGV[3], 'tid', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'last_run', ARGV[4]) end
+return 1
+"""
+
+_TOUCH_THREAD = """
+-- KEYS: the thread. ARGV: now ms, last run ('' keep), only if the last run is this
+-- ('' whatever it is), metadata JSON ('' keep), the metadata JSON it replaces.
+-- 1: done; 0: no such thread, or another last run; {'metadata', current}: the
+-- metadata changed since the caller read it (merge into current, try again)
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'last_run') ~= ARGV[3] then
+  return 0
+end
+if ARGV[4] ~= '' then
+  local current = redis.call('HGET', KEYS[1], 'metadata') or ''
+  if current ~= ARGV[5] then return {'metadata', current} end
+  redis.call('HSET', KEYS[1], 'metadata', ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'updated', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'last_run', ARGV[2]) end
+local ttl = redis.call('HGET', KEYS[1], 'ttl_ms')
+if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+#: How often an update merges again when the metadata keeps changing under it.
+_MERGE_TRIES = 16
+
+
 class ServerStore:
     """Redis access for the API's thread and assistant records.
 
@@ -122,6 +158,8 @@ class ServerStore:
     def __init__(self, client: AsyncClient, *, prefix: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to use
         self.prefix = prefix
+        self._create = self.client.register_script(_CREATE_THREAD)
+        self._touch = self.client.register_script(_TOUCH_THREAD)
 
     # --- keys ---------------------------------------------------------------------
 
@@ -142,19 +180,24 @@ class ServerStore:
     # --- threads --------------------------------------------------------------------
 
     async def create_thread(
-        self, thread_id: str, metadata: dict[str, Any]
+        self, thread_id: str, metadata: dict[str, Any], *, last_run: str | None = None
     ) -> ThreadRecord | None:
-        """Create the thread's record; ``None`` when it exists already."""
+        """Create the thread's record (noting ``last_run`` as its latest run);
+        ``None`` when it exists already. One round trip: the record and the
+        thread index are written side by side (a reader of the index skips an id
+        whose record it cannot find)."""
         now = now_ms()
-        key = self._thread_key(thread_id)
-        created = await self.client.hsetnx(key, "created", now)
+        text = dumps(metadata)
+        created, _ = await asyncio.gather(
+            self._create(
+                keys=[self._thread_key(thread_id)],
+                args=[now, thread_id, text, last_run or ""],
+            ),
+            self.client.zadd(self._threads, {thread_id: now}, nx=True),
+        )
         if not created:
             return None
-        await self.client.hset(
-            key, mapping={"updated": now, "metadata": dumps(metadata), "tid": thread_id}
-        )
-        await self.client.zadd(self._threads, {thread_id: now})
-        return ThreadRecord(thread_id, now, now, metadata)
+        return ThreadRecord(thread_id, now, now, metadata, last_run, text)
 
     async def thread(self, thread_id: str) -> ThreadRecord | None:
         """The thread's record, or ``None``."""
@@ -175,6 +218,7 @@ class ServerStore:
             updated,
             _json(raw.get("metadata"), {}),
             raw.get("last_run") or None,
+            raw.get("metadata") or "",
         )
 
     async def threads(self, thread_ids: list[str]) -> list[ThreadRecord]:
@@ -199,21 +243,43 @@ class ServerStore:
         *,
         metadata: dict[str, Any] | None = None,
         last_run: str | None = None,
-    ) -> None:
-        """Merge ``metadata`` into the thread's, note its latest run, touch it."""
+        known: ThreadRecord | None = None,
+        if_last_run: str | None = None,
+    ) -> bool:
+        """Merge ``metadata`` into the thread's, note ``last_run`` as its latest run
+        (only when its latest run is ``if_last_run``, when given), touch it (a TTL
+        starts again). ``known``: the record as the caller read it, so the merge
+        needs no read (one round trip; the metadata changed meanwhile costs one
+        more). ``False`` when there is no such thread (nothing is created) or its
+        latest run is not ``if_last_run``.
+
+        >>> await store.update_thread("t-1", metadata={"graph_id": "chat"})
+        True
+        """
         key = self._thread_key(thread_id)
-        fields: dict[str, str | int] = {"updated": now_ms()}
-        if metadata is not None:
-            current = _json(await self.client.hget(key, "metadata"), {})
-            fields["metadata"] = dumps({**current, **metadata})
-        if last_run is not None:
-            fields["last_run"] = last_run
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
-        pipe.hget(key, "ttl_ms")
-        _, ttl_ms = await pipe.execute()
-        if ttl_ms:  # a write keeps a thread with a TTL alive, as its checkpoints
-            await self.client.pexpire(key, int(ttl_ms))
+        current = None if known is None else known.metadata_json
+        for _ in range(_MERGE_TRIES):
+            merged = ""
+            if metadata is not None:
+                if current is None:
+                    current = await self.client.hget(key, "metadata") or ""
+                merged = dumps({**_json(current, {}), **metadata})
+            reply = await self._touch(
+                keys=[key],
+                args=[
+                    now_ms(),
+                    last_run or "",
+                    if_last_run or "",
+                    merged,
+                    current or "",
+                ],
+            )
+            if not isinstance(reply, list):
+                return bool(reply)
+            current = str(reply[1])
+        raise RuntimeError(  # pragma: no cover - needs 16 writers racing one thread
+            f"thread {thread_id}'s metadata kept changing during an update"
+        )
 
     async def expire_thread(self, thread_id: str, seconds: float) -> None:
         """Let the thread's record expire ``seconds`` from now (its index entry is

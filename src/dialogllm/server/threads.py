@@ -250,7 +250,9 @@ async def update(
     """Merge metadata into the thread's."""
     value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
     view = await load_thread(ctx, thread_id, "update", value)
-    await ctx.store.update_thread(thread_id, metadata=value["metadata"])
+    await ctx.store.update_thread(
+        thread_id, metadata=value["metadata"], known=view.record
+    )
     await _apply_ttl(ctx, thread_id, body.ttl)
     view.record = await ctx.store.thread(thread_id) or view.record
     return JSONResponse(await view.to_json())

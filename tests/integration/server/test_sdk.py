@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
+from tests.conftest import REDIS_URL
 from tests.integration.server.conftest import Server
 
 pytestmark = pytest.mark.integration
@@ -199,7 +201,9 @@ async def test_a_run_from_a_past_checkpoint_forks_the_thread(server: Server) -> 
     assert forked["n"] == 2  # one step on top of n=1, not on top of n=3
 
 
-async def test_double_texting_reject_refuses_a_busy_thread(server: Server) -> None:
+async def test_double_texting_reject_refuses_a_busy_thread(
+    server: Server, module_prefix: str
+) -> None:
     client = get_client(url=server.url)
     thread = await client.threads.create()
     slow = await client.runs.create(
@@ -210,6 +214,12 @@ async def test_double_texting_reject_refuses_a_busy_thread(server: Server) -> No
             thread["thread_id"], "count", input={}, multitask_strategy="reject"
         )
     assert (await client.threads.get(thread["thread_id"]))["status"] == "busy"
+    # the refused run's id, noted beside its enqueue, was put back: the latest run
+    # the thread names is still the one it runs
+    raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    key = f"{module_prefix}:srv:th:{{{thread['thread_id']}}}"
+    assert raw.hget(key, "last_run") == slow["run_id"]
+    raw.close()
     queued = await client.runs.create(
         thread["thread_id"], "count", input={"steps": 1}, multitask_strategy="enqueue"
     )
