@@ -49,6 +49,7 @@ from dialogllm.errors import (
     StoreSearchTooLargeError,
     StoreValueError,
 )
+from dialogllm.logging import get_logger
 from dialogllm.redis.requests import Batch, Command, Eval
 from dialogllm.store import keys, lua
 from dialogllm.store.records import (
@@ -75,6 +76,8 @@ from dialogllm.store.vector_index import (
 )
 
 __all__ = ["Embed", "StoreOperations", "StoreRequest", "StoreSettings"]
+
+_log = get_logger("dialogllm.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +360,12 @@ class StoreOperations:
                 f'(Redis Stack or Redis 8): {why}; use "auto" or "exact"'
             )
         else:
+            if answer != "absent":  # RediSearch is there but refused the index
+                _log.warning(
+                    "store vector index unavailable, searching exactly",
+                    index=index.name,
+                    reason=_text(reply[1]),
+                )
             self.index_state = IndexState.ABSENT
         return self.index_state
 

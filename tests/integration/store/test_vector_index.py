@@ -39,6 +39,15 @@ class Stores:
         options.setdefault("index", index(["text"]))
         return AsyncRedisStore(client, key_prefix=prefix or self.prefix, **options)
 
+    def twins(self) -> tuple[AsyncRedisStore, AsyncRedisStore]:
+        """A store with the native index and one that searches exactly, each on a
+        prefix of its own."""
+        return self.make(), self.make(prefix=self.exact_prefix, vector_index="exact")
+
+    @property
+    def exact_prefix(self) -> str:
+        return f"{self.prefix}-exact"
+
     def vector_hashes(self, prefix: str | None = None) -> list[bytes]:
         pattern = f"{prefix or self.prefix}:sv:*"
         return sorted(self.raw.scan_iter(match=pattern, count=1000))
@@ -54,6 +63,7 @@ class Stores:
         if self.url != REDIS_URL:
             drop_vector_indexes(self.url, self.prefix)
         delete_prefix(self.url, self.prefix)
+        delete_prefix(self.url, self.exact_prefix)
         self.raw.close()
 
 
@@ -88,14 +98,13 @@ async def _fill(store: AsyncRedisStore, items: int = 60) -> None:
 async def test_auto_ranks_with_redisearch_as_the_exact_search_does(
     stack: Stores,
 ) -> None:
-    native = stack.make()
-    exact = stack.make(prefix=f"{stack.prefix}-exact", vector_index="exact")
+    native, exact = stack.twins()
     for store in (native, exact):
         await _fill(store)
     assert native.ops.index_state is IndexState.READY
     assert exact.ops.index_state is IndexState.ABSENT
     assert stack.indexed_docs() == 60 == len(stack.vector_hashes())
-    assert stack.vector_hashes(f"{stack.prefix}-exact") == []
+    assert stack.vector_hashes(stack.exact_prefix) == []
     for kwargs in [
         {"query": "cat", "limit": 5},
         {"query": "dog dog", "limit": 3, "offset": 2},
@@ -116,8 +125,7 @@ async def test_auto_ranks_with_redisearch_as_the_exact_search_does(
 async def test_a_selective_filter_widens_the_knn_until_the_page_is_full(
     stack: Stores,
 ) -> None:
-    native = stack.make()
-    exact = stack.make(prefix=f"{stack.prefix}-exact", vector_index="exact")
+    native, exact = stack.twins()
     for store in (native, exact):
         for n in range(200):
             far = n >= 185  # the only matches are the farthest from the query
@@ -277,3 +285,28 @@ async def test_a_cluster_client_cannot_ask_for_redisearch(cluster_url: str) -> N
         assert store.ops.index is None and store.ops.index_state is IndexState.ABSENT
     finally:
         await client.aclose()
+
+
+async def test_a_user_who_may_not_create_the_index_searches_exactly(
+    stack: Stores,
+) -> None:
+    user = f"u{uuid.uuid4().hex[:8]}"
+    stack.raw.execute_command(
+        "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-ft.create"
+    )
+    try:
+        url = stack.url.replace("redis://", f"redis://{user}:pw@")
+        limited = Stores(url)
+        limited.prefix = stack.prefix
+        store = limited.make()
+        await store.aput(("a",), "cat", {"text": "cat"})
+        assert store.ops.index_state is IndexState.ABSENT
+        assert [i.key for i in await store.asearch(("a",), query="cat")] == ["cat"]
+        strict = limited.make(vector_index="flat")
+        with pytest.raises(ConfigError, match=r"FT\.CREATE failed"):
+            await strict.asearch(("a",), query="cat")
+        for client in limited.clients:
+            await client.aclose()
+        limited.raw.close()
+    finally:
+        stack.raw.execute_command("ACL", "DELUSER", user)
