@@ -461,16 +461,21 @@ class StoreOperations:
         to ``op.query`` (scored), else in creation order (namespaces by creation)."""
         query: array[float] | None = None
         if op.query:
-            (vector,) = yield Embed([op.query], query=True)
-            query = unit_vector(vector)
             if self.index_state is IndexState.BUILDING:
                 yield from self.resolve_index()
             if self.index is not None and self.index_state is IndexState.READY:
+                query = yield from self._query_vector(op)
                 kept = yield from self._knn(op, self.index, query, now_ms)
                 if kept is not None:
                     return (yield from self._found(op, kept, now_ms))
         kept = yield from self._scan(op, query, now_ms)
         return (yield from self._found(op, kept, now_ms))
+
+    @staticmethod
+    def _query_vector(op: SearchOp) -> StoreOp:
+        """The query's embedding, of unit length."""
+        (vector,) = yield Embed([op.query or ""], query=True)
+        return unit_vector(vector)
 
     def _found(
         self,
@@ -586,7 +591,9 @@ class StoreOperations:
 
     def _scan(self, op: SearchOp, query: array[float] | None, now_ms: int) -> StoreOp:
         """The page of a search that reads every item under the prefix (bounded by
-        ``max_search_candidates``): exact ranking for a query, else creation order."""
+        ``max_search_candidates``): exact ranking for a query (embedded here, once
+        there are candidates, unless the caller has its vector), else creation
+        order."""
         prefix = op.namespace_prefix
         roots = yield from self._roots(prefix[0] if prefix else None)
         found = yield from self._namespaces(roots, counts=True)
@@ -604,7 +611,7 @@ class StoreOperations:
         if not chosen:
             return []
         chosen.sort(key=lambda c: (c[1], c[0]))
-        semantic = query is not None
+        semantic = bool(op.query)
         requests: list[Eval | Command] = []
         for ns, _, _ in chosen:
             requests.append(
@@ -642,7 +649,9 @@ class StoreOperations:
                     break
             if wanted is not None and len(candidates) >= wanted:
                 break
-        if query is not None:
+        if semantic:
+            if query is None:
+                query = yield from self._query_vector(op)
             return self._rank(op, candidates, query)
         return [
             (ns, _decoded(key, raw, record), None)

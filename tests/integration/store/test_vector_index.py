@@ -310,3 +310,22 @@ async def test_a_user_who_may_not_create_the_index_searches_exactly(
         limited.raw.close()
     finally:
         stack.raw.execute_command("ACL", "DELUSER", user)
+
+
+async def test_the_exact_search_embeds_a_query_only_when_there_is_something_to_rank(
+    plain: Stores,
+) -> None:
+    from .conftest import letters
+
+    calls: list[list[str]] = []
+
+    def counted(texts: list[str]) -> list[list[float]]:
+        calls.append(list(texts))
+        return letters(texts)
+
+    store = plain.make(index={"dims": DIMS, "embed": counted, "fields": ["text"]})
+    assert await store.asearch(("nobody",), query="cat") == []
+    assert calls == []
+    await store.aput(("a",), "cat", {"text": "cat"})
+    assert [i.key for i in await store.asearch(("a",), query="cat")] == ["cat"]
+    assert calls == [["cat"], ["cat"]]  # the put's text, then the query
