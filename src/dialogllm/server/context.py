@@ -93,9 +93,10 @@ class RequestContext(ServerContext):
         return matches(metadata, condition)
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     """The context of ``request``: the app's, with the caller the middleware
-    authenticated."""
+    authenticated. ``async`` although it awaits nothing: FastAPI runs a plain
+    ``def`` dependency in a worker thread, a thread hop on every request."""
     shared = context_of(request)
     values = {f.name: getattr(shared, f.name) for f in fields(ServerContext)}
     return RequestContext(**values, user=getattr(request.state, "user", ANONYMOUS))
