@@ -20,6 +20,10 @@ item), marking it ``building`` meanwhile (a key with a TTL, so a store killed wh
 filling it hands the work to the next) and ``ready`` when done; until then every
 store writes vector hashes but searches exactly.
 
+An index dropped by hand (``FT.DROPINDEX``) while its state says ``ready`` makes
+searches fail with the server's error until the state key is deleted too; the next
+store then builds it again.
+
 The rule a reader must not break: every store of one key prefix and dimensions uses
 the same ``vector_index`` (a store with ``"exact"`` writes no vector hashes, so the
 index would miss its items).
