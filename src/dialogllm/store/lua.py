@@ -127,7 +127,7 @@ PUT = Script(
     + r"""
 -- KEYS: items, vecs, ns, count, exp, seq (, vector hashes' base)
 -- ARGV: key, namespace, exp member, now µs, now ms, ttl ms ('0': none), JSON,
---       vectors ('' : none) (, the vector hashes' tags, bytes per vector)
+--       vectors ('' : none) (, bytes per vector, the vector hashes' tags)
 local key, ns, member = ARGV[1], ARGV[2], ARGV[3]
 local now_ms, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 local old = redis.call('HGET', KEYS[1], key)
@@ -155,8 +155,8 @@ redis.call('HSET', KEYS[1], key,
   created .. ' ' .. ARGV[4] .. ' ' .. seq .. ' ' .. e .. ' ' .. ARGV[6]
     .. '\n' .. ARGV[7])
 if KEYS[7] then
-  index_vectors(KEYS[7], key, ns, ARGV[9], ARGV[8], redis.call('HGET', KEYS[2], key),
-    tonumber(ARGV[10]))
+  index_vectors(KEYS[7], key, ns, ARGV[10], ARGV[8], redis.call('HGET', KEYS[2], key),
+    tonumber(ARGV[9]))
 end
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[2], key, ARGV[8])

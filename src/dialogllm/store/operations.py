@@ -158,6 +158,16 @@ class StoreOperations:
         """Whether puts and deletes keep the native index's vector hashes."""
         return self.index_state in (IndexState.BUILDING, IndexState.READY)
 
+    def _vector_hashes(
+        self, namespace: tuple[str, ...], key: str
+    ) -> tuple[list[str], list[bytes | str]]:
+        """The KEYS and ARGV a put, delete or sweep of one item adds to keep its
+        vector hashes (the hashes' base; bytes per vector); none while the native
+        index is not in use."""
+        if self.index is None or not self.writes_vector_hashes:
+            return [], []
+        return [self.index.doc_base(namespace, key)], [self.index.bytes_per_vector]
+
     # --- keys -------------------------------------------------------------------------
 
     def _item_keys(self, namespace: tuple[str, ...]) -> list[str]:
@@ -269,13 +279,10 @@ class StoreOperations:
             item_keys = self._item_keys(op.namespace)
             ns = keys.join_namespace(op.namespace)
             member = keys.exp_member(op.namespace, op.key)
-            index = self.index if self.writes_vector_hashes else None
+            hash_keys, hash_args = self._vector_hashes(op.namespace, op.key)
             if op.value is None:
-                args: list[bytes | str] = [op.key, ns, member]
-                if index is not None:
-                    item_keys.append(index.doc_base(op.namespace, op.key))
-                    args.append(index.bytes_per_vector)
-                requests.append(Eval(lua.DELETE, item_keys, args))
+                args: list[bytes | str] = [op.key, ns, member, *hash_args]
+                requests.append(Eval(lua.DELETE, [*item_keys, *hash_keys], args))
                 continue
             ttl_ms = int(op.ttl * 60_000) if op.ttl else 0
             item_keys.append(keys.root_key(self.prefix, op.namespace[0], "seq"))
@@ -288,11 +295,11 @@ class StoreOperations:
                 str(max(ttl_ms, 0)),
                 encoded[id(op)],
                 vectors.get(id(op), b""),
+                *hash_args,
             ]
-            if index is not None:
-                item_keys.append(index.doc_base(op.namespace, op.key))
-                args += [keys.vector_tags(op.namespace), index.bytes_per_vector]
-            requests.append(Eval(lua.PUT, item_keys, args))
+            if hash_keys:
+                args.append(keys.vector_tags(op.namespace))
+            requests.append(Eval(lua.PUT, [*item_keys, *hash_keys], args))
         if requests:
             yield Batch(requests)
 
@@ -580,7 +587,8 @@ class StoreOperations:
             for ns in new_ns
         ]
         replies = yield Batch(requests)
-        for (ns, names), raws in zip(per_ns.items(), replies, strict=False):
+        records_of = replies[: len(per_ns)]
+        for (ns, names), raws in zip(per_ns.items(), records_of, strict=True):
             for name, raw in zip(names, raws, strict=True):
                 record = decode_record(name, raw) if raw else None
                 keep = record is not None and not record.expired(now_ms)
@@ -733,15 +741,12 @@ class StoreOperations:
                 if not members:
                     break
                 requests: list[Eval | Command] = []
-                index = self.index if self.writes_vector_hashes else None
                 for member in members:
                     ns, key = keys.split_exp_member(member)
-                    item_keys = self._item_keys(ns)
+                    hash_keys, hash_args = self._vector_hashes(ns, key)
                     args = [key, keys.join_namespace(ns), member, str(now_ms)]
-                    if index is not None:
-                        item_keys.append(index.doc_base(ns, key))
-                        args.append(index.bytes_per_vector)
-                    requests.append(Eval(lua.SWEEP, item_keys, args))
+                    sweep_keys = [*self._item_keys(ns), *hash_keys]
+                    requests.append(Eval(lua.SWEEP, sweep_keys, [*args, *hash_args]))
                 replies = yield Batch(requests)
                 removed = sum(int(r) for r in replies)
                 deleted += removed

@@ -132,17 +132,22 @@ class VectorIndex:
             ",",
         ]
 
+    @property
+    def state_key(self) -> str:
+        """The key of the index's state (``building`` / ``ready``)."""
+        return keys.vector_index_state_key(self.prefix, self.dims, self.algorithm)
+
     def state_request(self) -> Eval:
         """Ask (and, when missing, create) the index: see :data:`lua.INDEX_STATE`."""
-        state_key = keys.vector_index_state_key(self.prefix, self.dims, self.algorithm)
         return Eval(
-            lua.INDEX_STATE, [state_key], [str(BUILD_SECONDS), *self.create_args()]
+            lua.INDEX_STATE,
+            [self.state_key],
+            [str(BUILD_SECONDS), *self.create_args()],
         )
 
     def ready_request(self) -> Command:
         """Mark the index filled."""
-        state_key = keys.vector_index_state_key(self.prefix, self.dims, self.algorithm)
-        return Command(("SET", state_key, "ready"))
+        return Command(("SET", self.state_key, "ready"))
 
     def knn(self, namespace_prefix: tuple[str, ...], query: bytes, k: int) -> Command:
         """The ``k`` vectors under ``namespace_prefix`` nearest to ``query`` (float32

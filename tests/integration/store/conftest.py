@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from redis.asyncio.cluster import RedisCluster
@@ -20,7 +19,7 @@ from dialogllm.redis import EmbeddedRedis, async_client, sync_client
 from dialogllm.store import AsyncRedisStore, RedisStore
 
 from ...conftest import REDIS_URL, delete_prefix
-from ...redis_servers import redis_stack_server
+from ...redis_servers import drop_vector_indexes, redis_stack_server
 from ..redis_cluster import redis_cluster
 
 DIMS = 26
@@ -68,17 +67,6 @@ def stack_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"Redis Stack unavailable: {exc}")
     with server:
         yield server.url
-
-
-def drop_vector_indexes(url: str, prefix: str) -> None:
-    """Drop the RediSearch indexes of ``prefix`` (indexes are not keys)."""
-    client = redis.Redis.from_url(url, protocol=2)
-    try:
-        for name in client.execute_command("FT._LIST"):
-            if name.decode().startswith(f"{prefix}:"):
-                client.execute_command("FT.DROPINDEX", name)
-    finally:
-        client.close()
 
 
 KINDS = ["memory", "redis", "redis_sync", "cluster", "embedded", "stack"]

@@ -21,7 +21,8 @@ from dialogllm.store import keys as K
 from dialogllm.store.vector_index import IndexState
 
 from ...conftest import REDIS_URL, delete_prefix
-from .conftest import DIMS, drop_vector_indexes, index
+from ...redis_servers import drop_vector_indexes
+from .conftest import DIMS, index
 
 
 class Stores:
