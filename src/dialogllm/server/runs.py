@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -115,25 +116,31 @@ async def create_run(
         interrupt_after=node_names(body.interrupt_after),
         durability=body.durability,
     )
+    enqueue = ctx.queue.enqueue_record(
+        ctx.graphs.references[assistant.graph_id],
+        body.input,
+        thread_id=target,
+        multitask=body.multitask_strategy,
+        delay=body.after_seconds,
+        options=options,
+        run_id=run_id,
+    )
+    note = functools.partial(
+        _note_run, ctx, target, existing, {**metadata, **owner}, owner, run_id
+    )
     # The thread's record (created, or its owner and latest run noted) is written
     # beside the enqueue, one wait for both; should the enqueue fail, the latest
-    # run the record names is put back.
-    outcome = await asyncio.gather(
-        ctx.queue.enqueue_record(
-            ctx.graphs.references[assistant.graph_id],
-            body.input,
-            thread_id=target,
-            multitask=body.multitask_strategy,
-            delay=body.after_seconds,
-            options=options,
-            run_id=run_id,
-        ),
-        _note_run(ctx, target, existing, {**metadata, **owner}, owner, run_id),
-        return_exceptions=True,
-    )
-    record, noted = outcome
+    # run the record names is put back. A run of another assistant than the
+    # thread's waits for its enqueue first: a refused one must not hand it the
+    # thread (its state is read with the owner's graph).
+    together = not _hands_over(existing, owner)
+    if together:
+        record, noted = await asyncio.gather(enqueue, note(), return_exceptions=True)
+    else:
+        record = await _settled(enqueue)
+        noted = None if isinstance(record, BaseException) else await _settled(note())
     if isinstance(record, BaseException):
-        if existing is not None and existing.last_run:
+        if together and existing is not None and existing.last_run:
             await ctx.store.update_thread(
                 target, last_run=existing.last_run, if_last_run=run_id
             )
@@ -151,6 +158,22 @@ async def create_run(
         held = followed and webhook is None  # a request cannot send a webhook
         await ctx.followups.add(Followup(run_id, target, webhook, delete), held=held)
     return record
+
+
+def _hands_over(existing: ThreadRecord | None, owner: dict[str, Any]) -> bool:
+    """Whether a run of ``owner`` would move the ``existing`` thread from another
+    assistant (not: from none)."""
+    known = existing.metadata if existing is not None else {}
+    return any(known.get(k) not in (None, v) for k, v in owner.items())
+
+
+async def _settled(step: Awaitable[Any]) -> Any:
+    """What ``step`` returns, or the exception it raises (as ``gather`` with
+    ``return_exceptions`` gives them)."""
+    try:
+        return await step
+    except Exception as exc:
+        return exc
 
 
 async def _note_run(

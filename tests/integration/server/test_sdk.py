@@ -219,6 +219,14 @@ async def test_double_texting_reject_refuses_a_busy_thread(
     raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     key = f"{module_prefix}:srv:th:{{{thread['thread_id']}}}"
     assert raw.hget(key, "last_run") == slow["run_id"]
+    # nor does a refused run of another assistant take the thread over
+    with pytest.raises(ConflictError, match="already running"):
+        await client.runs.create(
+            thread["thread_id"], "chat", input={}, multitask_strategy="reject"
+        )
+    assert raw.hget(key, "last_run") == slow["run_id"]
+    owned = await client.threads.get(thread["thread_id"])
+    assert owned["metadata"]["graph_id"] == "count"
     raw.close()
     queued = await client.runs.create(
         thread["thread_id"], "count", input={"steps": 1}, multitask_strategy="enqueue"
