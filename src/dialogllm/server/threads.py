@@ -5,8 +5,8 @@ A thread's record (metadata, times) is the server's
 checkpointer's, read through the thread's graph (named by ``metadata.graph_id``,
 set by its first run, as LangGraph's server does); its status is derived when read:
 ``busy`` while a run holds it, ``error`` when its latest run failed,
-``interrupted`` while it waits at an ``interrupt()`` (or before a node), else
-``idle``.
+``interrupted`` while its graph has a step to go on with (waiting at an
+``interrupt()``, before a node, or stopped mid-step), else ``idle``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,10 @@ class ThreadView:
                 last = None
             if last is not None and run_status(last) == "error":
                 return "error", last.error
-        if snapshot is not None and (snapshot.interrupts or snapshot.next):
+        # ``tasks``, not only ``next``: a run stopped after a node saved its writes
+        # but before the next checkpoint leaves a step whose tasks are all done, so
+        # ``next`` is empty while the graph still goes on from there
+        if snapshot is not None and (snapshot.next or snapshot.tasks):
             return "interrupted", None
         return "idle", None
 

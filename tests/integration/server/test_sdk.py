@@ -13,7 +13,10 @@ import redis
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
+from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.redis.clients import async_client
 from tests.conftest import REDIS_URL
+from tests.integration.server.app.graphs import count
 from tests.integration.server.conftest import Server
 
 pytestmark = pytest.mark.integration
@@ -416,6 +419,48 @@ async def test_a_run_is_cancelled_rolled_back_and_deleted(server: Server) -> Non
     await client.runs.delete(tid, slow["run_id"])
     with pytest.raises(NotFoundError):
         await client.runs.get(tid, slow["run_id"])
+
+
+class _StoppedBeforeCheckpoint(Exception):
+    """The worker stopped after a task saved its writes, before the checkpoint."""
+
+
+class _SaverStoppedBeforeCheckpoint(AsyncRedisSaver):
+    """Saves tasks' writes but no checkpoint, as a worker stopped between them."""
+
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        raise _StoppedBeforeCheckpoint
+
+
+async def test_a_thread_stopped_after_a_node_saved_its_writes_can_go_on(
+    server: Server, module_prefix: str
+) -> None:
+    """A run stopped between a step's writes and its checkpoint leaves a step whose
+    every task is done: ``next`` is empty, yet the graph goes on from there. The
+    thread reads as ``interrupted`` (not ``idle``), and a run with no input goes on.
+    """
+    client = get_client(url=server.url)
+    tid = (await client.threads.create())["thread_id"]
+    await client.runs.wait(tid, "count", input={"steps": 3}, interrupt_before=["count"])
+    assert (await client.threads.get_state(tid))["next"] == ["count"]
+    saver = _SaverStoppedBeforeCheckpoint(
+        async_client(REDIS_URL, decode=False), key_prefix=module_prefix
+    )
+    try:  # the step runs and saves its writes; its checkpoint never comes
+        with pytest.raises(_StoppedBeforeCheckpoint):
+            await count.copy(update={"checkpointer": saver}).ainvoke(
+                None, {"configurable": {"thread_id": tid}}
+            )
+    finally:
+        await saver.client.aclose()
+    state = await client.threads.get_state(tid)
+    assert state["next"] == [] and state["values"]["n"] == 1
+    assert (await client.threads.get(tid))["status"] == "interrupted"
+
+    await client.runs.wait(tid, "count", input=None)
+    done = await client.threads.get(tid)
+    assert done["status"] == "idle"
+    assert done["values"]["log"] == ["step 1", "step 2", "step 3"]
 
 
 async def test_double_texting_interrupt_and_rollback_take_the_thread_over(

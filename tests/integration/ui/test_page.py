@@ -247,7 +247,7 @@ def test_stop_ends_a_running_dialogue_and_continue_runs_it_on(
     page.wait_for_selector("li.entry >> nth=1")
     page.get_by_role("button", name="Stop").click()
 
-    thread = wait_status(ui_server, tid, "interrupted", "idle")
+    thread = wait_status(ui_server, tid, "interrupted")
     run = api(ui_server, "GET", f"/threads/{tid}/runs")[0]
     assert run["status"] == "interrupted"
     page.wait_for_selector(".badge.status-paused")
