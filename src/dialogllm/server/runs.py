@@ -140,9 +140,9 @@ async def create_run(
         record = await _settled(enqueue)
         noted = None if isinstance(record, BaseException) else await _settled(note())
     if isinstance(record, BaseException):
-        if together and existing is not None and existing.last_run:
-            await ctx.store.update_thread(
-                target, last_run=existing.last_run, if_last_run=run_id
+        if together and existing is not None:
+            await ctx.store.put_back_last_run(
+                target, existing.last_run, replacing=run_id
             )
         if isinstance(record, ThreadBusyError):
             raise conflict(

@@ -120,23 +120,31 @@ return 1
 """
 
 _TOUCH_THREAD = """
--- KEYS: the thread. ARGV: now ms, last run ('' keep), only if the last run is this
--- ('' whatever it is), metadata JSON ('' keep), the metadata JSON it replaces.
--- 1: done; 0: no such thread, or another last run; {'metadata', current}: the
+-- KEYS: the thread. ARGV: now ms, last run ('' keep), metadata JSON ('' keep), the
+-- metadata JSON it replaces. 1: done; 0: no such thread; {'metadata', current}: the
 -- metadata changed since the caller read it (merge into current, try again)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'last_run') ~= ARGV[3] then
-  return 0
-end
-if ARGV[4] ~= '' then
+if ARGV[3] ~= '' then
   local current = redis.call('HGET', KEYS[1], 'metadata') or ''
-  if current ~= ARGV[5] then return {'metadata', current} end
-  redis.call('HSET', KEYS[1], 'metadata', ARGV[4])
+  if current ~= ARGV[4] then return {'metadata', current} end
+  redis.call('HSET', KEYS[1], 'metadata', ARGV[3])
 end
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'last_run', ARGV[2]) end
 local ttl = redis.call('HGET', KEYS[1], 'ttl_ms')
 if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+_PUT_BACK_LAST_RUN = """
+-- KEYS: the thread. ARGV: the run noted as its latest, the one before it ('' none).
+-- 1: put back; 0: no such thread, or its latest run is another now
+if redis.call('HGET', KEYS[1], 'last_run') ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], 'last_run')
+else
+  redis.call('HSET', KEYS[1], 'last_run', ARGV[2])
+end
 return 1
 """
 
@@ -160,6 +168,7 @@ class ServerStore:
         self.prefix = prefix
         self._create = self.client.register_script(_CREATE_THREAD)
         self._touch = self.client.register_script(_TOUCH_THREAD)
+        self._put_back = self.client.register_script(_PUT_BACK_LAST_RUN)
 
     # --- keys ---------------------------------------------------------------------
 
@@ -244,14 +253,12 @@ class ServerStore:
         metadata: dict[str, Any] | None = None,
         last_run: str | None = None,
         known: ThreadRecord | None = None,
-        if_last_run: str | None = None,
     ) -> bool:
-        """Merge ``metadata`` into the thread's, note ``last_run`` as its latest run
-        (only when its latest run is ``if_last_run``, when given), touch it (a TTL
-        starts again). ``known``: the record as the caller read it, so the merge
-        needs no read (one round trip; the metadata changed meanwhile costs one
-        more). ``False`` when there is no such thread (nothing is created) or its
-        latest run is not ``if_last_run``.
+        """Merge ``metadata`` into the thread's, note ``last_run`` as its latest run,
+        touch it (a TTL starts again). ``known``: the record as the caller read it,
+        so the merge needs no read (one round trip; the metadata changed meanwhile
+        costs one more). ``False`` when there is no such thread (nothing is
+        created).
 
         >>> await store.update_thread("t-1", metadata={"graph_id": "chat"})
         True
@@ -265,14 +272,7 @@ class ServerStore:
                     current = await self.client.hget(key, "metadata") or ""
                 merged = dumps({**_json(current, {}), **metadata})
             reply = await self._touch(
-                keys=[key],
-                args=[
-                    now_ms(),
-                    last_run or "",
-                    if_last_run or "",
-                    merged,
-                    current or "",
-                ],
+                keys=[key], args=[now_ms(), last_run or "", merged, current or ""]
             )
             if not isinstance(reply, list):
                 return bool(reply)
@@ -280,6 +280,21 @@ class ServerStore:
         raise RuntimeError(  # pragma: no cover - needs 16 writers racing one thread
             f"thread {thread_id}'s metadata kept changing during an update"
         )
+
+    async def put_back_last_run(
+        self, thread_id: str, previous: str | None, *, replacing: str
+    ) -> bool:
+        """Name ``previous`` (``None``: no run) as the thread's latest run again, if
+        its latest run is still ``replacing`` (a run whose enqueue failed after it
+        was noted); whether it was put back.
+
+        >>> await store.put_back_last_run("t-1", "run-1", replacing="run-2")
+        True
+        """
+        reply = await self._put_back(
+            keys=[self._thread_key(thread_id)], args=[replacing, previous or ""]
+        )
+        return bool(reply)
 
     async def expire_thread(self, thread_id: str, seconds: float) -> None:
         """Let the thread's record expire ``seconds`` from now (its index entry is

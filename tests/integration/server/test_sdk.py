@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
 from dialogllm.checkpoint import AsyncRedisSaver
+from dialogllm.queue import Queue
 from dialogllm.redis.clients import async_client
 from tests.conftest import REDIS_URL
 from tests.integration.server.app.graphs import count
@@ -239,6 +241,27 @@ async def test_double_texting_reject_refuses_a_busy_thread(
         "status"
     ] == "success"
     assert (await client.threads.get_state(thread["thread_id"]))["values"]["n"] == 2
+
+
+async def test_a_refused_first_run_leaves_the_thread_naming_no_run(
+    server: Server, module_prefix: str
+) -> None:
+    client = get_client(url=server.url)
+    tid = (await client.threads.create())["thread_id"]
+    queue = Queue(async_client(REDIS_URL, decode=True), key_prefix=module_prefix)
+    try:  # busy with a run the API never noted (e.g. one a script enqueued)
+        graph = f"{Path(__file__).parent / 'app' / 'graphs.py'}:count"
+        held = await queue.enqueue(graph, {}, thread_id=tid, delay=60)
+        with pytest.raises(ConflictError, match="already running"):
+            await client.runs.create(
+                tid, "count", input={}, multitask_strategy="reject"
+            )
+        raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        assert raw.hget(f"{module_prefix}:srv:th:{{{tid}}}", "last_run") is None
+        raw.close()
+        await queue.cancel(held)
+    finally:
+        await queue.client.aclose()
 
 
 async def test_stateless_runs_leave_no_thread_behind(server: Server) -> None:

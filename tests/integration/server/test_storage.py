@@ -56,12 +56,18 @@ async def test_the_latest_run_is_put_back_only_over_the_run_it_replaced(
 ) -> None:
     await store.create_thread("t", {}, last_run="r1")
     assert await store.update_thread("t", last_run="r2")
-    assert not await store.update_thread("t", last_run="r1", if_last_run="r3")
+    assert not await store.put_back_last_run("t", "r1", replacing="r3")
     read = await store.thread("t")
     assert read is not None and read.last_run == "r2"
-    assert await store.update_thread("t", last_run="r1", if_last_run="r2")
+    assert await store.put_back_last_run("t", "r1", replacing="r2")
     read = await store.thread("t")
     assert read is not None and read.last_run == "r1"
+    # a thread that had no run before has none again
+    assert await store.update_thread("t", last_run="r4")
+    assert await store.put_back_last_run("t", None, replacing="r4")
+    read = await store.thread("t")
+    assert read is not None and read.last_run is None
+    assert not await store.put_back_last_run("gone", None, replacing="r4")
 
 
 async def test_an_update_restarts_a_ttl_and_never_makes_a_thread(
