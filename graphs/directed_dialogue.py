@@ -251,6 +251,15 @@ def _scenario_repair(state: Any, plan: Scenario) -> Scenario:
     return Scenario(setting=setting, cast=fixed)
 
 
+def _counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    >>> _counted(1, "claim"), _counted(0, "privacy flag")
+    ('1 claim', '0 privacy flags')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
     """The cast: the user's own if given, else the director's (distinct names, cut
     or filled from :data:`NAMES` to ``cast_size``)."""
@@ -451,8 +460,8 @@ def build_graph(
             kind="analyst",
             role="analyst",
             describe=lambda a: (
-                f"{len(a.claims_to_check)} claims to check, "
-                f"{len(a.privacy_flags)} privacy flags"
+                f"{_counted(len(a.claims_to_check), 'claim')} to check, "
+                f"{_counted(len(a.privacy_flags), 'privacy flag')}"
             ),
             max_tokens=2 * max_tokens,
             model=model,

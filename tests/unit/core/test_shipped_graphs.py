@@ -124,6 +124,7 @@ async def test_directed_dialogue_reviews_each_round_and_concludes() -> None:
     assert values["analysis"] == ANALYSIS
     kinds = [e.kind for e in result.transcript.entries]
     assert kinds[0] == "director" and kinds[-1] == "analyst"
+    assert result.transcript.entries[-1].text == "1 claim to check, 0 privacy flags"
 
 
 async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
