@@ -13,6 +13,7 @@ code (``dialogllm.llm.settings``) under the prefix ``DIALOGLLM_LLM_``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -156,6 +157,18 @@ def check_id(value: str, what: str, settings: Settings | None = None) -> str:
             "(DIALOGLLM_MAX_ID_LENGTH)"
         )
     return value
+
+
+def check_ids(ids: Mapping[str, str | None], settings: Settings | None = None) -> None:
+    """:func:`check_id` for each id of ``ids`` (what it is → the id) that is given
+    (not ``None``).
+
+    >>> check_ids({"thread id": "t-1", "run id": None})
+    """
+    settings = settings or get_settings()
+    for what, value in ids.items():
+        if value is not None:
+            check_id(value, what, settings)
 
 
 def load_settings(cls: type[S], what: str) -> S:

@@ -30,7 +30,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from langgraph.types import Command
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dialogllm.config import check_id, get_settings
+from dialogllm.config import check_ids, get_settings
 from dialogllm.errors import (
     ConfigError,
     DuplicateRunError,
@@ -334,11 +334,13 @@ class Queue:
             raise ValueError("max_attempts must be >= 1")
         if not graph:
             raise ValueError("graph must name a graph")
-        settings = get_settings()
-        if thread_id is not None:
-            check_id(thread_id, "thread id", settings)
-        if idempotency_key is not None:
-            check_id(idempotency_key, "idempotency key", settings)
+        check_ids(
+            {
+                "thread id": thread_id,
+                "idempotency key": idempotency_key,
+                "run id": run_id,
+            }
+        )
         if len(graph) > _MAX_GRAPH_REF:
             raise InputValidationError(
                 f"graph reference is {len(graph)} characters, over {_MAX_GRAPH_REF}"
@@ -347,8 +349,6 @@ class Queue:
         payload = encode_bounded_input(
             input, what="run input", untouched="nothing was enqueued"
         )
-        if run_id is not None:
-            check_id(run_id, "run id", settings)
         run_id = run_id or str(uuid.uuid4())
         thread = thread_id or str(uuid.uuid4())
         options_json = (options or RunOptions()).to_json()

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 from redis.exceptions import RedisError
 
-from dialogllm.config import check_id, get_settings
+from dialogllm.config import check_ids
 from dialogllm.errors import (
     CronNotFoundError,
     InputValidationError,
@@ -189,11 +189,7 @@ class Crons:
             raise InputValidationError(f"multitask must be one of {MULTITASK_VALUES}")
         if on_run_completed not in ("delete", "keep"):
             raise InputValidationError("on_run_completed must be 'delete' or 'keep'")
-        settings = get_settings()
-        if thread_id is not None:
-            check_id(thread_id, "thread id", settings)
-        if cron_id is not None:
-            check_id(cron_id, "cron id", settings)
+        check_ids({"thread id": thread_id, "cron id": cron_id})
         payload_json = encode_bounded_input(
             input, what="cron input", untouched="no cron was created"
         )

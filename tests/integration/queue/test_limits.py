@@ -40,6 +40,8 @@ async def test_oversized_input_and_long_ids_are_refused_and_nothing_is_written(
         await queue.enqueue(ref("noop"), {"x": 1}, idempotency_key="k" * 201)
     with pytest.raises(InputValidationError, match="thread id"):
         await queue.enqueue(ref("noop"), {"x": 1}, thread_id="   ")
+    with pytest.raises(InputValidationError, match="run id must be 1 to 200"):
+        await queue.enqueue(ref("noop"), {"x": 1}, run_id="r" * 201)
     assert _keys(key_prefix) == []
     # what was accepted before stays accepted: the limits are not off by one
     run_id = await queue.enqueue(ref("noop"), {"x": 1}, thread_id="t" * 200)
