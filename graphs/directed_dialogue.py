@@ -162,7 +162,8 @@ DEFAULT_ROLES = (
     "has lived with the question of",
     "counts the costs of",
 )
-"""Roles of a fallback cast, each followed by the quoted topic."""
+"""Roles of a fallback cast (each fits ``CastMember.role``); a persona's role is
+one followed by the quoted topic."""
 
 _NOT_NAMES = frozenset(
     {"speaker", "character", "person", "name", "director", "narrator", "someone"}
@@ -245,7 +246,7 @@ def _scenario_repair(state: Any, plan: Scenario) -> Scenario:
     fixed = [
         m
         if _role_ok(m.role, state, setting)
-        else m.model_copy(update={"role": f'{DEFAULT_ROLES[i % 4]} "{topic}"'})
+        else m.model_copy(update={"role": DEFAULT_ROLES[i % 4]})
         for i, m in enumerate(cast)
     ]
     return Scenario(setting=setting, cast=fixed)
@@ -258,6 +259,14 @@ def _counted(n: int, noun: str) -> str:
     ('1 claim', '0 privacy flags')
     """
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _persona_role(role: str, state: Any) -> str:
+    """The persona's role: the director's, or a fallback one with its topic."""
+    if role in DEFAULT_ROLES:
+        topic = " ".join(str(state.get("topic") or "").split()).rstrip(".")
+        role = f'{role} "{topic}"'
+    return role[:200]
 
 
 def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
@@ -275,7 +284,7 @@ def _setup_update(state: Any, plan: Scenario) -> dict[str, Any]:
         if not name or name.lower() in seen:
             continue
         seen.add(name.lower())
-        cast.append(Persona(name=name, role=member.role[:200]))
+        cast.append(Persona(name=name, role=_persona_role(member.role, state)))
     spare = (n for n in NAMES if n.lower() not in seen)
     while len(cast) < size:
         cast.append(Persona(name=next(spare)))

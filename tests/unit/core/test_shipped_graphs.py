@@ -12,6 +12,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from dialogllm.core import DialogueRunner, GraphRegistry
 from dialogllm.errors import InputValidationError
 from dialogllm.llm.testing import ScriptedChatModel
+from dialogllm.loader import load_object
 from tests.unit.core.conftest import said, scripted
 
 ROOT_REFS = {
@@ -213,3 +214,6 @@ async def test_directed_dialogue_keeps_a_given_cast_and_fills_a_short_one() -> N
     assert all("labs" in p.role for p in made.values["personas"])
     setup = made.transcript.entries[0]
     assert setup.flags == ("cast_repaired",) and setup.reasks == 1
+    # the repaired plan is still a valid Scenario (its roles fit the schema)
+    assert setup.reply is not None and setup.reply_schema == "Scenario"
+    load_object("graphs/directed_dialogue.py:Scenario").model_validate(setup.reply)
