@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialogllm.llm import keys
 from dialogllm.llm.retry import classify
 from dialogllm.logging import get_logger
+from dialogllm.redis.hashes import read_hashes
 from dialogllm.redis.loop_client import ClientFactory, LoopClient
 
 __all__ = [
@@ -437,12 +438,11 @@ async def read_llm_metrics(
     models = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in raw_models)
     if not models:
         return {}
-    pipe = redis.pipeline(transaction=False)
-    for model in models:
-        for minute in range(first, current + 1):
-            pipe.hgetall(keys.metrics_minute(prefix, model, minute))
-    results = await pipe.execute()
-    span = current - first + 1
+    minutes = range(first, current + 1)
+    results = await read_hashes(
+        redis, [keys.metrics_minute(prefix, m, t) for m in models for t in minutes]
+    )
+    span = len(minutes)
     out: dict[str, ModelMetrics] = {}
     for i, model in enumerate(models):
         fields: Counter[str] = Counter()

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from dialogllm.queue import keys, lua
 from dialogllm.queue.models import dumps, loads
+from dialogllm.redis.hashes import read_hashes
 
 __all__ = [
     "OVERDUE_MS",
@@ -347,18 +348,12 @@ class CronStore:
 
     async def records(self, cron_ids: list[str]) -> list[CronRecord]:
         """The records of ``cron_ids`` that exist, in order (one round trip)."""
-        if not cron_ids:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for cron_id in cron_ids:
-            pipe.hgetall(self._record_key(cron_id))
-        raws: list[dict[str, str]] = await pipe.execute()
-        out = []
-        for cron_id, raw in zip(cron_ids, raws, strict=True):
-            record = CronRecord.from_hash(cron_id, raw) if raw else None
-            if record is not None:
-                out.append(record)
-        return out
+        raws = await read_hashes(self.client, [self._record_key(c) for c in cron_ids])
+        found = (
+            CronRecord.from_hash(cron_id, raw) if raw else None
+            for cron_id, raw in zip(cron_ids, raws, strict=True)
+        )
+        return [record for record in found if record is not None]
 
     async def due(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
         """Up to ``limit`` crons due at ``now_ms``: (cron id, due tick ms), earliest

@@ -11,6 +11,7 @@ module                  owns
 ``redis.requests``      typed requests (script calls, commands, scans, batches) and the
                         one sender of them for the checkpointer and the store
 ``redis.loop_client``   an asyncio client per event loop, built lazily
+``redis.hashes``        reading many hashes in one round trip
 ``redis.embedded``      the embedded Redis server of the data directory
 ======================  =============================================================
 
@@ -37,6 +38,7 @@ from dialogllm.redis.errors import (
     map_redis_error,
     translate_redis_errors,
 )
+from dialogllm.redis.hashes import read_hashes
 from dialogllm.redis.loop_client import ClientFactory, LoopClient
 from dialogllm.redis.url import (
     RedisTarget,
@@ -65,6 +67,7 @@ __all__ = [
     "is_cluster",
     "is_outage",
     "map_redis_error",
+    "read_hashes",
     "resolve_url",
     "sync_client",
     "translate_redis_errors",

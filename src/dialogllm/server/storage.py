@@ -28,6 +28,7 @@ from typing import Any
 from dialogllm.leases import escape_tag
 from dialogllm.queue.models import dumps
 from dialogllm.redis.clients import AsyncClient
+from dialogllm.redis.hashes import read_hashes
 
 __all__ = ["AssistantRecord", "ServerStore", "ThreadRecord", "now_ms"]
 
@@ -232,12 +233,8 @@ class ServerStore:
 
     async def threads(self, thread_ids: list[str]) -> list[ThreadRecord]:
         """The records of ``thread_ids`` that exist, in that order (one pipeline)."""
-        if not thread_ids:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for thread_id in thread_ids:
-            pipe.hgetall(self._thread_key(thread_id))
-        raws = await pipe.execute()
+        keys = [self._thread_key(t) for t in thread_ids]
+        raws = await read_hashes(self.client, keys)
         found = (self._thread_from(t, r) for t, r in zip(thread_ids, raws, strict=True))
         return [record for record in found if record is not None]
 
