@@ -34,7 +34,7 @@ from dialogllm.server.context import RequestContext, ServerContext, request_cont
 from dialogllm.server.errors import ApiError, conflict, not_found, unprocessable
 from dialogllm.server.followups import Followup
 from dialogllm.server.schemas import RunCreate
-from dialogllm.server.storage import ThreadRecord
+from dialogllm.server.storage import RunNote, ThreadRecord
 from dialogllm.server.streaming import EventTranslator, recorded_modes
 from dialogllm.server.threads import ThreadView, load_thread
 from dialogllm.server.webhooks import deliver
@@ -129,10 +129,10 @@ async def create_run(
         _note_run, ctx, target, existing, {**metadata, **owner}, owner, run_id
     )
     # The thread's record (created, or its owner and latest run noted) is written
-    # beside the enqueue, one wait for both; should the enqueue fail, the latest
-    # run the record names is put back. A run of another assistant than the
-    # thread's waits for its enqueue first: a refused one must not hand it the
-    # thread (its state is read with the owner's graph).
+    # beside the enqueue, one wait for both; should the enqueue fail, the note is
+    # taken back (the run it replaced is named again; a thread it made goes). A run
+    # of another assistant than the thread's waits for its enqueue first: a refused
+    # one must not hand it the thread (its state is read with the owner's graph).
     together = not _hands_over(existing, owner)
     if together:
         record, noted = await asyncio.gather(enqueue, note(), return_exceptions=True)
@@ -140,10 +140,8 @@ async def create_run(
         record = await _settled(enqueue)
         noted = None if isinstance(record, BaseException) else await _settled(note())
     if isinstance(record, BaseException):
-        if together and existing is not None:
-            await ctx.store.put_back_last_run(
-                target, existing.last_run, replacing=run_id
-            )
+        if isinstance(noted, RunNote):
+            await ctx.store.take_back(noted)
         if isinstance(record, ThreadBusyError):
             raise conflict(
                 f"Thread {target} is already running a run; use multitask_strategy "
@@ -183,21 +181,19 @@ async def _note_run(
     metadata: dict[str, Any],
     owner: dict[str, Any],
     run_id: str,
-) -> None:
+) -> RunNote | None:
     """Create the run's thread with ``metadata``, or note on the ``existing`` one
-    its owner (when it changed) and its latest run."""
+    its owner (when it changed) and its latest run; what to take back should the
+    enqueue fail (``None``: the thread went meanwhile)."""
     if existing is None:
         made = await ctx.store.create_thread(thread_id, metadata, last_run=run_id)
         if made is not None:
-            return
+            return RunNote(thread_id, run_id, created=True)
         existing = await ctx.store.thread(thread_id)  # made meanwhile by another
     known = existing.metadata if existing is not None else {}
     changed = any(known.get(k) != v for k, v in owner.items())
-    await ctx.store.update_thread(
-        thread_id,
-        metadata=owner if changed else None,
-        last_run=run_id,
-        known=existing,
+    return await ctx.store.note_run(
+        thread_id, run_id, metadata=owner if changed else None, known=existing
     )
 
 

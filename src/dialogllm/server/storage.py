@@ -60,6 +60,19 @@ class ThreadRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunNote:
+    """A run noted as a thread's latest, with what that replaced: enough to take
+    the note back should the run's enqueue fail (:meth:`ServerStore.take_back`)."""
+
+    thread_id: str
+    run_id: str
+    #: the thread's latest run before this one (``None``: it had none)
+    replaced: str | None = None
+    #: the note made the thread (a run's new thread)
+    created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AssistantRecord:
     """One version of an assistant: a graph with its configuration."""
 
@@ -122,8 +135,9 @@ return 1
 
 _TOUCH_THREAD = """
 -- KEYS: the thread. ARGV: now ms, last run ('' keep), metadata JSON ('' keep), the
--- metadata JSON it replaces. 1: done; 0: no such thread; {'metadata', current}: the
--- metadata changed since the caller read it (merge into current, try again)
+-- metadata JSON it replaces. 0: no such thread; {'metadata', current}: the metadata
+-- changed since the caller read it (merge into current, try again); {'done', the
+-- latest run it replaced ('' none)}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[3] ~= '' then
   local current = redis.call('HGET', KEYS[1], 'metadata') or ''
@@ -131,17 +145,21 @@ if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], 'metadata', ARGV[3])
 end
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
+local replaced = redis.call('HGET', KEYS[1], 'last_run') or ''
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'last_run', ARGV[2]) end
 local ttl = redis.call('HGET', KEYS[1], 'ttl_ms')
 if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
+return {'done', replaced}
 """
 
-_PUT_BACK_LAST_RUN = """
--- KEYS: the thread. ARGV: the run noted as its latest, the one before it ('' none).
--- 1: put back; 0: no such thread, or its latest run is another now
+_TAKE_BACK_RUN = """
+-- KEYS: the thread. ARGV: the run noted as its latest, the one it replaced ('' none),
+-- '1' when the note made the thread (then the record goes). 1: taken back; 0: no
+-- such thread, or its latest run is another now
 if redis.call('HGET', KEYS[1], 'last_run') ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], 'last_run')
 else
   redis.call('HSET', KEYS[1], 'last_run', ARGV[2])
@@ -169,7 +187,7 @@ class ServerStore:
         self.prefix = prefix
         self._create = self.client.register_script(_CREATE_THREAD)
         self._touch = self.client.register_script(_TOUCH_THREAD)
-        self._put_back = self.client.register_script(_PUT_BACK_LAST_RUN)
+        self._take_back = self.client.register_script(_TAKE_BACK_RUN)
 
     # --- keys ---------------------------------------------------------------------
 
@@ -260,6 +278,38 @@ class ServerStore:
         >>> await store.update_thread("t-1", metadata={"graph_id": "chat"})
         True
         """
+        done = await self._touch_thread(thread_id, metadata, last_run, known)
+        return done is not None
+
+    async def note_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        known: ThreadRecord | None = None,
+    ) -> RunNote | None:
+        """:meth:`update_thread` noting ``run_id`` as the latest run, returning what
+        it replaced (for :meth:`take_back`); ``None`` when there is no such thread.
+
+        >>> note = await store.note_run("t-1", "run-2", metadata={"graph_id": "chat"})
+        >>> note.replaced
+        'run-1'
+        """
+        replaced = await self._touch_thread(thread_id, metadata, run_id, known)
+        if replaced is None:
+            return None
+        return RunNote(thread_id, run_id, replaced=replaced or None)
+
+    async def _touch_thread(
+        self,
+        thread_id: str,
+        metadata: dict[str, Any] | None,
+        last_run: str | None,
+        known: ThreadRecord | None,
+    ) -> str | None:
+        """Run the touch script: the latest run it replaced (``""``: none), or
+        ``None`` when there is no such thread."""
         key = self._thread_key(thread_id)
         current = None if known is None else known.metadata_json
         for _ in range(_MERGE_TRIES):
@@ -272,26 +322,30 @@ class ServerStore:
                 keys=[key], args=[now_ms(), last_run or "", merged, current or ""]
             )
             if not isinstance(reply, list):
-                return bool(reply)
+                return None
+            if reply[0] == "done":
+                return str(reply[1])
             current = str(reply[1])
         raise RuntimeError(  # pragma: no cover - needs 16 writers racing one thread
             f"thread {thread_id}'s metadata kept changing during an update"
         )
 
-    async def put_back_last_run(
-        self, thread_id: str, previous: str | None, *, replacing: str
-    ) -> bool:
-        """Name ``previous`` (``None``: no run) as the thread's latest run again, if
-        its latest run is still ``replacing`` (a run whose enqueue failed after it
-        was noted); whether it was put back.
+    async def take_back(self, note: RunNote) -> bool:
+        """Undo ``note`` (its run's enqueue failed): the thread names the run it
+        replaced again, or, made by the note, is deleted; only while its latest run
+        is still the noted one. Whether it was taken back. (Metadata the note
+        merged stays.)
 
-        >>> await store.put_back_last_run("t-1", "run-1", replacing="run-2")
+        >>> await store.take_back(note)
         True
         """
-        reply = await self._put_back(
-            keys=[self._thread_key(thread_id)], args=[replacing, previous or ""]
+        taken = await self._take_back(
+            keys=[self._thread_key(note.thread_id)],
+            args=[note.run_id, note.replaced or "", "1" if note.created else ""],
         )
-        return bool(reply)
+        if taken and note.created:
+            await self.client.zrem(self._threads, note.thread_id)
+        return bool(taken)
 
     async def expire_thread(self, thread_id: str, seconds: float) -> None:
         """Let the thread's record expire ``seconds`` from now (its index entry is

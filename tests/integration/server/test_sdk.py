@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -243,24 +244,43 @@ async def test_double_texting_reject_refuses_a_busy_thread(
     assert (await client.threads.get_state(thread["thread_id"]))["values"]["n"] == 2
 
 
-async def test_a_refused_first_run_leaves_the_thread_naming_no_run(
+async def test_a_refused_run_takes_back_its_note_on_the_thread(
     server: Server, module_prefix: str
 ) -> None:
     client = get_client(url=server.url)
-    tid = (await client.threads.create())["thread_id"]
+    known = (await client.threads.create())["thread_id"]
+    new = str(uuid.uuid4())
     queue = Queue(async_client(REDIS_URL, decode=True), key_prefix=module_prefix)
-    try:  # busy with a run the API never noted (e.g. one a script enqueued)
-        graph = f"{Path(__file__).parent / 'app' / 'graphs.py'}:count"
-        held = await queue.enqueue(graph, {}, thread_id=tid, delay=60)
+    raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    graph = f"{Path(__file__).parent / 'app' / 'graphs.py'}:count"
+    held: list[str] = []
+    try:  # both busy with a run the API never noted (e.g. one a script enqueued)
+        for tid in (known, new):
+            held.append(await queue.enqueue(graph, {}, thread_id=tid, delay=60))
         with pytest.raises(ConflictError, match="already running"):
             await client.runs.create(
-                tid, "count", input={}, multitask_strategy="reject"
+                known, "count", input={}, multitask_strategy="reject"
             )
-        raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-        assert raw.hget(f"{module_prefix}:srv:th:{{{tid}}}", "last_run") is None
-        raw.close()
-        await queue.cancel(held)
+        # a thread that had no run names none again
+        assert raw.hget(f"{module_prefix}:srv:th:{{{known}}}", "last_run") is None
+        with pytest.raises(ConflictError, match="already running"):
+            await client.runs.create(
+                new,
+                "count",
+                input={},
+                multitask_strategy="reject",
+                if_not_exists="create",
+            )
+        # the thread the refused run would have made is not left behind
+        with pytest.raises(NotFoundError):
+            await client.threads.get(new)
+        assert new not in {
+            t["thread_id"] for t in await client.threads.search(limit=1000)
+        }
     finally:
+        for run_id in held:
+            await queue.cancel(run_id)
+        raw.close()
         await queue.client.aclose()
 
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from dialogllm.redis import async_client
-from dialogllm.server.storage import ServerStore
+from dialogllm.server.storage import RunNote, ServerStore
 
 from ...conftest import REDIS_URL, delete_prefix
 
@@ -51,23 +51,43 @@ async def test_an_update_merges_over_a_concurrent_metadata_change(
     assert again is not None and again.metadata == {"a": 9, "b": 2, "c": 3}
 
 
-async def test_the_latest_run_is_put_back_only_over_the_run_it_replaced(
+async def test_a_run_note_is_taken_back_to_what_it_replaced_and_only_over_itself(
     store: ServerStore,
 ) -> None:
-    await store.create_thread("t", {}, last_run="r1")
-    assert await store.update_thread("t", last_run="r2")
-    assert not await store.put_back_last_run("t", "r1", replacing="r3")
+    await store.create_thread("t", {}, last_run="r0")
+    b = await store.note_run("t", "rB")
+    a = await store.note_run("t", "rA", metadata={"graph_id": "g"})
+    assert b is not None and b.replaced == "r0" and not b.created
+    assert a is not None and a.replaced == "rB"
+    # A's enqueue fails while B's run is live: the thread names B again, not r0
+    assert await store.take_back(a)
     read = await store.thread("t")
-    assert read is not None and read.last_run == "r2"
-    assert await store.put_back_last_run("t", "r1", replacing="r2")
+    assert read is not None and read.last_run == "rB"
+    assert read.metadata == {"graph_id": "g"}  # metadata a note merged stays
+    assert not await store.take_back(a)  # its run is no longer the latest
+    c = await store.note_run("t", "rC")
+    assert c is not None
+    assert not await store.take_back(b)  # rC came after it: B takes back nothing
     read = await store.thread("t")
-    assert read is not None and read.last_run == "r1"
-    # a thread that had no run before has none again
-    assert await store.update_thread("t", last_run="r4")
-    assert await store.put_back_last_run("t", None, replacing="r4")
-    read = await store.thread("t")
-    assert read is not None and read.last_run is None
-    assert not await store.put_back_last_run("gone", None, replacing="r4")
+    assert read is not None and read.last_run == "rC"
+    assert await store.take_back(c)
+    await store.create_thread("fresh", {})
+    first = await store.note_run("fresh", "r1")
+    assert first is not None and first.replaced is None
+    assert await store.take_back(first)  # a thread that had no run has none again
+    fresh = await store.thread("fresh")
+    assert fresh is not None and fresh.last_run is None
+    assert await store.note_run("gone", "r1") is None
+
+
+async def test_taking_back_the_note_that_made_a_thread_deletes_it(
+    store: ServerStore,
+) -> None:
+    assert await store.create_thread("made", {"graph_id": "g"}, last_run="r1")
+    assert await store.take_back(RunNote("made", "r1", created=True))
+    assert await store.thread("made") is None
+    assert "made" not in await store.thread_ids()
+    assert not await store.take_back(RunNote("made", "r1", created=True))
 
 
 async def test_an_update_restarts_a_ttl_and_never_makes_a_thread(
