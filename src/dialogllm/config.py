@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogllm.errors import ConfigError, InputValidationError
 
-__all__ = ["Settings", "check_id", "get_settings", "load_settings"]
+__all__ = ["Settings", "check_id", "check_ids", "get_settings", "load_settings"]
 
 S = TypeVar("S", bound=BaseSettings)
 

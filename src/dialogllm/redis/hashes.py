@@ -4,8 +4,8 @@ Records the project keeps as Redis hashes (threads, crons, metric minutes) are o
 read by the dozen; one pipeline without ``MULTI`` reads them in one round trip (on a
 Cluster, redis-py sends each node its keys).
 
->>> await read_hashes(client, ["app:srv:th:{t-1}", "app:srv:th:{gone}"])
-[{'created': '1764806400000', ...}, {}]                 # doctest: +SKIP
+>>> await read_hashes(client, ["app:th:{t-1}", "app:th:{gone}"])  # doctest: +SKIP
+[{'created': '1764806400000', ...}, {}]
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dialogllm.redis.clients import AsyncClient
+
 __all__ = ["read_hashes"]
 
 
-async def read_hashes(client: Any, keys: Sequence[str]) -> list[dict[Any, Any]]:
+async def read_hashes(client: AsyncClient, keys: Sequence[str]) -> list[dict[Any, Any]]:
     """The fields of each hash of ``keys``, in order (``{}`` where there is none);
     one round trip, none for no keys. Field names and values are ``str`` on a client
     that decodes responses, else ``bytes``."""

@@ -46,7 +46,7 @@ async function threadsView(signal) {
   const graphSelect = el("select", { id: "filter-graph", name: "graph" }, el("option", { value: "" }, "all graphs"));
   const statusSelect = el("select", { id: "filter-status", name: "status" },
     el("option", { value: "" }, "any status"), el("option", { value: "idle" }, "idle"),
-    el("option", { value: "busy" }, "running"), el("option", { value: "interrupted" }, "waiting for a person"),
+    el("option", { value: "busy" }, "running"), el("option", { value: "interrupted" }, "waiting for a person, or paused"),
     el("option", { value: "error" }, "error"));
   const search = el("input", { id: "filter-metadata", name: "metadata", type: "search", placeholder: "key=value, …" });
   const body = el("tbody");
