@@ -190,10 +190,11 @@ async def _note_run(
         if made is not None:
             return RunNote(thread_id, run_id, created=True)
         existing = await ctx.store.thread(thread_id)  # made meanwhile by another
-    known = existing.metadata if existing is not None else {}
-    changed = any(known.get(k) != v for k, v in owner.items())
+        if existing is None:
+            return None  # and deleted since
+    changed = any(existing.metadata.get(k) != v for k, v in owner.items())
     return await ctx.store.note_run(
-        thread_id, run_id, metadata=owner if changed else None, known=existing
+        existing, run_id, metadata=owner if changed else None
     )
 
 

@@ -283,23 +283,23 @@ class ServerStore:
 
     async def note_run(
         self,
-        thread_id: str,
+        thread: ThreadRecord,
         run_id: str,
         *,
         metadata: dict[str, Any] | None = None,
-        known: ThreadRecord | None = None,
     ) -> RunNote | None:
-        """:meth:`update_thread` noting ``run_id`` as the latest run, returning what
-        it replaced (for :meth:`take_back`); ``None`` when there is no such thread.
+        """:meth:`update_thread` of ``thread`` (as the caller read it) noting
+        ``run_id`` as its latest run, returning what it replaced (for
+        :meth:`take_back`); ``None`` when the thread is gone.
 
-        >>> note = await store.note_run("t-1", "run-2", metadata={"graph_id": "chat"})
+        >>> note = await store.note_run(thread, "run-2", metadata={"graph_id": "g"})
         >>> note.replaced
         'run-1'
         """
-        replaced = await self._touch_thread(thread_id, metadata, run_id, known)
+        replaced = await self._touch_thread(thread.thread_id, metadata, run_id, thread)
         if replaced is None:
             return None
-        return RunNote(thread_id, run_id, replaced=replaced or None)
+        return RunNote(thread.thread_id, run_id, replaced=replaced or None)
 
     async def _touch_thread(
         self,

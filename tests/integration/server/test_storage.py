@@ -54,9 +54,10 @@ async def test_an_update_merges_over_a_concurrent_metadata_change(
 async def test_a_run_note_is_taken_back_to_what_it_replaced_and_only_over_itself(
     store: ServerStore,
 ) -> None:
-    await store.create_thread("t", {}, last_run="r0")
-    b = await store.note_run("t", "rB")
-    a = await store.note_run("t", "rA", metadata={"graph_id": "g"})
+    thread = await store.create_thread("t", {}, last_run="r0")
+    assert thread is not None
+    b = await store.note_run(thread, "rB")
+    a = await store.note_run(thread, "rA", metadata={"graph_id": "g"})
     assert b is not None and b.replaced == "r0" and not b.created
     assert a is not None and a.replaced == "rB"
     # A's enqueue fails while B's run is live: the thread names B again, not r0
@@ -65,19 +66,21 @@ async def test_a_run_note_is_taken_back_to_what_it_replaced_and_only_over_itself
     assert read is not None and read.last_run == "rB"
     assert read.metadata == {"graph_id": "g"}  # metadata a note merged stays
     assert not await store.take_back(a)  # its run is no longer the latest
-    c = await store.note_run("t", "rC")
+    c = await store.note_run(read, "rC")
     assert c is not None
     assert not await store.take_back(b)  # rC came after it: B takes back nothing
     read = await store.thread("t")
     assert read is not None and read.last_run == "rC"
     assert await store.take_back(c)
-    await store.create_thread("fresh", {})
-    first = await store.note_run("fresh", "r1")
+    fresh = await store.create_thread("fresh", {})
+    assert fresh is not None
+    first = await store.note_run(fresh, "r1")
     assert first is not None and first.replaced is None
     assert await store.take_back(first)  # a thread that had no run has none again
     fresh = await store.thread("fresh")
     assert fresh is not None and fresh.last_run is None
-    assert await store.note_run("gone", "r1") is None
+    assert await store.delete_thread("fresh")
+    assert await store.note_run(fresh, "r2") is None  # gone: nothing is made
 
 
 async def test_taking_back_the_note_that_made_a_thread_deletes_it(
