@@ -409,8 +409,9 @@ def tidy_reply(
     four words or more ended at a sentence end, and a last word the schema's
     ``maxLength`` (one of ``caps``) or the token bound (``cut``) stopped inside
     dropped. Enum-like strings pass through unchanged when they are already clean.
+    A list item left empty (it was only special tokens) is dropped from its list.
     Raises ``ValidationError`` when the repaired value no longer validates (e.g. a
-    reply that was only special tokens).
+    reply that was only special tokens, or a list left shorter than its minimum).
 
     >>> from dialogllm.models import Turn
     >>> tidy_reply(Turn(message="<eos>Trains are fast. Buses reach")).message
@@ -429,7 +430,9 @@ def tidy_reply(
         if isinstance(node, dict):
             return {k: fix(v) for k, v in node.items()}
         if isinstance(node, list):
-            return [fix(v) for v in node]
+            # an item the repair emptied (only special tokens) goes, not the reply
+            pairs = [(v, fix(v)) for v in node]
+            return [f for v, f in pairs if not _emptied(v, f)]
         return node
 
     data = value.model_dump(mode="json")
@@ -437,6 +440,12 @@ def tidy_reply(
     if fixed == data:
         return value
     return type(value).model_validate(fixed)
+
+
+def _emptied(before: Any, after: Any) -> bool:
+    """Whether the repair left nothing of a string that was not empty (only
+    special tokens, or only whitespace)."""
+    return isinstance(before, str) and before != "" and not after.strip()
 
 
 def _tidied(

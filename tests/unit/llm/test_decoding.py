@@ -4,7 +4,7 @@ texts never end mid-sentence or mid-word, special tokens stripped."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -126,6 +126,32 @@ async def test_ask_tidies_replies_and_re_asks_one_that_is_only_special_tokens() 
     )
     reply = await ask(model, [HumanMessage("Ada:")], schema=Turn, max_tokens=64)
     assert reply.value.message == "Trains are fast." and reply.attempts == 2
+
+
+class Flags(BaseModel):
+    flags: list[Annotated[str, Field(min_length=1)]] = Field(max_length=3)
+    claims: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+
+async def test_a_list_item_that_was_only_special_tokens_is_dropped() -> None:
+    # a small model's "nothing to flag" written as a special token: the item goes,
+    # the reply stays (before, the emptied item failed the schema, every attempt)
+    model = ScriptedChatModel(
+        replies=[
+            '{"flags": ["<end_of_turn>", "Ada names a street.", " "], "claims": ["x"]}'
+        ]
+    )
+    reply = await ask(model, [HumanMessage("Notes:")], schema=Flags, max_tokens=64)
+    assert reply.value.flags == ["Ada names a street."] and reply.attempts == 1
+    # a list its minimum needs is still asked again
+    model = ScriptedChatModel(
+        replies=[
+            '{"flags": [], "claims": ["<eos>"]}',
+            '{"flags": [], "claims": ["Trains run late."]}',
+        ]
+    )
+    reply = await ask(model, [HumanMessage("Notes:")], schema=Flags, max_tokens=64)
+    assert reply.value.claims == ["Trains run late."] and reply.attempts == 2
 
 
 async def test_the_repairs_can_be_switched_off() -> None:
