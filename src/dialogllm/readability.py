@@ -50,7 +50,11 @@ ECHO_OVERLAP = 0.5
 """Share of a text's trigrams found in an earlier text from which it echoes."""
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+", re.UNICODE)
-_SPECIAL = re.compile(r"<\|?[a-z_]+(?:_[a-z]+)*\|?>|<start_of_\w+>|<end_of_\w+>", re.I)
+# a model's special tokens (<eos>, <|im_end|>, <start_of_image>) and the bare HTML
+# tags a small model copies from the web (<b>, </center>, <br />)
+_SPECIAL = re.compile(
+    r"<\|?/?[a-z_]+(?:_[a-z]+)*\s*/?\|?>|<start_of_\w+>|<end_of_\w+>", re.I
+)
 _PLACEHOLDER = re.compile(r"\b[a-z]+_\d+\b", re.I)
 _NUMERIC = re.compile(r"^[\s\d:.,/\-+T]*$")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
@@ -220,6 +224,8 @@ def strip_special_tokens(text: str) -> str:
 
     >>> strip_special_tokens("<start_of_image><start_of_image>Please, sit.<eos>")
     'Please, sit.'
+    >>> strip_special_tokens("It is late.</b></font></center><br /> Go home.")
+    'It is late. Go home.'
     """
     if "<" not in text:
         return text.strip()

@@ -34,7 +34,13 @@ def test_echo_and_loop(dq: ModuleType) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["reason_116", "2026-11-30 12:00", "<start_of_image><start_of_image>Please,", "A"],
+    [
+        "reason_116",
+        "2026-11-30 12:00",
+        "<start_of_image><start_of_image>Please,",
+        "A",
+        "Note that.</b></font></center><br />",
+    ],
 )
 def test_junk(dq: ModuleType, text: str) -> None:
     assert dq.is_junk(text)
