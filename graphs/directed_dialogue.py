@@ -347,6 +347,35 @@ def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
     )
 
 
+def _scenario_fallback(state: Any) -> Scenario:
+    """The set-up when the director wrote no usable plan: the repair's fallback
+    setting and cast."""
+    return _scenario_repair(state, Scenario.model_construct(setting="", cast=[]))
+
+
+def _conclusion_fallback(state: Any) -> Conclusion:
+    """A closing line that says no summary came, naming who spoke."""
+    names = ", ".join(dict.fromkeys(e.speaker for e in _spoken(state))) or "nobody"
+    topic = " ".join(str(state.get("topic") or "the topic").split())
+    return Conclusion(
+        summary=f"{names} talked over {topic[:600]}; the director wrote no summary."
+    )
+
+
+def _analysis_fallback(state: Any) -> Analysis:
+    """An analysis when the analyst wrote no usable one: every speaker neutral,
+    a claim to check per speaker (see :func:`_analysis_repair`), no flags."""
+    speakers = list(dict.fromkeys(e.speaker[:40] for e in _spoken(state)))[:6]
+    sentiment = [
+        SpeakerSentiment(speaker=name, sentiment="neutral")
+        for name in speakers or ["everyone"]
+    ]
+    empty = Analysis.model_construct(
+        sentiment=sentiment, claims_to_check=[], privacy_flags=[]
+    )
+    return _analysis_repair(state, empty)
+
+
 def _director_prompt(question: str) -> Any:
     def prompt(state: Any) -> list[BaseMessage]:
         cast = list(state.get("personas") or ())
@@ -408,6 +437,7 @@ def build_graph(
             model=model,
             check=_scenario_problems,
             repair=_scenario_repair,
+            fallback=_scenario_fallback,
             guard="cast",
         ),
     )
@@ -436,6 +466,8 @@ def build_graph(
             ),
             max_tokens=max_tokens,
             model=model,
+            fallback=lambda s: Review(conclude=False, reason="no usable review"),
+            guard="review",
         ),
     )
     builder.add_node(
@@ -456,6 +488,7 @@ def build_graph(
             max_tokens=max_tokens,
             model=model,
             check=_conclusion_problems,
+            fallback=_conclusion_fallback,
             guard="conclusion",
         ),
     )
@@ -476,6 +509,7 @@ def build_graph(
             model=model,
             check=_analysis_problems,
             repair=_analysis_repair,
+            fallback=_analysis_fallback,
             guard="analysis",
         ),
     )

@@ -40,7 +40,7 @@ from dialogllm.core.guards import (
     with_avoidance,
 )
 from dialogllm.core.prompts import DEFAULT_WINDOW, dialogue_prompt, turn_direction
-from dialogllm.errors import ResumeError
+from dialogllm.errors import ResumeError, StructuredOutputError
 from dialogllm.llm import ask, find_metrics, get_chat_model, model_label
 from dialogllm.logging import get_logger
 from dialogllm.models import (
@@ -457,6 +457,7 @@ def decision_node(
     model: BaseChatModel | None = None,
     check: Callable[[Any, M], Sequence[str]] | None = None,
     repair: Callable[[Any, M], M] | None = None,
+    fallback: Callable[[Any], M] | None = None,
     guard: str = "decision",
 ) -> Node:
     """A node that asks for a typed decision (a director's plan, a judge's verdict,
@@ -472,6 +473,12 @@ def decision_node(
     ``guard`` in the LLM metrics), then ``repair(state, value)`` makes it usable
     (sensible defaults; the entry is flagged ``<guard>_repaired``), or, without
     ``repair``, it is kept and flagged ``guard``.
+
+    ``fallback(state)`` is the decision when no reply matches ``schema`` within the
+    structured-output budget (a :class:`~dialogllm.errors.StructuredOutputError`: a
+    small model that keeps writing what the schema refuses); the entry is flagged
+    ``<guard>_fallback``. Without it that error fails the node (the run can be
+    resumed). Other errors (an endpoint down, a context too long) always fail it.
 
     >>> judge = decision_node(
     ...     Verdict,
@@ -497,7 +504,42 @@ def decision_node(
                 config=config,
             )
 
-        value, entry = await decide(messages)
+        def decided(
+            value: M, entry: TranscriptEntry, flags: tuple[str, ...], reasks: int
+        ) -> dict[str, Any]:
+            """The state update of the decision ``value``, its entry recorded."""
+            entry = entry.model_copy(
+                update={
+                    "text": reply_text(value, text_field),
+                    "reply": value.model_dump(mode="json"),
+                    "flags": flags,
+                    "reasks": reasks,
+                }
+            )
+            out = dict(update(state, value))
+            if describe is not None:
+                entry = entry.model_copy(update={"text": describe(value)})
+            if record:
+                out["transcript"] = [*out.get("transcript", ()), entry]
+            return out
+
+        try:
+            value, entry = await decide(messages)
+        except StructuredOutputError as exc:
+            if fallback is None:
+                raise
+            _log(config, "guards").warning(
+                "decision_fallback", speaker=speaker, guards=[guard], error=str(exc)
+            )
+            value = fallback(state)
+            entry = TranscriptEntry(
+                speaker=speaker,
+                kind=kind,
+                text=reply_text(value, text_field),
+                reply_schema=schema.__name__,
+                model=model_label(chat),
+            )
+            return decided(value, entry, (f"{guard}_fallback",), 0)
         problems = list(check(state, value)) if check is not None else []
         reasks = 0
         while problems and reasks < get_guard_settings().decision_budget:
@@ -515,7 +557,16 @@ def decision_node(
                     + ". Answer again, grounded in the transcript."
                 ),
             ]
-            again_value, again = await decide(retry)
+            try:
+                again_value, again = await decide(retry)
+            except StructuredOutputError as exc:  # keep the answer there is
+                _log(config, "guards").warning(
+                    "guard_reask_failed",
+                    speaker=speaker,
+                    guards=[guard],
+                    error=str(exc),
+                )
+                break
             entry = again.model_copy(update=_merged(entry, again))
             found = list(check(state, again_value)) if check is not None else []
             if len(found) <= len(problems):
@@ -526,20 +577,7 @@ def decision_node(
             flags = (f"{guard}_repaired",)
         elif problems:
             flags = (guard,)
-        entry = entry.model_copy(
-            update={
-                "text": reply_text(value, text_field),
-                "reply": value.model_dump(mode="json"),
-                "flags": flags,
-                "reasks": reasks,
-            }
-        )
-        out = dict(update(state, value))
-        if describe is not None:
-            entry = entry.model_copy(update={"text": describe(value)})
-        if record:
-            out["transcript"] = [*out.get("transcript", ()), entry]
-        return out
+        return decided(value, entry, flags, reasks)
 
     node.__name__ = f"decision_{speaker}"
     return node

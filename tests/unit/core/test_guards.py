@@ -20,7 +20,7 @@ from dialogllm.core import (
     get_guard_settings,
     persona_node,
 )
-from dialogllm.errors import ConfigError
+from dialogllm.errors import ConfigError, StructuredOutputError
 from dialogllm.llm import LLMMetrics
 from dialogllm.models import Persona, TranscriptEntry
 from tests.unit.core.conftest import said, scripted
@@ -160,6 +160,37 @@ async def test_a_decision_fixed_on_the_re_ask_is_kept_as_the_model_wrote_it() ->
     out = await _notes_node(model)({}, {})
     assert out["notes"] == ["Ada opened well."]
     assert out["transcript"][0].flags == ()
+
+
+async def test_a_decision_no_reply_fits_falls_back_and_says_so() -> None:
+    node = decision_node(
+        Notes,
+        prompt=lambda s: [HumanMessage(content="Notes:")],
+        update=lambda s, v: {"notes": v.notes},
+        speaker="Analyst",
+        kind="analyst",
+        fallback=lambda s: Notes(notes=["No notes came."]),
+        guard="analysis",
+        model=scripted("not json", repeat_last=True),
+    )
+    out = await node({}, {})
+    assert out["notes"] == ["No notes came."]
+    (entry,) = out["transcript"]
+    assert entry.flags == ("analysis_fallback",)
+    assert entry.text == '{"notes":["No notes came."]}'  # as any Notes entry
+    assert (
+        entry.reply == {"notes": ["No notes came."]} and entry.reply_schema == "Notes"
+    )
+    # without a fallback the run fails, as before
+    with pytest.raises(StructuredOutputError, match="no reply matching Notes"):
+        await _notes_node(scripted("not json", repeat_last=True))({}, {})
+
+
+async def test_a_re_ask_that_fits_no_schema_keeps_the_answer_there_is() -> None:
+    model = scripted({"notes": ["A fine talk."]}, "not json", repeat_last=True)
+    out = await _notes_node(model)({}, {})
+    assert out["notes"] == ["Ada spoke first."]  # the first answer, repaired
+    assert out["transcript"][0].flags == ("analysis_repaired",)
 
 
 async def test_placeholder_tokens_are_refused_and_asked_again() -> None:

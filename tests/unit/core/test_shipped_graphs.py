@@ -128,6 +128,61 @@ async def test_directed_dialogue_reviews_each_round_and_concludes() -> None:
     assert result.transcript.entries[-1].text == "1 claim to check, 0 privacy flags"
 
 
+async def test_directed_dialogue_ends_well_when_no_analysis_or_summary_fits() -> None:
+    # a small model that writes what the schema refuses, every attempt: the run
+    # still ends, with a summary and an analysis that say where they came from
+    model = scripted(
+        _scene(),
+        said("Tickets please."),
+        said("Here."),
+        *["not json"] * 3,  # the conclusion (2 turns end the dialogue: no review)
+        *["not json"] * 3,  # the analysis
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"], {"topic": "night trains", "max_turns": 2}
+        )
+    values = result.values
+    assert values["conclusion"] == (
+        "Ana, Ben talked over night trains; the director wrote no summary."
+    )
+    assert values["analysis"]["sentiment"] == [
+        {"speaker": "Ana", "sentiment": "neutral"},
+        {"speaker": "Ben", "sentiment": "neutral"},
+    ]
+    assert values["analysis"]["claims_to_check"][0].startswith(
+        "What Ana says in turn 1"
+    )
+    flags = [e.flags for e in result.transcript.entries if e.flags]
+    assert flags == [("conclusion_fallback",), ("analysis_fallback",)]
+    assert len(model.calls) == 1 + 2 + 3 + 3  # every reply used, no more asked
+
+
+async def test_directed_dialogue_falls_back_on_a_plan_and_a_review_that_never_fit() -> (
+    None
+):
+    model = scripted(
+        *["not json"] * 3,  # the plan: the fallback cast and setting
+        said("Queues are long."),
+        said("Longer on Mondays."),
+        *["not json"] * 3,  # the review after the first round: go on
+        said("Shorter on Fridays."),
+        said("Not at lunch."),
+        {"summary": "They compared the queues of the week."},
+        *["not json"] * 3,  # the analysis
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"], {"topic": "queues", "max_turns": 4}
+        )
+    assert [p.name for p in result.values["personas"]] == ["Maya", "Tom"]
+    assert result.values["scenario"].endswith("talk it over: queues.")
+    assert len(result.transcript.turns) == 4
+    flags = [e.flags for e in result.transcript.entries if e.flags]
+    assert flags == [("cast_fallback",), ("review_fallback",), ("analysis_fallback",)]
+    assert len(model.calls) == 3 + 2 + 3 + 2 + 1 + 3
+
+
 async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
     model = scripted(
         _scene(3),
