@@ -357,9 +357,10 @@ def _conclusion_fallback(state: Any) -> Conclusion:
     """A closing line that says no summary came, naming who spoke."""
     names = ", ".join(dict.fromkeys(e.speaker for e in _spoken(state))) or "nobody"
     topic = " ".join(str(state.get("topic") or "the topic").split())
-    return Conclusion(
-        summary=f"{names} talked over {topic[:600]}; the director wrote no summary."
-    )
+    summary = f"{names} talked over {topic}; the director wrote no summary."
+    if len(summary) > 800:
+        summary = f"They talked over {topic[:700]}; the director wrote no summary."
+    return Conclusion(summary=summary)
 
 
 def _analysis_fallback(state: Any) -> Analysis:

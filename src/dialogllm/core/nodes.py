@@ -279,9 +279,15 @@ async def _guarded_turn(
         _log(config, "guards").info(
             "guard_reask", speaker=persona.name, guards=[p.guard for p in due]
         )
-        again = await turn(
-            with_avoidance(messages, persona.name, avoid), guard.reask_sampling
-        )
+        try:
+            again = await turn(
+                with_avoidance(messages, persona.name, avoid), guard.reask_sampling
+            )
+        except StructuredOutputError as exc:  # keep the turn there is
+            _log(config, "guards").warning(
+                "guard_reask_failed", speaker=persona.name, error=str(exc)
+            )
+            break
         total = total.model_copy(update=_merged(total, again))
         found = problems_of(again.text)
         if len(found) <= len(problems):
@@ -491,6 +497,7 @@ def decision_node(
     async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
         chat = await aresolve_chat_model(config, role, model)
         messages = prompt(state)
+        began = datetime.now(UTC)
 
         async def decide(asked: list[BaseMessage]) -> tuple[M, TranscriptEntry]:
             return await _ask_entry(
@@ -537,7 +544,7 @@ def decision_node(
                 kind=kind,
                 text=reply_text(value, text_field),
                 reply_schema=schema.__name__,
-                model=model_label(chat),
+                started_at=began,
             )
             return decided(value, entry, (f"{guard}_fallback",), 0)
         problems = list(check(state, value)) if check is not None else []
@@ -595,7 +602,9 @@ def director_choice_node(
     restricted to the candidates) and writes ``next_speaker``; pair it with
     :class:`~dialogllm.core.DirectorChooses`.
 
-    ``candidates`` default to the names of ``state["personas"]``.
+    ``candidates`` default to the names of ``state["personas"]``. When no reply
+    names one of them within the structured-output budget, the speaker after the
+    last one (round robin) is chosen instead of failing the run.
 
     >>> builder.add_node("director", director_choice_node(candidates=["Ada", "Bo"]))
     ... # doctest: +SKIP
@@ -620,19 +629,38 @@ def director_choice_node(
                 instructions="Next speaker, one of: " + ", ".join(names) + ".",
             )
         chat = await aresolve_chat_model(config, role, model)
-        value, _entry = await _ask_entry(
-            chat,
-            messages,
-            choice_schema,
-            speaker="Director",
-            kind="director",
-            max_tokens=max_tokens,
-            text_field="next_speaker",
-            config=config,
-        )
+        try:
+            value, _entry = await _ask_entry(
+                chat,
+                messages,
+                choice_schema,
+                speaker="Director",
+                kind="director",
+                max_tokens=max_tokens,
+                text_field="next_speaker",
+                config=config,
+            )
+        except StructuredOutputError as exc:  # no name of the list: take turns
+            _log(config, "guards").warning(
+                "decision_fallback",
+                speaker="Director",
+                guards=["choice"],
+                error=str(exc),
+            )
+            return {"next_speaker": _after_last(state, names)}
         return {"next_speaker": str(value.next_speaker)}
 
     return node
+
+
+def _after_last(state: Any, names: Sequence[str]) -> str:
+    """The name after the last turn's speaker among ``names`` (round robin; the
+    first when none of them has spoken)."""
+    turns = [e for e in state.get("transcript") or () if e.is_turn]
+    last = str(turns[-1].speaker) if turns else ""
+    if last not in names:
+        return names[0]
+    return names[(list(names).index(last) + 1) % len(names)]
 
 
 _CHOICE_SCHEMAS: dict[tuple[str, ...], type[SpeakerChoice]] = {}

@@ -261,7 +261,10 @@ class LLMSettings(BaseSettings):
     )
     strip_special_tokens: bool = Field(
         default=True,
-        description="Strip special tokens (<eos>, <start_of_image>) from replies.",
+        description=(
+            "Strip special tokens (<eos>, <start_of_image>) and bare HTML tags "
+            "(<b>, </center>, <br />) from replies."
+        ),
     )
     finish_sentences: bool = Field(
         default=True,

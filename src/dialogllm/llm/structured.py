@@ -445,7 +445,7 @@ def tidy_reply(
 def _emptied(before: Any, after: Any) -> bool:
     """Whether the repair left nothing of a string that was not empty (only
     special tokens, or only whitespace)."""
-    return isinstance(before, str) and before != "" and not after.strip()
+    return isinstance(before, str) and after != before and not after.strip()
 
 
 def _tidied(

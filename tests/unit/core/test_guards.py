@@ -57,6 +57,14 @@ async def test_an_echoing_turn_is_asked_again_naming_the_text_and_counted() -> N
     assert len(second) == len(first)  # same prompt shape, one direction added
 
 
+async def test_an_echo_re_ask_that_fits_no_schema_keeps_the_turn_there_is() -> None:
+    model = scripted(said(FIRST), "not json", repeat_last=True)
+    node = persona_node(BO, participants=[ADA, BO], model=model)
+    out = await node(_state(FIRST), {})
+    (entry,) = out["transcript"]
+    assert entry.text == FIRST and entry.flags == ("echo",)
+
+
 async def test_a_turn_that_keeps_echoing_is_kept_with_a_flag_after_the_budget() -> None:
     model = scripted(said(FIRST), repeat_last=True)
     node = persona_node(BO, participants=[ADA, BO], model=model)

@@ -180,6 +180,18 @@ async def test_director_choice_is_restricted_to_candidates() -> None:
         await director_choice_node(model=scripted())({}, {})
 
 
+async def test_a_director_that_names_nobody_of_the_cast_lets_them_take_turns() -> None:
+    node = director_choice_node(
+        model=scripted({"next_speaker": "Zed"}, repeat_last=True)
+    )
+    cast = {"personas": [ADA, BO], "topic": "x"}
+    assert await node(cast, {}) == {"next_speaker": "Ada"}  # nobody spoke yet
+    spoke = [TranscriptEntry(speaker="Ada", text="Hi.")]
+    assert await node({**cast, "transcript": spoke}, {}) == {"next_speaker": "Bo"}
+    spoke.append(TranscriptEntry(speaker="Bo", text="Hello."))
+    assert await node({**cast, "transcript": spoke}, {}) == {"next_speaker": "Ada"}
+
+
 def _human_graph(saver: InMemorySaver) -> Any:
     builder = StateGraph(DialogueState)
     builder.add_node("host", persona_node(ADA, model=scripted(said("Why tea?"))))

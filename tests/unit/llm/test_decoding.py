@@ -152,6 +152,9 @@ async def test_a_list_item_that_was_only_special_tokens_is_dropped() -> None:
     )
     reply = await ask(model, [HumanMessage("Notes:")], schema=Flags, max_tokens=64)
     assert reply.value.claims == ["Trains run late."] and reply.attempts == 2
+    # with the repairs off nothing is dropped
+    kept = Flags(flags=[" "], claims=["x"])
+    assert tidy_reply(kept, strip_special=False, finish_sentences=False) == kept
 
 
 async def test_the_repairs_can_be_switched_off() -> None:
