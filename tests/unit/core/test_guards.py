@@ -137,7 +137,7 @@ class Notes(BaseModel):
     notes: list[Sentence]
 
 
-def _notes_node(model: Any) -> Any:
+def _notes_node(model: Any, **options: Any) -> Any:
     return decision_node(
         Notes,
         prompt=lambda s: [HumanMessage(content="Notes:")],
@@ -148,6 +148,7 @@ def _notes_node(model: Any) -> Any:
         repair=lambda s, v: Notes(notes=["Ada spoke first."]),
         guard="analysis",
         model=model,
+        **options,
     )
 
 
@@ -171,15 +172,9 @@ async def test_a_decision_fixed_on_the_re_ask_is_kept_as_the_model_wrote_it() ->
 
 
 async def test_a_decision_no_reply_fits_falls_back_and_says_so() -> None:
-    node = decision_node(
-        Notes,
-        prompt=lambda s: [HumanMessage(content="Notes:")],
-        update=lambda s, v: {"notes": v.notes},
-        speaker="Analyst",
-        kind="analyst",
+    node = _notes_node(
+        scripted("not json", repeat_last=True),
         fallback=lambda s: Notes(notes=["No notes came."]),
-        guard="analysis",
-        model=scripted("not json", repeat_last=True),
     )
     out = await node({}, {})
     assert out["notes"] == ["No notes came."]
