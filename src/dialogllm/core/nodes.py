@@ -40,6 +40,7 @@ from dialogllm.core.guards import (
     with_avoidance,
 )
 from dialogllm.core.prompts import DEFAULT_WINDOW, dialogue_prompt, turn_direction
+from dialogllm.core.turns import RoundRobin
 from dialogllm.errors import ResumeError, StructuredOutputError
 from dialogllm.llm import ask, find_metrics, get_chat_model, model_label
 from dialogllm.logging import get_logger
@@ -647,20 +648,10 @@ def director_choice_node(
                 guards=["choice"],
                 error=str(exc),
             )
-            return {"next_speaker": _after_last(state, names)}
+            return {"next_speaker": RoundRobin(names)(state)}
         return {"next_speaker": str(value.next_speaker)}
 
     return node
-
-
-def _after_last(state: Any, names: Sequence[str]) -> str:
-    """The name after the last turn's speaker among ``names`` (round robin; the
-    first when none of them has spoken)."""
-    turns = [e for e in state.get("transcript") or () if e.is_turn]
-    last = str(turns[-1].speaker) if turns else ""
-    if last not in names:
-        return names[0]
-    return names[(list(names).index(last) + 1) % len(names)]
 
 
 _CHOICE_SCHEMAS: dict[tuple[str, ...], type[SpeakerChoice]] = {}
