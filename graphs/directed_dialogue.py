@@ -222,11 +222,16 @@ def _scenario_problems(state: Any, plan: Scenario) -> list[str]:
     return problems
 
 
+def _topic(state: Any) -> str:
+    """The topic on one line, without a closing full stop."""
+    return " ".join(str(state.get("topic") or "").split()).rstrip(".")
+
+
 def _scenario_repair(state: Any, plan: Scenario) -> Scenario:
     """Exactly ``cast_size`` members: the director's good names and roles kept,
     the rest from :data:`NAMES` and :data:`DEFAULT_ROLES` (never "Speaker 2")."""
     size = int(state.get("cast_size", 2))
-    topic = " ".join(str(state.get("topic") or "").split()).rstrip(".")
+    topic = _topic(state)
     asked = topic if topic.endswith(("?", "!")) else f"{topic}."
     fallback = f"Friends who know the question well talk it over: {asked}"
     if len(fallback) > 120:
@@ -264,7 +269,7 @@ def _counted(n: int, noun: str) -> str:
 def _persona_role(role: str, state: Any) -> str:
     """The persona's role: the director's, or a fallback one with its topic."""
     if role in DEFAULT_ROLES:
-        topic = " ".join(str(state.get("topic") or "").split()).rstrip(".")
+        topic = _topic(state)
         role = f'{role} "{topic}"'
     return role[:200]
 
