@@ -540,10 +540,10 @@ def decision_node(
                 "decision_fallback", speaker=speaker, guards=[guard], error=str(exc)
             )
             value = fallback(state)
-            entry = TranscriptEntry(
+            entry = TranscriptEntry(  # text and reply: decided() writes them
                 speaker=speaker,
                 kind=kind,
-                text=reply_text(value, text_field),
+                text="",
                 reply_schema=schema.__name__,
                 started_at=began,
             )
