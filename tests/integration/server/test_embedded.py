@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -139,12 +140,15 @@ def test_the_asgi_app_under_uvicorn_requires_the_api_key_when_set(
         "DIALOGLLM_KEY_PREFIX": module_prefix,
     }
     uvicorn = str(Path(DIALOGLLM).with_name("uvicorn"))
+    # faulthandler: a server that does not stop is aborted and its log says where
+    # each of its threads waits (it once outlived the 30 s below in a full run)
+    log = (tmp_path / "uvicorn.log").open("w")
     process = subprocess.Popen(
         [uvicorn, "dialogllm.server:app", "--port", str(port)],
         cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -162,7 +166,15 @@ def test_the_asgi_app_under_uvicorn_requires_the_api_key_when_set(
         values = client.runs.wait(thread["thread_id"], "echo", input={"text": "ok"})
     finally:
         process.terminate()
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(30)
+            log.close()
+            output = (tmp_path / "uvicorn.log").read_text()[-6000:]
+            pytest.fail(f"uvicorn did not stop within 30 s of SIGTERM:\n{output}")
+        log.close()
 
     assert refused.status_code == 401
     assert values == {"text": "ok", "said": "OK"}
