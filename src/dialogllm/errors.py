@@ -238,12 +238,29 @@ class StructuredOutputError(LLMError):
     """The model's output never validated against the schema within the budget.
 
     ``raw_outputs`` holds each raw reply (text) in order; ``errors`` the validation
-    error of each.
+    error of each. ``prompt_tokens``, ``completion_tokens`` and ``latency_s`` are
+    what the failed attempts spent together, so a node that falls back still counts
+    them (token budgets, the CLI's counter).
+
+    >>> exc = StructuredOutputError("no", raw_outputs=["x"], errors=["bad"],
+    ...                             prompt_tokens=12, completion_tokens=3)
+    >>> exc.prompt_tokens + exc.completion_tokens
+    15
     """
 
     def __init__(
-        self, message: str, *, raw_outputs: list[str], errors: list[str]
+        self,
+        message: str,
+        *,
+        raw_outputs: list[str],
+        errors: list[str],
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        latency_s: float = 0.0,
     ) -> None:
         super().__init__(message)
         self.raw_outputs = raw_outputs
         self.errors = errors
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.latency_s = latency_s

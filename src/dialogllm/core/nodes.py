@@ -220,6 +220,18 @@ def _merged(first: TranscriptEntry, last: TranscriptEntry) -> dict[str, Any]:
     }
 
 
+def _spent_on(entry: TranscriptEntry, failed: StructuredOutputError) -> TranscriptEntry:
+    """``entry`` counting the tokens and time of attempts that ``failed`` too (a
+    fallback or a kept answer still spent them)."""
+    return entry.model_copy(
+        update={
+            "prompt_tokens": entry.prompt_tokens + failed.prompt_tokens,
+            "completion_tokens": entry.completion_tokens + failed.completion_tokens,
+            "latency_s": entry.latency_s + failed.latency_s,
+        }
+    )
+
+
 TurnCheck = Callable[[Any, str], str | None]
 """A node's own check of a turn's text: a note saying what is wrong, or ``None``."""
 
@@ -288,6 +300,7 @@ async def _guarded_turn(
             _log(config, "guards").warning(
                 "guard_reask_failed", speaker=persona.name, error=str(exc)
             )
+            total = _spent_on(total, exc)
             break
         total = total.model_copy(update=_merged(total, again))
         found = problems_of(again.text)
@@ -547,7 +560,7 @@ def decision_node(
                 reply_schema=schema.__name__,
                 started_at=began,
             )
-            return decided(value, entry, (f"{guard}_fallback",), 0)
+            return decided(value, _spent_on(entry, exc), (f"{guard}_fallback",), 0)
         problems = list(check(state, value)) if check is not None else []
         reasks = 0
         while problems and reasks < get_guard_settings().decision_budget:
@@ -574,6 +587,7 @@ def decision_node(
                     guards=[guard],
                     error=str(exc),
                 )
+                entry = _spent_on(entry, exc)
                 break
             entry = again.model_copy(update=_merged(entry, again))
             found = list(check(state, again_value)) if check is not None else []

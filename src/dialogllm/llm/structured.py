@@ -790,6 +790,9 @@ async def _ask_one(
         f"{structured_retries + 1} attempts; last error: {errors[-1]}",
         raw_outputs=raws,
         errors=errors,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        latency_s=time.perf_counter() - started,
     )
 
 

@@ -58,11 +58,17 @@ async def test_an_echoing_turn_is_asked_again_naming_the_text_and_counted() -> N
 
 
 async def test_an_echo_re_ask_that_fits_no_schema_keeps_the_turn_there_is() -> None:
-    model = scripted(said(FIRST), "not json", repeat_last=True)
+    model = scripted(said(FIRST), "not json", repeat_last=True, usage=(10, 5))
     node = persona_node(BO, participants=[ADA, BO], model=model)
     out = await node(_state(FIRST), {})
     (entry,) = out["transcript"]
     assert entry.text == FIRST and entry.flags == ("echo",)
+    # the failed re-ask's attempts are spent too: every call counts
+    assert (entry.prompt_tokens, entry.completion_tokens) == (
+        10 * len(model.calls),
+        5 * len(model.calls),
+    )
+    assert len(model.calls) > 2
 
 
 async def test_a_turn_that_keeps_echoing_is_kept_with_a_flag_after_the_budget() -> None:
@@ -172,14 +178,18 @@ async def test_a_decision_fixed_on_the_re_ask_is_kept_as_the_model_wrote_it() ->
 
 
 async def test_a_decision_no_reply_fits_falls_back_and_says_so() -> None:
-    node = _notes_node(
-        scripted("not json", repeat_last=True),
-        fallback=lambda s: Notes(notes=["No notes came."]),
-    )
+    model = scripted("not json", repeat_last=True, usage=(10, 5))
+    node = _notes_node(model, fallback=lambda s: Notes(notes=["No notes came."]))
     out = await node({}, {})
     assert out["notes"] == ["No notes came."]
     (entry,) = out["transcript"]
     assert entry.flags == ("analysis_fallback",)
+    # what the failed attempts spent is on the entry (token budgets count it)
+    calls = len(model.calls)
+    assert (
+        calls > 1 and entry.tokens == 15 * calls and entry.prompt_tokens == 10 * calls
+    )
+    assert entry.latency_s > 0
     assert entry.text == '{"notes":["No notes came."]}'  # as any Notes entry
     assert (
         entry.reply == {"notes": ["No notes came."]} and entry.reply_schema == "Notes"
@@ -190,10 +200,13 @@ async def test_a_decision_no_reply_fits_falls_back_and_says_so() -> None:
 
 
 async def test_a_re_ask_that_fits_no_schema_keeps_the_answer_there_is() -> None:
-    model = scripted({"notes": ["A fine talk."]}, "not json", repeat_last=True)
+    model = scripted(
+        {"notes": ["A fine talk."]}, "not json", repeat_last=True, usage=(10, 5)
+    )
     out = await _notes_node(model)({}, {})
     assert out["notes"] == ["Ada spoke first."]  # the first answer, repaired
     assert out["transcript"][0].flags == ("analysis_repaired",)
+    assert len(model.calls) > 2 and out["transcript"][0].tokens == 15 * len(model.calls)
 
 
 async def test_placeholder_tokens_are_refused_and_asked_again() -> None:

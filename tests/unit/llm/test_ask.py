@@ -85,10 +85,15 @@ async def test_invalid_reply_is_retried_with_the_error_fed_back() -> None:
 
 async def test_budget_spent_raises_with_every_raw_output_never_none() -> None:
     metrics = LLMMetrics(to_redis=False)
-    model = ScriptedChatModel(replies=["", "no", "[]"], callbacks=[metrics])
+    model = ScriptedChatModel(
+        replies=["", "no", "[]"], callbacks=[metrics], usage=(7, 2)
+    )
     with pytest.raises(StructuredOutputError) as info:
         await ask(model, MESSAGES, schema=Turn, settings=SETTINGS)
     assert info.value.raw_outputs == ["", "no", "[]"]
+    # what the three attempts spent, for whoever falls back
+    assert (info.value.prompt_tokens, info.value.completion_tokens) == (21, 6)
+    assert info.value.latency_s > 0
     assert len(info.value.errors) == 3
     assert "Turn" in str(info.value)
     assert metrics.snapshot()["scripted"].structured_failures == 1
