@@ -316,17 +316,55 @@ def _conclusion_problems(state: Any, conclusion: Conclusion) -> list[str]:
     return problems
 
 
+def _speakers(state: Any) -> list[str]:
+    """Who spoke, in order of their first turn (as a sentiment names them)."""
+    return list(dict.fromkeys(e.speaker[:40] for e in _spoken(state)))
+
+
+def _folded(name: str) -> str:
+    """``name`` as names are compared: case and spacing aside."""
+    return " ".join(name.split()).casefold()
+
+
+def _named_sentiment(state: Any, analysis: Analysis) -> list[SpeakerSentiment]:
+    """The analysis's sentiments of people who spoke, each spelt as the transcript
+    spells them (``"maya"`` is Maya), the first per speaker; the rest go."""
+    known = {_folded(name): name for name in _speakers(state)}
+    named: dict[str, SpeakerSentiment] = {}
+    for entry in analysis.sentiment:
+        name = known.get(_folded(entry.speaker))
+        if name is not None and name not in named:
+            named[name] = entry.model_copy(update={"speaker": name})
+    return list(named.values())
+
+
 def _analysis_problems(state: Any, analysis: Analysis) -> list[str]:
     turns = _spoken(state)
     notes = [*analysis.claims_to_check, *analysis.privacy_flags]
     loose = [n for n in notes if is_junk(n) or not grounded(n, turns)]
-    return [f'"{n[:50]}" names no speaker and quotes no turn' for n in loose]
+    problems = [f'"{n[:50]}" names no speaker and quotes no turn' for n in loose]
+    speakers = _speakers(state)
+    known = {_folded(name) for name in speakers}
+    problems += [
+        f'"{e.speaker}" did not speak here; name one of: {", ".join(speakers)}'
+        for e in analysis.sentiment
+        if speakers and _folded(e.speaker) not in known
+    ]
+    return problems
+
+
+def _analysis_tidy(state: Any, analysis: Analysis) -> dict[str, Any]:
+    """The analysis as the state keeps it: its speakers spelt as they spoke."""
+    named = _named_sentiment(state, analysis)
+    tidy = analysis.model_copy(update={"sentiment": named}) if named else analysis
+    return {"analysis": tidy.model_dump(mode="json")}
 
 
 def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
     """Keep the grounded notes; with no claim left, point at each speaker's
     longest turn (quoting its opening words), so the analysis always has the
-    claim its schema requires."""
+    claim its schema requires. Keep the sentiments of people who spoke; with
+    none left, every speaker is neutral (the entry is flagged repaired)."""
     turns = _spoken(state)
     claims = [
         n for n in analysis.claims_to_check if not is_junk(n) and grounded(n, turns)
@@ -343,9 +381,13 @@ def _analysis_repair(state: Any, analysis: Analysis) -> Analysis:
     if not claims:
         claims = ["Whether the conclusion follows from the conversation."]
     flags = [n for n in analysis.privacy_flags if not is_junk(n) and grounded(n, turns)]
+    sentiment = _named_sentiment(state, analysis) or [
+        SpeakerSentiment(speaker=name, sentiment="neutral")
+        for name in _speakers(state)[:6] or ["everyone"]
+    ]
     return Analysis.model_validate(
         {
-            **analysis.model_dump(),
+            "sentiment": [s.model_dump() for s in sentiment],
             "claims_to_check": [c[:160] for c in claims[:5]],
             "privacy_flags": flags,
         }
@@ -371,14 +413,7 @@ def _conclusion_fallback(state: Any) -> Conclusion:
 def _analysis_fallback(state: Any) -> Analysis:
     """An analysis when the analyst wrote no usable one: every speaker neutral,
     a claim to check per speaker (see :func:`_analysis_repair`), no flags."""
-    speakers = list(dict.fromkeys(e.speaker[:40] for e in _spoken(state)))[:6]
-    sentiment = [
-        SpeakerSentiment(speaker=name, sentiment="neutral")
-        for name in speakers or ["everyone"]
-    ]
-    empty = Analysis.model_construct(
-        sentiment=sentiment, claims_to_check=[], privacy_flags=[]
-    )
+    empty = Analysis.model_construct(sentiment=[], claims_to_check=[], privacy_flags=[])
     return _analysis_repair(state, empty)
 
 
@@ -396,12 +431,15 @@ def _director_prompt(question: str) -> Any:
 
 def _analysis_prompt(state: Any) -> list[BaseMessage]:
     lines = transcript_text(state.get("transcript") or [], window=40)
+    speakers = _speakers(state)
     system = (
         "An analyst reviews a finished conversation: the sentiment of each speaker "
         "(positive, neutral or negative), factual claims worth checking, and any "
         "private information (names, addresses, health, money) that was shared. "
         "Each claim and flag names the speaker and quotes their words."
     )
+    if speakers:
+        system += f" The speakers are {', '.join(speakers)}; name each as written."
     return [
         SystemMessage(content=system),
         HumanMessage(content=f"Transcript:\n{lines}\nAnalyst's report:"),
@@ -503,7 +541,7 @@ def build_graph(
         decision_node(
             Analysis,
             prompt=_analysis_prompt,
-            update=lambda s, a: {"analysis": a.model_dump(mode="json")},
+            update=_analysis_tidy,
             speaker="Analyst",
             kind="analyst",
             role="analyst",

@@ -233,6 +233,62 @@ async def test_an_ungrounded_analysis_of_short_turns_still_names_a_claim() -> No
     assert result.transcript.entries[-1].flags == ("analysis_repaired",)
 
 
+async def _analysed(*analyses: dict[str, Any]) -> Any:
+    """A two-turn directed dialogue of Ana and Ben whose analyst answers
+    ``analyses`` in order; the result and the model."""
+    model = scripted(
+        _scene(),
+        said("Trains are late tonight."),
+        said("Queues are long too."),
+        {"summary": "They spoke of delays and crowds."},
+        *analyses,
+    )
+    async with _runner(model) as runner:
+        result = await runner.run(
+            ROOT_REFS["directed_dialogue"], {"topic": "trains", "max_turns": 2}
+        )
+    return result, model
+
+
+async def test_an_analysis_names_speakers_as_they_spoke() -> None:
+    spelt = {**ANALYSIS, "sentiment": [{"speaker": " ana ", "sentiment": "positive"}]}
+    result, model = await _analysed(spelt)
+    assert result.values["analysis"]["sentiment"] == [
+        {"speaker": "Ana", "sentiment": "positive"}
+    ]
+    assert result.transcript.entries[-1].flags == ()
+    assert len(model.calls) == 5  # no re-ask for a name's case
+    assert "The speakers are Ana, Ben; name each" in str(model.calls[-1][0].content)
+
+
+async def test_a_sentiment_of_one_who_did_not_speak_is_asked_again_then_goes() -> None:
+    strangers = {
+        **ANALYSIS,
+        "sentiment": [
+            {"speaker": "negative", "sentiment": "neutral"},
+            {"speaker": "ben", "sentiment": "negative"},
+        ],
+    }
+    result, model = await _analysed(strangers, strangers)
+    assert result.values["analysis"]["sentiment"] == [
+        {"speaker": "Ben", "sentiment": "negative"}
+    ]
+    assert result.transcript.entries[-1].flags == ("analysis_repaired",)
+    asked_again = " ".join(str(m.content) for m in model.calls[-1])
+    assert '"negative" did not speak here; name one of: Ana, Ben' in asked_again
+
+
+async def test_an_analysis_naming_nobody_who_spoke_gives_each_speaker_neutral() -> None:
+    nobody = {**ANALYSIS, "sentiment": [{"speaker": "B", "sentiment": "positive"}]}
+    result, _ = await _analysed(nobody, nobody)
+    assert result.values["analysis"]["sentiment"] == [
+        {"speaker": "Ana", "sentiment": "neutral"},
+        {"speaker": "Ben", "sentiment": "neutral"},
+    ]
+    assert result.values["analysis"]["claims_to_check"] == ANALYSIS["claims_to_check"]
+    assert result.transcript.entries[-1].flags == ("analysis_repaired",)
+
+
 async def test_directed_dialogue_keeps_a_given_cast_and_fills_a_short_one() -> None:
     said_so_far: list[str] = []
 
