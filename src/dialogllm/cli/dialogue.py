@@ -218,7 +218,7 @@ def resume(
         now = await runner.state(thread, graph=graph)
         # the progress line goes on counting from what the thread already has
         progress.turns = len(now.transcript.turns)
-        progress.tokens = sum(e.tokens for e in now.transcript.entries)
+        progress.tokens = now.tokens
         chosen = resume_value
         if chosen is NOT_GIVEN and ask_person and now.status == "interrupted":
             # A thread waiting for a person: show the question and ask it here.
@@ -607,6 +607,7 @@ async def _show(
                 waiting = event
             elif isinstance(event, DoneEvent):
                 result = event.result
+                progress.tokens = result.tokens  # with calls that wrote no entry
     finally:
         if status is not None:
             status.stop()

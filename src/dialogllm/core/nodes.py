@@ -619,7 +619,9 @@ def director_choice_node(
 
     ``candidates`` default to the names of ``state["personas"]``. When no reply
     names one of them within the structured-output budget, the speaker after the
-    last one (round robin) is chosen instead of failing the run.
+    last one (round robin) is chosen instead of failing the run. The choice writes
+    no transcript entry: its tokens go to ``spent_tokens`` (which
+    :class:`~dialogllm.core.TokenBudget` counts).
 
     >>> builder.add_node("director", director_choice_node(candidates=["Ada", "Bo"]))
     ... # doctest: +SKIP
@@ -645,7 +647,7 @@ def director_choice_node(
             )
         chat = await aresolve_chat_model(config, role, model)
         try:
-            value, _entry = await _ask_entry(
+            value, entry = await _ask_entry(
                 chat,
                 messages,
                 choice_schema,
@@ -662,8 +664,11 @@ def director_choice_node(
                 guards=["choice"],
                 error=str(exc),
             )
-            return {"next_speaker": RoundRobin(names)(state)}
-        return {"next_speaker": str(value.next_speaker)}
+            return {
+                "next_speaker": RoundRobin(names)(state),
+                "spent_tokens": exc.prompt_tokens + exc.completion_tokens,
+            }
+        return {"next_speaker": str(value.next_speaker), "spent_tokens": entry.tokens}
 
     return node
 

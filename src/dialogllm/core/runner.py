@@ -91,6 +91,17 @@ class DialogueResult:
     interrupt_value: Any = None
     checkpoint_id: str | None = None
 
+    @property
+    def tokens(self) -> int:
+        """Every token the dialogue spent: its entries', and ``spent_tokens`` (calls
+        that wrote no entry, such as the director's choice of speaker).
+
+        >>> result.tokens, result.transcript.total_tokens      # doctest: +SKIP
+        (1262, 1232)
+        """
+        extra = self.values.get("spent_tokens")
+        return self.transcript.total_tokens + (extra if isinstance(extra, int) else 0)
+
 
 @dataclass(frozen=True)
 class TurnEvent:

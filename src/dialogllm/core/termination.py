@@ -185,7 +185,9 @@ class JudgeDecided(Condition):
 
 
 class TokenBudget(Condition):
-    """Stop once the transcript's entries spent ``max_tokens`` tokens or more.
+    """Stop once the dialogue spent ``max_tokens`` tokens or more: its transcript
+    entries' tokens, plus ``spent_tokens`` (calls that wrote no entry, such as the
+    director's choice of speaker).
 
     >>> e = TranscriptEntry(speaker="A", text="x", completion_tokens=9)
     >>> TokenBudget(8).check({"transcript": [e]})
@@ -200,6 +202,7 @@ class TokenBudget(Condition):
     def check(self, state: Mapping[str, Any]) -> str | None:
         """The reason to stop, or ``None`` (see the class docstring)."""
         spent = sum(e.tokens for e in _entries(state))
+        spent += int(state.get("spent_tokens") or 0)
         if spent >= self.max_tokens:
             return f"spent {spent} of {self.max_tokens} tokens"
         return None

@@ -9,6 +9,7 @@ never return the whole transcript from a node, it would be appended again.
 
 from __future__ import annotations
 
+import operator
 from typing import Annotated
 
 from langgraph.channels.delta import DeltaChannel
@@ -31,7 +32,10 @@ class DialogueState(TypedDict, total=False):
     - ``personas``: participants whose turns are taken from state (dynamic casts);
     - ``next_speaker``: name set by a turn-taking policy;
     - ``concluded``: set true by a director or judge to end the dialogue;
-    - ``stop_reason``: why the dialogue ended, written by the closing node.
+    - ``stop_reason``: why the dialogue ended, written by the closing node;
+    - ``spent_tokens``: tokens of model calls that wrote no transcript entry (the
+      director's choice of speaker), added up; :class:`~dialogllm.core.TokenBudget`
+      counts them with the entries' own.
 
     >>> from langgraph.graph import StateGraph
     >>> class MyState(DialogueState):
@@ -46,3 +50,4 @@ class DialogueState(TypedDict, total=False):
     next_speaker: str | None
     concluded: bool
     stop_reason: str | None
+    spent_tokens: Annotated[int, operator.add]

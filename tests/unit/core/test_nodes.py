@@ -165,31 +165,34 @@ async def test_decision_node_updates_state_and_records_a_note() -> None:
 async def test_director_choice_is_restricted_to_candidates() -> None:
     # The first reply names someone not in the cast: it fails validation and the
     # LLM layer asks again, with the error.
-    model = scripted({"next_speaker": "Zed"}, {"next_speaker": "Bo"})
+    model = scripted({"next_speaker": "Zed"}, {"next_speaker": "Bo"}, usage=(10, 5))
     node = director_choice_node(model=model)
     out = await node({"personas": [ADA, BO], "topic": "x"}, {})
-    assert out == {"next_speaker": "Bo"}
+    # no transcript entry: both attempts' tokens go to spent_tokens
+    assert out == {"next_speaker": "Bo", "spent_tokens": 30}
     assert len(model.calls) == 2
     custom = director_choice_node(
         candidates=["Ada"],
         prompt=lambda s: [HumanMessage(content="who?")],
-        model=scripted({"next_speaker": "Ada"}),
+        model=scripted({"next_speaker": "Ada"}, usage=(3, 1)),
     )
-    assert await custom({}, {}) == {"next_speaker": "Ada"}
+    assert await custom({}, {}) == {"next_speaker": "Ada", "spent_tokens": 4}
     with pytest.raises(ValueError, match="no candidates"):
         await director_choice_node(model=scripted())({}, {})
 
 
 async def test_a_director_that_names_nobody_of_the_cast_lets_them_take_turns() -> None:
-    node = director_choice_node(
-        model=scripted({"next_speaker": "Zed"}, repeat_last=True)
-    )
+    model = scripted({"next_speaker": "Zed"}, repeat_last=True, usage=(10, 5))
+    node = director_choice_node(model=model)
     cast = {"personas": [ADA, BO], "topic": "x"}
-    assert await node(cast, {}) == {"next_speaker": "Ada"}  # nobody spoke yet
+    first = await node(cast, {})
+    assert first["next_speaker"] == "Ada"  # nobody spoke yet
+    # what the failed attempts spent still counts
+    assert first["spent_tokens"] == 15 * len(model.calls) > 15
     spoke = [TranscriptEntry(speaker="Ada", text="Hi.")]
-    assert await node({**cast, "transcript": spoke}, {}) == {"next_speaker": "Bo"}
+    assert (await node({**cast, "transcript": spoke}, {}))["next_speaker"] == "Bo"
     spoke.append(TranscriptEntry(speaker="Bo", text="Hello."))
-    assert await node({**cast, "transcript": spoke}, {}) == {"next_speaker": "Ada"}
+    assert (await node({**cast, "transcript": spoke}, {}))["next_speaker"] == "Ada"
 
 
 def _human_graph(saver: InMemorySaver) -> Any:

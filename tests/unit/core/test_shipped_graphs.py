@@ -192,6 +192,7 @@ async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
         said("Then me."),
         {"summary": "Short."},
         ANALYSIS,
+        usage=(10, 5),
     )
     async with _runner(model) as runner:
         result = await runner.run(
@@ -205,6 +206,9 @@ async def test_directed_dialogue_with_director_choosing_and_max_turns() -> None:
         )
     assert [e.speaker for e in result.transcript.turns] == ["Cleo", "Ana"]
     assert result.values["stop_reason"] == "reached 2 turns"
+    # the two choices wrote no entry; their tokens are kept beside the transcript
+    assert result.values["spent_tokens"] == 2 * 15
+    assert result.tokens == result.transcript.total_tokens + 30 == 15 * len(model.calls)
 
 
 async def test_an_ungrounded_analysis_of_short_turns_still_names_a_claim() -> None:

@@ -55,6 +55,9 @@ def test_judge_token_and_time_budgets() -> None:
     assert JudgeDecided("done").check({"done": True}) is not None
     assert TokenBudget(20).check(_state("A")) is None
     assert TokenBudget(20).check(_state("A", "B")) == "spent 20 of 20 tokens"
+    # calls that wrote no entry (the director's choice) count too
+    with_choices = {**_state("A"), "spent_tokens": 15}
+    assert TokenBudget(20).check(with_choices) == "spent 25 of 20 tokens"
     start = datetime(2026, 1, 1, tzinfo=UTC)
     entry = TranscriptEntry(speaker="A", text="x", started_at=start)
     clock = start + timedelta(seconds=30)
