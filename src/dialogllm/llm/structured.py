@@ -25,7 +25,7 @@ import json
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -840,9 +840,12 @@ async def ask(
     settings = settings or get_llm_settings()
     chain = model.models if isinstance(model, FallbackChatModel) else [model]
     last: LLMError | None = None
+    # what models that never validated spent: the reply (or the last such error)
+    # carries it, so a fallback chain's tokens are all counted
+    spent, spent_s = TokenUsage(), 0.0
     for i, candidate in enumerate(chain):
         try:
-            return await _ask_one(
+            reply = await _ask_one(
                 candidate,
                 messages,
                 schema,
@@ -861,7 +864,16 @@ async def ask(
                 metrics=metrics or find_metrics(candidate),
                 sampling=sampling,
             )
+            return replace(
+                reply, usage=spent + reply.usage, latency_s=spent_s + reply.latency_s
+            )
         except LLMError as exc:
+            if isinstance(exc, StructuredOutputError):
+                spent += TokenUsage(exc.prompt_tokens, exc.completion_tokens)
+                spent_s += exc.latency_s
+                exc.prompt_tokens = spent.prompt_tokens
+                exc.completion_tokens = spent.completion_tokens
+                exc.latency_s = spent_s
             last = exc
             if i + 1 < len(chain):
                 assert isinstance(model, FallbackChatModel)

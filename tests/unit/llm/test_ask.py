@@ -190,6 +190,35 @@ async def test_fallback_chain_serves_from_the_next_model() -> None:
     assert "from backup" in str(chain.invoke(MESSAGES).content)
 
 
+async def test_a_fallback_chain_counts_the_tokens_of_a_model_that_never_fit() -> None:
+    never = ScriptedChatModel(replies=["no"], repeat_last=True, usage=(7, 2))
+    backup = ScriptedChatModel(
+        replies=['{"message": "from backup"}'], repeat_last=True, usage=(5, 1)
+    )
+    reply = await ask(
+        FallbackChatModel(models=[never, backup]),
+        MESSAGES,
+        schema=Turn,
+        settings=SETTINGS,
+    )
+    tries = len(never.calls)
+    assert tries == 3 and reply.value.message == "from backup"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (
+        7 * tries + 5,
+        2 * tries + 1,
+    )
+    # when no model fits, the error carries what every model spent
+    other = ScriptedChatModel(replies=["[]"], repeat_last=True, usage=(5, 1))
+    with pytest.raises(StructuredOutputError) as info:
+        await ask(
+            FallbackChatModel(models=[never, other]),
+            MESSAGES,
+            schema=Turn,
+            settings=SETTINGS,
+        )
+    assert (info.value.prompt_tokens, info.value.completion_tokens) == (21 + 15, 6 + 3)
+
+
 def test_fallback_chain_does_not_hide_programming_errors() -> None:
     chain = FallbackChatModel(
         models=[
