@@ -142,6 +142,12 @@ def test_submit_progress_counts_the_tokens_of_transcript_entries() -> None:
     }
     assert _tokens_in(update) == 42
     assert _tokens_in(["not", "a", "dict"]) == 0
+    # the director's choice writes no entry: its spent_tokens count too
+    chose = {
+        "choose": {"next_speaker": "Bo", "spent_tokens": 9},
+        "x": {"spent_tokens": "?"},
+    }
+    assert _tokens_in({**update, **chose}) == 51
 
 
 def test_a_quantile_no_longer_known_stops_being_exported() -> None:

@@ -158,11 +158,15 @@ def _entry_dicts(update: object) -> Iterator[dict[str, Any]]:
 
 
 def _tokens_in(update: object) -> int:
-    """LLM tokens recorded in a node update's transcript entries (``{node: {...}}``)."""
+    """LLM tokens a node update (``{node: {...}}``) records: its transcript entries',
+    and its ``spent_tokens`` (calls that wrote no entry, e.g. the director's choice)."""
     total = 0
     for entry in _entry_dicts(update):
         total += int(entry.get("prompt_tokens") or 0)
         total += int(entry.get("completion_tokens") or 0)
+    for value in update.values() if isinstance(update, dict) else ():
+        spent = value.get("spent_tokens") if isinstance(value, dict) else None
+        total += spent if isinstance(spent, int) else 0
     return total
 
 
