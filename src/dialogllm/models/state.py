@@ -35,7 +35,9 @@ class DialogueState(TypedDict, total=False):
     - ``stop_reason``: why the dialogue ended, written by the closing node;
     - ``spent_tokens``: tokens of model calls that wrote no transcript entry (the
       director's choice of speaker), added up; :class:`~dialogllm.core.TokenBudget`
-      counts them with the entries' own.
+      counts them with the entries' own. A counter: a value written to it (by a
+      node, or a state update over the API) is added, not set. A graph whose state
+      lacks it loses these tokens from the count (LangGraph drops the key).
 
     >>> from langgraph.graph import StateGraph
     >>> class MyState(DialogueState):

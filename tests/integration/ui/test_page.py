@@ -230,6 +230,13 @@ def test_forking_from_an_earlier_turn_makes_a_branch(
     page.get_by_role("button", name="History").click()
     step = page.locator("li.step:has(.said:has-text('Bo: turn 2'))").first
     step.get_by_role("button", name="Fork from here").click()
+    # the inputs can be edited; spent_tokens, a counter the graph adds to, is not
+    shown = json.loads(
+        page.get_by_label(
+            "Values at this step (JSON; edit to change the input)"
+        ).input_value()
+    )
+    assert shown["topic"] == "tea" and "spent_tokens" not in shown
     page.get_by_label("Bo's turn at this step (edit to change it)").fill(
         "A different second turn"
     )

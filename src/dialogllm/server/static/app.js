@@ -415,7 +415,9 @@ class ThreadPage {
 
   forkForm(row, state, parent, wrote) {
     row.querySelector("form.fork")?.remove();
-    const scalars = Object.fromEntries(Object.entries(state.values || {}).filter(([, v]) => ["string", "number", "boolean"].includes(typeof v)));
+    // spent_tokens is a counter the graph adds to (a value written there is added)
+    const scalars = Object.fromEntries(Object.entries(state.values || {}).filter(([k, v]) =>
+      k !== "spent_tokens" && ["string", "number", "boolean"].includes(typeof v)));
     const edit = wrote && parent ? el("textarea", { id: "fork-turn", name: "turn", rows: 2 }, wrote.text) : null;
     const inputs = el("textarea", { id: "fork-values", name: "values", rows: 3 }, JSON.stringify(scalars, null, 1));
     const form = el("form", { class: "fork", "aria-label": "Fork" },
