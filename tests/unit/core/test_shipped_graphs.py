@@ -32,6 +32,12 @@ def _runner(model: Any) -> DialogueRunner:
     return DialogueRunner(InMemorySaver(), chat_model=model, registry=GraphRegistry())
 
 
+async def _directed(model: Any, **inputs: Any) -> Any:
+    """A directed dialogue of ``inputs`` on ``model``, run to its end."""
+    async with _runner(model) as runner:
+        return await runner.run(ROOT_REFS["directed_dialogue"], inputs)
+
+
 async def test_debate_alternates_sides_then_the_judge_rules() -> None:
     model = scripted(
         said("Cars choke streets."),
@@ -171,10 +177,7 @@ async def test_directed_dialogue_falls_back_on_a_plan_and_a_review_that_never_fi
         {"summary": "They compared the queues of the week."},
         *["not json"] * 3,  # the analysis
     )
-    async with _runner(model) as runner:
-        result = await runner.run(
-            ROOT_REFS["directed_dialogue"], {"topic": "queues", "max_turns": 4}
-        )
+    result = await _directed(model, topic="queues", max_turns=4)
     assert [p.name for p in result.values["personas"]] == ["Maya", "Tom"]
     assert result.values["scenario"].endswith("talk it over: queues.")
     assert len(result.transcript.turns) == 4
@@ -247,11 +250,7 @@ async def _analysed(*analyses: dict[str, Any]) -> Any:
         {"summary": "They spoke of delays and crowds."},
         *analyses,
     )
-    async with _runner(model) as runner:
-        result = await runner.run(
-            ROOT_REFS["directed_dialogue"], {"topic": "trains", "max_turns": 2}
-        )
-    return result, model
+    return await _directed(model, topic="trains", max_turns=2), model
 
 
 async def test_an_analysis_names_speakers_as_they_spoke() -> None:
